@@ -1,0 +1,48 @@
+"""Data: SynthReID, real re-ID data sets, image reading, transforms and the P×K sampler.
+
+Everything is imported lazily (PEP 562 ``__getattr__``), so ``import reidbook.data`` never fails
+and stays cheap even while a sibling module (e.g. ``synthetic.py``) is still being written.
+"""
+from __future__ import annotations
+
+import importlib
+
+# public name -> submodule that defines it
+_EXPORTS = {
+    # SynthReID (synthetic.py)
+    "make_synthetic": "synthetic",
+    # real data sets (datasets.py)
+    "ReIDDataset": "datasets",
+    "load_dataset": "datasets",
+    "verify_images": "datasets",
+    "parse_market_name": "datasets",
+    "DatasetNotFoundError": "datasets",
+    "DatasetFormatError": "datasets",
+    "KNOWN_DATASETS": "datasets",
+    # image reading (image.py)
+    "ImageDataset": "image",
+    "read_image": "image",
+    "CorruptImageError": "image",
+    # transforms (transforms.py)
+    "build_transforms": "transforms",
+    "IMAGENET_MEAN": "transforms",
+    "IMAGENET_STD": "transforms",
+    # sampler and loader (samplers.py)
+    "RandomIdentitySampler": "samplers",
+    "make_train_loader": "samplers",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'reidbook.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # cache: the next access skips __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
