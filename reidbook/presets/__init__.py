@@ -1,0 +1,77 @@
+"""Every model's hyper-parameters per profile, in one place.
+
+``get_preset(model, profile)`` returns a :class:`Preset`. Each model has a module
+``reidbook/presets/<model>.py`` with ``PRESETS = {"smoke": Preset(...), "quick": ..., "full": ...}``;
+``full`` is the paper's setting (its section cited in ``notes``). Only width, input size, data size and
+epochs differ between profiles, never the topology.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+PROFILES = ("smoke", "quick", "full")
+
+_WIDTH = {"smoke": 0.125, "quick": 0.25, "full": 1.0}
+
+
+def check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    return profile
+
+
+def profile_width(profile: str) -> float:
+    """Channel-width multiplier of a profile's networks: full 1, quick 1/4, smoke 1/8."""
+    return _WIDTH[check_profile(profile)]
+
+
+@dataclass
+class Preset:
+    """How to build and train one model at one profile (see CONTRIBUTING.md, "Presets")."""
+
+    model: str
+    profile: str
+    model_options: dict[str, Any] = field(default_factory=dict)
+    height: int = 256
+    width: int = 128
+    train_aug: dict[str, Any] = field(default_factory=dict)
+    P: int = 16
+    K: int = 4
+    epochs: int = 60
+    optimizer: dict[str, Any] = field(default_factory=lambda: {"name": "sgd", "lr": 0.01})
+    schedule: dict[str, Any] = field(default_factory=lambda: {"name": "constant"})
+    losses: list[dict[str, Any]] = field(default_factory=list)
+    eval_every: int = 0
+    notes: str = ""
+
+    @property
+    def batch_size(self) -> int:
+        return self.P * self.K
+
+    def replace(self, **changes) -> "Preset":
+        """A copy with some fields changed; nested dicts given as ``optimizer={"lr": ...}`` are merged."""
+        merged = {}
+        for k, v in changes.items():
+            if not hasattr(self, k):
+                raise KeyError(f"Preset has no field {k!r}; fields: {[f.name for f in dataclasses.fields(self)]}")
+            cur = getattr(self, k)
+            merged[k] = {**cur, **v} if isinstance(cur, dict) and isinstance(v, dict) else v
+        return dataclasses.replace(self, **merged)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def get_preset(model: str, profile: str = "quick") -> Preset:
+    """The preset of ``model`` at ``profile``; a clear error for an unknown model or profile."""
+    check_profile(profile)
+    try:
+        module = importlib.import_module(f"reidbook.presets.{model}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"reidbook.presets.{model}":
+            raise
+        raise KeyError(f"no presets for model {model!r}; add reidbook/presets/{model}.py") from None
+    return dataclasses.replace(module.PRESETS[profile])

@@ -1,0 +1,118 @@
+"""Small helpers every layer may use: progress bars, seeding, devices, atomic files, the cache folder.
+
+This module sits at the bottom of the package (it imports nothing from reidbook), so data,
+models, engine, eval, prune, distill, viz and the CLI can all use it.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+
+def quiet() -> bool:
+    """True when ``REIDBOOK_QUIET=1``: progress bars and chatty prints are silenced."""
+    return os.environ.get("REIDBOOK_QUIET", "0") not in ("", "0", "false", "False")
+
+
+def progress(iterable: Iterable | None = None, **kwargs: Any):
+    """A ``tqdm.auto`` progress bar that is silent under ``REIDBOOK_QUIET=1``."""
+    from tqdm.auto import tqdm
+
+    kwargs.setdefault("disable", quiet())
+    kwargs.setdefault("leave", False)
+    kwargs.setdefault("dynamic_ncols", True)
+    return tqdm(iterable, **kwargs)
+
+
+def say(*args: Any) -> None:
+    """``print`` unless ``REIDBOOK_QUIET=1``."""
+    if not quiet():
+        print(*args, flush=True)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) so CPU runs are repeatable."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str | None = "auto"):
+    """``"auto"`` → CUDA if available, else MPS if available, else CPU. Never call ``.cuda()`` directly."""
+    import torch
+
+    if device in (None, "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+def cache_dir() -> Path:
+    """The cache folder: ``$REIDBOOK_CACHE`` or ``~/.cache/reidbook``. Created on demand."""
+    root = Path(os.environ.get("REIDBOOK_CACHE", Path.home() / ".cache" / "reidbook")).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: a temp file in the same folder, fsync, then rename.
+
+    A reader never sees a half-written file, and an existing file is only replaced once the new
+    one is complete.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` through a temp file and an atomic rename."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def _json_default(o: Any):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
