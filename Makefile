@@ -1,0 +1,32 @@
+# reidbook — the three commands a newcomer types. Each sets up .venv first if it is missing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.reidbook-installed
+PROFILE ?= quick
+DATA    ?= synth
+
+.PHONY: setup test course lab bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[course,dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+test: setup
+	REIDBOOK_QUIET=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q
+
+course: setup
+	MPLBACKEND=Agg $(BIN)/reidbook course --profile $(PROFILE) --data $(DATA) --out build/course
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+bench: setup
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf build .pytest_cache
