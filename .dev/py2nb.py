@@ -45,8 +45,9 @@ def convert(src: str) -> nbformat.NotebookNode:
         else:
             buf.append(line)
     flush()
-    for c in cells:
-        c.pop("id", None)
+
+    for i, c in enumerate(cells):
+        c["id"] = f"c{i:03d}"
     nb.cells = cells
     return nb
 
