@@ -1,0 +1,89 @@
+"""Image transforms for re-ID training and testing, on torchvision transforms v2.
+
+Training augmentation in the re-ID papers the course follows:
+
+* resize to ``height × width`` (pedestrian crops are ~2:1; 256×128 in the papers, 128×64 in ``quick``);
+* horizontal flip (people are roughly left-right symmetric);
+* zero-pad ``pad`` pixels then random-crop back (small translations, as in Luo et al.'s
+  "Bag of Tricks" baseline) — or DaRe's variant (Wang et al., CVPR 2018, Sec. 4): resize to
+  ``resize_scale`` × the size (1.125) then random-crop ``height × width``;
+* random erasing (Zhong et al., AAAI 2020, Alg. 1): with probability ``p`` a rectangle of area
+  2–33 % and aspect 0.3–3.3 is filled; we fill it with the ImageNet mean pixel (0 after
+  normalisation), as the strong-baseline code does, rather than random values;
+* optional colour jitter and small rotations.
+
+Test time: resize and normalise only. Mean/std are ImageNet's, since backbones are (pre-)trained
+with them.
+"""
+from __future__ import annotations
+
+import torch
+from torchvision.transforms import v2
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def build_transforms(height: int, width: int, is_train: bool, flip: bool = True, pad: int = 10,
+                     random_crop: bool = True, random_erasing: float = 0.0, color_jitter: float = 0.0,
+                     rotation: float = 0.0, resize_scale: float | None = None,
+                     normalize: bool = True) -> v2.Compose:
+    """A callable mapping a PIL image (or uint8 CHW tensor) to a float32 ``[3, height, width]`` tensor.
+
+    Args:
+        height, width: output size.
+        is_train: ``False`` → resize (+ normalise) only; every augmentation argument is ignored.
+        flip: random horizontal flip, p = 0.5.
+        pad: zero padding before the random crop (ignored when ``resize_scale`` is set).
+        random_crop: pad-then-crop (or resize-up-then-crop with ``resize_scale``).
+        random_erasing: probability of erasing one rectangle (0 disables).
+        color_jitter: strength ``s`` of brightness/contrast/saturation jitter in ``[1-s, 1+s]``;
+            hue is left alone because clothing colour is identity evidence.
+        rotation: maximum rotation in degrees (uniform in ``[-rotation, rotation]``).
+        resize_scale: DaRe's augmentation: resize to ``round(scale·h) × round(scale·w)`` then crop.
+        normalize: subtract ImageNet mean, divide by std.
+    """
+    if height <= 0 or width <= 0:
+        raise ValueError(f"height and width must be positive, got {height}×{width}")
+    if not 0.0 <= random_erasing <= 1.0:
+        raise ValueError(f"random_erasing is a probability in [0, 1], got {random_erasing}")
+    if color_jitter < 0 or rotation < 0 or pad < 0:
+        raise ValueError(f"color_jitter, rotation and pad must be >= 0 (got {color_jitter}, {rotation}, {pad})")
+    if resize_scale is not None and resize_scale < 1.0:
+        raise ValueError(f"resize_scale must be >= 1 (it enlarges before cropping), got {resize_scale}")
+
+    size = (height, width)
+    ops: list = [v2.ToImage()]  # PIL → uint8 tv_tensors.Image; geometric ops then run on tensors
+    if not is_train:
+        ops.append(v2.Resize(size, antialias=True))
+    else:
+        if resize_scale is not None and random_crop:
+            ops += [v2.Resize((round(height * resize_scale), round(width * resize_scale)), antialias=True),
+                    v2.RandomCrop(size)]
+        else:
+            ops.append(v2.Resize(size, antialias=True))
+            if random_crop and pad > 0:
+                ops.append(v2.RandomCrop(size, padding=pad, fill=0))
+        if flip:
+            ops.append(v2.RandomHorizontalFlip(p=0.5))
+        if rotation > 0:
+            ops.append(v2.RandomRotation(degrees=rotation))
+        if color_jitter > 0:
+            ops.append(v2.ColorJitter(brightness=color_jitter, contrast=color_jitter,
+                                      saturation=color_jitter))
+    ops.append(v2.ToDtype(torch.float32, scale=True))
+    if normalize:
+        ops.append(v2.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD))
+    if is_train and random_erasing > 0:
+        # Fill = the mean pixel: 0 once normalised, the mean itself otherwise.
+        fill = 0.0 if normalize else list(IMAGENET_MEAN)
+        ops.append(v2.RandomErasing(p=random_erasing, scale=(0.02, 0.33), ratio=(0.3, 3.3), value=fill))
+    ops.append(v2.ToPureTensor())  # a plain torch.Tensor, not a tv_tensors.Image
+    return v2.Compose(ops)
+
+
+def denormalize(x: torch.Tensor) -> torch.Tensor:
+    """Undo ImageNet normalisation (``[..., 3, H, W]``) and clamp to [0, 1], for display."""
+    mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    return (x * std + mean).clamp(0, 1)
