@@ -1,0 +1,43 @@
+"""Evaluation: ranking metrics (CMC, mAP, mINP, official Market mAP), distances, re-ranking,
+and whole-model evaluation.
+
+Names are imported lazily (PEP 562 ``__getattr__``) so ``import reidbook.eval`` is cheap and the
+sub-modules can be read one at a time:
+
+- ``metrics.py``  — :func:`evaluate_rank` (Market-1501 protocol), :func:`evaluate_cuhk03_classic`,
+  :func:`pool_multi_query`;
+- ``distance.py`` — :func:`compute_distmat` (euclidean, squared euclidean, cosine);
+- ``rerank.py``   — :func:`re_ranking`, :func:`re_ranking_features` (Zhong et al. CVPR 2017);
+- ``evaluate.py`` — :func:`evaluate_model`, :func:`evaluate_features`.
+"""
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "RankResult": "metrics",
+    "evaluate_rank": "metrics",
+    "hit_ranks": "metrics",
+    "evaluate_cuhk03_classic": "metrics",
+    "pool_multi_query": "metrics",
+    "compute_distmat": "distance",
+    "re_ranking": "rerank",
+    "re_ranking_features": "rerank",
+    "evaluate_model": "evaluate",
+    "evaluate_features": "evaluate",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'reidbook.eval' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
