@@ -1,0 +1,53 @@
+"""The engine: ``fit``, optimisers and schedules, checkpoints, multi-process training, feature extraction.
+
+Names are imported lazily (PEP 562), so ``import reidbook.engine`` stays cheap and a module still
+being written elsewhere (e.g. ``extract.py``) does not break the others.
+"""
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    # trainer.py
+    "fit": "trainer",
+    "iters_per_epoch": "trainer",
+    # history.py
+    "History": "history",
+    # optim.py
+    "build_optimizer": "optim",
+    "build_scheduler": "optim",
+    "param_groups": "optim",
+    "current_lrs": "optim",
+    # checkpoint.py
+    "save_checkpoint": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "read_checkpoint": "checkpoint",
+    "CheckpointError": "checkpoint",
+    "CheckpointMismatchError": "checkpoint",
+    "config_fingerprint": "checkpoint",
+    "unwrap_model": "checkpoint",
+    # distributed.py
+    "init_distributed": "distributed",
+    "cleanup_distributed": "distributed",
+    "is_main_process": "distributed",
+    "get_rank": "distributed",
+    "get_world_size": "distributed",
+    "launch_train": "distributed",
+    # extract.py (owned by the evaluation helper)
+    "extract_features": "extract",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'reidbook.engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
