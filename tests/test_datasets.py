@@ -252,3 +252,17 @@ def test_image_dataset_items_and_cache(tmp_path):
     assert cached[0][0].shape == (1,)
     with pytest.raises(FileNotFoundError, match=Path(ds.train[0][0]).name):
         plain[0]
+
+
+def test_train_only_folder(tmp_path):
+    """A pre-training domain (SynthReID's source/ in smoke) has train images only."""
+    top = make_market(tmp_path / "source", {"bounding_box_train": MARKET["bounding_box_train"], "query": []})
+    with pytest.raises(DatasetFormatError, match="require_test=False"):
+        load_dataset(top)
+    ds = load_dataset(top, require_test=False)
+    assert ds.num_train_pids == 3 and ds.query == [] and ds.gallery == []
+    assert "query    |     0 |        0 |" in ds.summary()
+    for f in (top / "bounding_box_train").iterdir():
+        f.unlink()
+    with pytest.raises(DatasetFormatError, match="bounding_box_train folder is empty"):
+        load_dataset(top, require_test=False)

@@ -164,7 +164,9 @@ def _read_market_folder(folder: Path, split: str, pattern: str = MARKET_PATTERN_
         raise DatasetNotFoundError(f"the {split} folder is missing: {folder}")
     paths = _list_images(folder)
     if not paths:
-        raise DatasetFormatError(f"the {split} folder is empty (no {'/'.join(IMAGE_EXTS)} images): {folder}")
+        hint = ("" if split == "bounding_box_train" else
+                "\n  (A train-only folder, e.g. a pre-training domain? Pass require_test=False.)")
+        raise DatasetFormatError(f"the {split} folder is empty (no {'/'.join(IMAGE_EXTS)} images): {folder}{hint}")
     items, bad = [], []
     for p in paths:
         parsed = parse_market_name(p)
@@ -178,12 +180,13 @@ def _read_market_folder(folder: Path, split: str, pattern: str = MARKET_PATTERN_
 
 
 def _finish(name: str, root: Path, train: list[Item], query: list[Item], gallery: list[Item],
-            info: dict | None = None, has_distractors: bool = True) -> ReIDDataset:
+            info: dict | None = None, has_distractors: bool = True, require_test: bool = True) -> ReIDDataset:
     """Drop junk (pid -1) everywhere and distractors (pid 0) outside the gallery; relabel train pids.
 
     Distractors are kept in the gallery (negatives for every query) but are no identity, so they
     can be neither a training class nor a query. ``has_distractors=False`` (MSMT17, whose labels
-    start at 0) treats pid 0 as an ordinary identity.
+    start at 0) treats pid 0 as an ordinary identity. ``require_test=False`` accepts an empty
+    query and gallery (a train-only domain).
     """
     info = dict(info or {})
     lo = 1 if has_distractors else 0
@@ -193,7 +196,7 @@ def _finish(name: str, root: Path, train: list[Item], query: list[Item], gallery
     query = [it for it in query if it[1] >= lo]
     gallery = [it for it in gallery if it[1] >= 0]
     for split, items in (("train", train), ("query", query), ("gallery", gallery)):
-        if not items:
+        if not items and (split == "train" or require_test):
             raise DatasetFormatError(
                 f"{name}: the {split} split has no usable images after dropping junk (pid -1)"
                 f"{' and distractors (pid 0)' if split != 'gallery' and has_distractors else ''}; "
@@ -225,15 +228,21 @@ MARKET_SPLITS = ("bounding_box_train", "query", "bounding_box_test")
 
 
 def read_market_style(folder: str | os.PathLike, name: str | None = None, info: dict | None = None,
-                      pattern: str = MARKET_PATTERN_HELP) -> ReIDDataset:
+                      pattern: str = MARKET_PATTERN_HELP, require_test: bool = True) -> ReIDDataset:
     """A folder in Market-1501 layout: ``bounding_box_train/``, ``query/``, ``bounding_box_test/``.
 
     Serves Market-1501, DukeMTMC-reID, each CUHK03-NP variant, SynthReID and any folder that
-    follows Market naming (``<pid>_c<camera>...``).
+    follows Market naming (``<pid>_c<camera>...``). ``require_test=False`` reads a train-only folder
+    (missing or empty ``query/`` and ``bounding_box_test/`` give empty lists), e.g. SynthReID's
+    source domain, which is only used for pre-training.
     """
     folder = Path(folder)
-    train, query, gallery = (_read_market_folder(folder / s, s, pattern) for s in MARKET_SPLITS)
-    return _finish(name or folder.name, folder, train, query, gallery, info)
+    splits = []
+    for s in MARKET_SPLITS:
+        optional = not require_test and s != "bounding_box_train"
+        empty = not (folder / s).is_dir() or not _list_images(folder / s)
+        splits.append([] if optional and empty else _read_market_folder(folder / s, s, pattern))
+    return _finish(name or folder.name, folder, *splits, info, require_test=require_test)
 
 
 def _read_msmt_list(list_file: Path, image_dir: Path) -> list[Item]:
@@ -302,11 +311,12 @@ def read_msmt17(folder: str | os.PathLike, use_val: bool = True) -> ReIDDataset:
                    {"version": version, "use_val": use_val}, has_distractors=False)
 
 
-def read_folder(path: str | os.PathLike, variant: str = "labeled", use_val: bool = True) -> ReIDDataset:
+def read_folder(path: str | os.PathLike, variant: str = "labeled", use_val: bool = True,
+                require_test: bool = True) -> ReIDDataset:
     """Read whatever re-ID layout ``path`` holds: Market-style, MSMT17 lists, or CUHK03-NP variants."""
     path = Path(path).expanduser()
     if (path / "bounding_box_train").is_dir():
-        return read_market_style(path)
+        return read_market_style(path, require_test=require_test)
     if _child(path, "list_train.txt"):
         return read_msmt17(path, use_val=use_val)
     if _child(path, variant) and (_child(path, variant) / "bounding_box_train").is_dir():
@@ -421,7 +431,7 @@ def _load_known(key: str, root: Path, variant: str, use_val: bool, version: str 
 
 def load_dataset(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None, *,
                  variant: str = "labeled", version: str | None = None, use_val: bool = True,
-                 check_images: bool = False) -> ReIDDataset:
+                 check_images: bool = False, require_test: bool = True) -> ReIDDataset:
     """Load a re-ID data set by name (``market1501``, ``dukemtmcreid``, ``cuhk03np``, ``msmt17``)
     from ``root`` (default ``$REIDBOOK_DATA`` or ``./data``), or read a folder path in Market layout
     (also an MSMT17 or CUHK03-NP folder).
@@ -431,6 +441,8 @@ def load_dataset(name_or_path: str | os.PathLike, root: str | os.PathLike | None
         version: MSMT17 ``"V1"`` or ``"V2"``; ``None`` takes the first found (V1 first).
         use_val: MSMT17: train on train + val lists (the common protocol).
         check_images: decode every image now and raise naming the corrupt ones (slow on big sets).
+        require_test: a folder path may lack query/gallery images when ``False`` (a train-only
+            domain such as SynthReID's ``source/`` in ``smoke``); known data sets always need them.
     """
     if variant not in ("labeled", "detected"):
         raise ValueError(f"CUHK03-NP variant must be 'labeled' or 'detected', not {variant!r}")
@@ -447,7 +459,7 @@ def load_dataset(name_or_path: str | os.PathLike, root: str | os.PathLike | None
                 f"no data set called {str(name_or_path)!r}: it is neither a known name "
                 f"({', '.join(KNOWN_DATASETS)}) nor an existing folder ({path.resolve()})."
             )
-        ds = read_folder(path, variant=variant, use_val=use_val)
+        ds = read_folder(path, variant=variant, use_val=use_val, require_test=require_test)
     if check_images:
         verify_images(ds)
     return ds
