@@ -205,3 +205,16 @@ def test_transform_argument_errors():
             build_transforms(32, 16, is_train=True, **bad)
     with pytest.raises(ValueError, match="positive"):
         build_transforms(0, 16, is_train=False)
+
+
+def test_to_float_matches_torchvision():
+    from torchvision.transforms import v2
+
+    from reidbook.data.transforms import ToFloat
+
+    x = torch.randint(0, 256, (3, 9, 5), dtype=torch.uint8)
+    ref = v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)(v2.ToDtype(torch.float32, scale=True)(x))
+    assert torch.allclose(ToFloat(IMAGENET_MEAN, IMAGENET_STD)(x), ref, atol=1e-6)
+    f = torch.rand(3, 4, 4)
+    keep = f.clone()
+    assert torch.equal(ToFloat()(f), keep) and torch.equal(f, keep)  # input untouched

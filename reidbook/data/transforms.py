@@ -71,15 +71,38 @@ def build_transforms(height: int, width: int, is_train: bool, flip: bool = True,
         if color_jitter > 0:
             ops.append(v2.ColorJitter(brightness=color_jitter, contrast=color_jitter,
                                       saturation=color_jitter))
-    ops.append(v2.ToDtype(torch.float32, scale=True))
-    if normalize:
-        ops.append(v2.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD))
+    # uint8 → float in [0, 1] (→ normalised), in one cheap in-place pass: v2.ToDtype + v2.Normalize
+    # cost ~0.4 ms per 128×64 crop here, a real share of a CPU training step.
+    ops.append(ToFloat(IMAGENET_MEAN if normalize else None, IMAGENET_STD if normalize else None))
     if is_train and random_erasing > 0:
         # Fill = the mean pixel: 0 once normalised, the mean itself otherwise.
         fill = 0.0 if normalize else list(IMAGENET_MEAN)
         ops.append(v2.RandomErasing(p=random_erasing, scale=(0.02, 0.33), ratio=(0.3, 3.3), value=fill))
-    ops.append(v2.ToPureTensor())  # a plain torch.Tensor, not a tv_tensors.Image
     return v2.Compose(ops)
+
+
+class ToFloat(torch.nn.Module):
+    """uint8 image ``[3, H, W]`` → plain float32 tensor in [0, 1], optionally ``(x - mean) / std``.
+
+    Equivalent to ``v2.ToDtype(torch.float32, scale=True)`` + ``v2.Normalize(mean, std)`` +
+    ``v2.ToPureTensor()``, with the constants built once instead of on every call.
+    """
+
+    def __init__(self, mean: tuple | None = None, std: tuple | None = None):
+        super().__init__()
+        self.mean = None if mean is None else torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
+        self.std = None if std is None else torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.as_subclass(torch.Tensor)
+        # never in place on the caller's tensor: uint8 → new float tensor; float → a copy
+        x = x.to(torch.float32).div_(255.0) if x.dtype == torch.uint8 else x.to(torch.float32, copy=True)
+        if self.mean is not None:
+            x = x.sub_(self.mean).div_(self.std)
+        return x
+
+    def extra_repr(self) -> str:
+        return "normalize=ImageNet" if self.mean is not None else "normalize=False"
 
 
 def denormalize(x: torch.Tensor) -> torch.Tensor:
