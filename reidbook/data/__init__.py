@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-# public name -> submodule that defines it
+# public name -> submodule that defines it (other modules, e.g. views.py, add their names here)
 _EXPORTS = {
     # SynthReID (synthetic.py)
     "make_synthetic": "synthetic",
@@ -19,14 +19,17 @@ _EXPORTS = {
     "DatasetNotFoundError": "datasets",
     "DatasetFormatError": "datasets",
     "KNOWN_DATASETS": "datasets",
+    "read_market_style": "datasets",
     # image reading (image.py)
     "ImageDataset": "image",
     "read_image": "image",
     "CorruptImageError": "image",
+    "check_images": "image",
     # transforms (transforms.py)
     "build_transforms": "transforms",
     "IMAGENET_MEAN": "transforms",
     "IMAGENET_STD": "transforms",
+    "denormalize": "transforms",
     # sampler and loader (samplers.py)
     "RandomIdentitySampler": "samplers",
     "make_train_loader": "samplers",
