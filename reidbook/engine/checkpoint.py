@@ -60,8 +60,11 @@ def unwrap_model(model: nn.Module) -> nn.Module:
 def _plain(obj: Any) -> Any:
     """Recursively turn NumPy values/arrays into Python numbers/tensors (which ``weights_only``
     loading accepts); refuse anything else, since it would not load back."""
-    if obj is None or isinstance(obj, (bool, int, float, str, torch.Tensor)):
+    if obj is None or isinstance(obj, torch.Tensor):
         return obj
+    for kind in (bool, int, float, str):  # subclasses (TorchVersion, IntEnum) would not load back
+        if isinstance(obj, kind):
+            return kind(obj)
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):
@@ -172,7 +175,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
     bare = unwrap_model(model)
     ckpt = {
         "format": FORMAT,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "model_class": _class_name(bare),
         "model": {k: v.detach().cpu() for k, v in bare.state_dict().items()},
         "config": _plain(config) if config is not None else None,
