@@ -218,3 +218,14 @@ def test_to_float_matches_torchvision():
     f = torch.rand(3, 4, 4)
     keep = f.clone()
     assert torch.equal(ToFloat()(f), keep) and torch.equal(f, keep)  # input untouched
+
+
+def test_resume_with_another_world_size_at_epoch_boundary():
+    items = fake_items(COUNTS * 2)
+    one = RandomIdentitySampler(items, 8, 4, seed=2, num_replicas=1, rank=0)
+    one.set_epoch(3)
+    two = RandomIdentitySampler(items, 8, 4, seed=0, num_replicas=2, rank=1)
+    two.load_state_dict(one.state_dict())
+    assert two.epoch == 3 and two.batches() == one.batches(3)[1::2][: two.batches_per_rank]
+    with pytest.raises(ValueError, match="num_replicas"):
+        two.load_state_dict(one.state_dict(batches_done=1))

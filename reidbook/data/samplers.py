@@ -162,7 +162,10 @@ class RandomIdentitySampler(Sampler[int]):
                 "num_replicas": self.num_replicas, "rank": self.rank, "fingerprint": self._fingerprint()}
 
     def load_state_dict(self, state: dict) -> None:
-        for key in ("batch_size", "num_instances", "num_replicas"):
+        # A different world size is fine at an epoch boundary (an epoch's batches depend on seed and
+        # epoch only; ranks just slice them differently), not in the middle of one.
+        keys = ["batch_size", "num_instances"] + (["num_replicas"] if state.get("start_batch", 0) else [])
+        for key in keys:
             if state.get(key) is not None and state[key] != getattr(self, key):
                 raise ValueError(
                     f"sampler state was saved with {key}={state[key]} but this sampler has "
