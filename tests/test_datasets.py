@@ -150,6 +150,7 @@ def test_msmt17_v1_and_v2(tmp_path):
     ds2 = load_dataset("msmt17", root=tmp_path / "v2")
     assert ds2.name == "MSMT17_V2" and ds2.num_train_imgs == 4
     assert load_dataset("msmt17", root=tmp_path, version="V1").name == "MSMT17_V1"
+    assert load_dataset("MSMT17_V2", root=tmp_path / "v2").name == "MSMT17_V2"
     with pytest.raises(DatasetNotFoundError):
         load_dataset("msmt17", root=tmp_path, version="V2")
     assert load_dataset(tmp_path / "v2" / "MSMT17_V2").name == "MSMT17_V2"  # path

@@ -213,7 +213,8 @@ def _child(parent: Path, *names: str) -> Path | None:
     """The first existing child of ``parent`` among ``names`` (case-insensitive), or ``None``."""
     if not parent.is_dir():
         return None
-    lower = {e.name.lower(): Path(e.path) for e in os.scandir(parent)}
+    with os.scandir(parent) as it:
+        lower = {e.name.lower(): Path(e.path) for e in it}
     for n in names:
         hit = parent / n if (parent / n).exists() else lower.get(n.lower())
         if hit is not None and hit.exists():
@@ -281,15 +282,17 @@ def _read_msmt_list(list_file: Path, image_dir: Path) -> list[Item]:
 MSMT_VERSIONS = {"V1": ("train", "test"), "V2": ("mask_train_v2", "mask_test_v2")}
 
 
-def read_msmt17(folder: str | os.PathLike, use_val: bool = True) -> ReIDDataset:
+def read_msmt17(folder: str | os.PathLike, use_val: bool = True, version: str | None = None) -> ReIDDataset:
     """MSMT17 (Wei et al., CVPR 2018) from its list files, V1 (``train/``, ``test/``) or V2
     (``mask_train_v2/``, ``mask_test_v2/``) layout.
 
     ``use_val=True`` trains on ``list_train.txt`` + ``list_val.txt`` (1,041 identities), the common
-    protocol; ``False`` keeps the validation identities out.
+    protocol; ``False`` keeps the validation identities out. ``version`` (``"V1"``/``"V2"``) insists
+    on one layout; ``None`` takes V1's if present, else V2's.
     """
     folder = Path(folder)
-    for version, (tr, te) in MSMT_VERSIONS.items():
+    versions = {v: d for v, d in MSMT_VERSIONS.items() if version is None or v == version}
+    for version, (tr, te) in versions.items():
         train_dir, test_dir = _child(folder, tr), _child(folder, te)
         if train_dir and test_dir:
             break
@@ -401,7 +404,7 @@ def _not_found(key: str, root: Path, tried: Iterable[Path]) -> DatasetNotFoundEr
 
 def _load_known(key: str, root: Path, variant: str, use_val: bool, version: str | None) -> ReIDDataset:
     k = KNOWN_DATASETS[key]
-    folders = k.folders
+    folders, v = k.folders, None
     if key == "msmt17" and version is not None:
         v = version.upper().lstrip("_")
         if v not in MSMT_VERSIONS:
@@ -421,7 +424,7 @@ def _load_known(key: str, root: Path, variant: str, use_val: bool, version: str 
             tried[-1] = base / variant
         elif key == "msmt17":
             if _child(base, "list_train.txt"):
-                return read_msmt17(base, use_val=use_val)
+                return read_msmt17(base, use_val=use_val, version=v)
             if (base / "bounding_box_train").is_dir():  # a copy converted to Market layout
                 return read_market_style(base, name="MSMT17")
         elif (base / "bounding_box_train").is_dir():
@@ -448,6 +451,8 @@ def load_dataset(name_or_path: str | os.PathLike, root: str | os.PathLike | None
         raise ValueError(f"CUHK03-NP variant must be 'labeled' or 'detected', not {variant!r}")
     key = ALIASES.get(str(name_or_path).lower().replace(" ", ""))
     if key is not None and "/" not in str(name_or_path) and os.sep not in str(name_or_path):
+        if key == "msmt17" and version is None and str(name_or_path).lower().endswith(("_v1", "_v2")):
+            version = str(name_or_path)[-2:].upper()  # "msmt17_v2" names the version
         ds = _load_known(key, Path(root).expanduser() if root is not None else default_root(),
                          variant, use_val, version)
     else:
