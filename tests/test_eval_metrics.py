@@ -78,12 +78,29 @@ def test_matches_reference_random(seed, nq, ng, ties, dtype):
     assert_same(res, reference_evaluate(*case, max_rank=20), 20)
 
 
-def test_matches_reference_in_several_chunks(monkeypatch):
+@pytest.mark.parametrize("ties", [False, True])
+def test_matches_reference_in_several_chunks_with_infinities(monkeypatch, ties):
     import reidbook.eval.metrics as m
     monkeypatch.setattr(m, "_CHUNK_ELEMS", 500)                 # force ~10-row chunks
     rng = np.random.default_rng(7)
-    case = random_case(rng, 64, 50, npids=8, ties=True)
+    case = random_case(rng, 64, 50, npids=8, ties=ties, dtype=np.float64)
+    case[0][3, :] = np.inf                                    # infinite distances are ordinary values
+    case[0][5, ::3] = -np.inf
+    case[0][6, :] = -0.0                                      # -0.0 == 0.0: a tie, broken by index
+    case[0][6, ::2] = 0.0
     assert_same(evaluate_rank(*case, max_rank=10), reference_evaluate(*case, max_rank=10), 10)
+
+
+def test_float64_values_that_collide_in_float32():
+    # distinct in float64, equal once rounded to float32: order must follow the float64 values
+    g_pids = np.array([1, 2, 1, 2, 3])
+    g_cams = np.ones(5, int)
+    base = 0.5
+    d = np.array([[base + 3e-12, base + 2e-12, base + 1e-12, base, 1.0]])
+    res = evaluate_rank(d, np.array([1]), g_pids, np.array([0]), g_cams, max_rank=5)
+    ref = reference_evaluate(d, np.array([1]), g_pids, np.array([0]), g_cams, max_rank=5)
+    assert_same(res, ref, 5)
+    assert res.first_hit[0] == 2
 
 
 def test_hand_made_example():

@@ -130,68 +130,129 @@ def _check_rank_inputs(distmat, q_pids, g_pids, q_camids, g_camids):
         if not (np.issubdtype(distmat.dtype, np.number) or distmat.dtype == np.bool_):
             raise ValueError(f"distmat must be numeric, got dtype {distmat.dtype}")
         distmat = distmat.astype(np.float64 if distmat.dtype != np.float16 else np.float32)
-    if np.isnan(distmat).any():
-        r, c = np.argwhere(np.isnan(distmat))[0]
-        raise ValueError(f"distmat contains NaN (first at query {r}, gallery {c}); check the features "
-                         "(a diverged model or an all-zero feature with cosine distance)")
     return (np.ascontiguousarray(distmat), arrays["q_pids"], arrays["g_pids"],
             arrays["q_camids"], arrays["g_camids"])
 
 
 # ----------------------------------------------------------------------------- core: hit ranks
-def _hit_ranks_chunk(d: np.ndarray, qp, qc, g_pids, g_camids):
+def _hit_ranks_chunk(d: np.ndarray, qp, qc, g_pids, g_camids, g_order):
     """Ranks (from 1) of the true matches of a chunk of queries, in the filtered ordering.
 
-    Returns ``(ranks [c, Hmax] int64 (0 = padding), n_hit [c])``; ranks are increasing along a row.
+    Returns ``(ranks [c, Hmax] int64, increasing along a row, 0 = padding; n_hit [c])``.
+
+    rank(h) = 1 + #{valid j : (d_j, j) < (d_h, h)}, "valid" = not same-shot junk. Only items no
+    farther than the query's last hit can count, so we keep those ("candidates"; with a trained
+    model a small part of the gallery) and count them with a per-row histogram over value
+    buckets (:func:`_count_before`), exactly, without sorting.
     """
     c, ng = d.shape
-    same_pid = g_pids[None, :] == qp[:, None]
-    hit = same_pid & (g_camids[None, :] != qc[:, None])
-    n_hit = hit.sum(1)
+    if np.isnan(d.min()):
+        r, j = np.argwhere(np.isnan(d))[0]
+        raise ValueError(f"distmat contains NaN (at query row {r} of this chunk, gallery {j}); check the "
+                         "features (a diverged model, or an all-zero feature with cosine distance)")
+    pr, pc = _same_pid_pairs(qp, g_pids, g_order)          # same pid (sparse)
+    same_cam = g_camids[pc] == qc[pr]
+    hr, hc = pr[~same_cam], pc[~same_cam]                  # hits, row-major
+    jr, jc = pr[same_cam], pc[same_cam]                    # same-shot junk
+    n_hit = np.bincount(hr, minlength=c)
     hmax = int(n_hit.max()) if c else 0
     if hmax == 0:
         return np.zeros((c, 0), np.int64), n_hit
-
-    # padded per-query hit distances / indices, sorted by (distance, index)
-    rows, cols = np.nonzero(hit)  # row-major: cols ascending inside a row
-    offs = np.cumsum(n_hit) - n_hit
-    pos = np.arange(len(rows)) - offs[rows]
-    hd = np.full((c, hmax), np.inf, dtype=d.dtype)
-    hi = np.full((c, hmax), ng, dtype=np.int64)  # sentinel index > every real one
-    hd[rows, pos] = d[rows, cols]
-    hi[rows, pos] = cols
-    order = np.argsort(hd, axis=1, kind="stable")  # stable: equal distances keep index order
-    hd = np.take_along_axis(hd, order, 1)
-    hi = np.take_along_axis(hi, order, 1)
-
-    dt = torch.from_numpy(d)
-    hdt = torch.from_numpy(np.ascontiguousarray(hd))
-    # b[r, j] = number of hits strictly closer than item j
-    b = torch.searchsorted(hdt, dt, right=False)
-    # exact ties between a non-hit and a hit: the hit goes first iff its index is smaller
-    hd_ext = torch.cat([hdt, torch.full((c, 1), np.inf, dtype=hdt.dtype)], 1)
-    tie = torch.gather(hd_ext, 1, b) == dt
-    nonhit = torch.from_numpy(~same_pid)
-    tie &= nonhit
-    if bool(tie.any()):
-        tr, tj = torch.nonzero(tie, as_tuple=True)
-        tr, tj = tr.numpy(), tj.numpy()
-        extra = np.empty(len(tr), np.int64)
-        step = max(1, _CHUNK_ELEMS // max(hmax, 1))
-        for s in range(0, len(tr), step):
-            r, j = tr[s:s + step], tj[s:s + step]
-            eq = (hd[r] == d[r, j][:, None]) & (hi[r] < j[:, None])
-            extra[s:s + step] = eq.sum(1)
-        b[tr, tj] += torch.from_numpy(extra)
-    # histogram of b over valid non-hits; everything else goes to a dummy bin hmax
-    b.clamp_(max=hmax)
-    b.masked_fill_(~nonhit, hmax)
-    b += (torch.arange(c, dtype=torch.int64) * (hmax + 1))[:, None]
-    hist = torch.bincount(b.view(-1), minlength=c * (hmax + 1)).view(c, hmax + 1)[:, :hmax]
-    before = torch.cumsum(hist, 1).numpy()  # non-hits in front of hit k
-    ranks = np.arange(1, hmax + 1)[None, :] + before
-    ranks[np.arange(hmax)[None, :] >= n_hit[:, None]] = 0
+    hv = d[hr, hc]
+    last = np.full(c, -np.inf, dtype=d.dtype)
+    np.maximum.at(last, hr, hv)
+    cand = d <= last[:, None]
+    cand[jr, jc] = False
+    flat = np.flatnonzero(cand)                            # (much faster than 2-D nonzero)
+    rows, cols = np.divmod(flat, ng)
+    del flat, cand
+    with np.errstate(over="ignore", invalid="ignore"):  # float64 -> float32 of huge values
+        before = _count_before(rows, cols, d[rows, cols], hr, hc, hv, c)
+    rank = before + 1
+    # order the hits of each row by rank and pad to [c, hmax]
+    order = np.argsort(hr.astype(np.int64) * (ng + 2) + rank, kind="stable")
+    hr_s, rank_s = hr[order], rank[order]
+    k = np.arange(len(hr_s)) - (np.cumsum(n_hit) - n_hit)[hr_s]
+    ranks = np.zeros((c, hmax), np.int64)
+    ranks[hr_s, k] = rank_s
     return ranks, n_hit
+
+
+def _same_pid_pairs(qp, g_pids, g_order):
+    """All (query row, gallery index) pairs with the same pid, row-major, without a dense mask.
+
+    ``g_order`` is a stable argsort of ``g_pids``.
+    """
+    gs = g_pids[g_order]
+    first = np.searchsorted(gs, qp, "left")
+    cnt = np.searchsorted(gs, qp, "right") - first
+    pr = np.repeat(np.arange(len(qp)), cnt)
+    pos = np.arange(len(pr)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    return pr, g_order[np.repeat(first, cnt) + pos]
+
+
+def _count_before(rows, cols, vals, hr, hc, hv, c):
+    """For each hit (hr, hc, hv): how many items (rows, cols, vals) of its row come before it.
+
+    "Before" = smaller value, or equal value and smaller column. Items and hits are given in
+    row-major order; every hit is also an item. Method: each row's value range is cut into B_r
+    buckets by a monotone map u(v); items in lower buckets than a hit are before it (a histogram
+    and a cumulative sum), items in the hit's own bucket are compared exactly.
+    """
+    n_item = np.bincount(rows, minlength=c)
+    starts = np.cumsum(n_item) - n_item
+    nb = 2 * n_item + 1                                  # buckets per row ~ 2 per item
+    off = np.cumsum(nb + 1) - (nb + 1)                   # first bin of each row
+    total = int(off[-1] + nb[-1] + 1)
+    v32 = vals.astype(np.float32, copy=False)
+    has = n_item > 0
+    lo = np.zeros(c, np.float32)
+    hi = np.zeros(c, np.float32)
+    lo[has] = np.minimum.reduceat(v32, starts[has])
+    hi[has] = np.maximum.reduceat(v32, starts[has])
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        span = hi - lo
+        ok = np.isfinite(lo) & np.isfinite(hi) & (span > 0) & np.isfinite(span)
+        scale = np.where(ok, (nb - 1) / np.where(ok, span, 1), 0).astype(np.float32)
+    lo = np.where(ok, lo, 0).astype(np.float32)
+    # rows that are not ok (one value, or infinities) put every item in bucket 0: all exact
+    t = np.clip(v32, np.where(ok, lo, 0)[rows], np.where(ok, hi, 0)[rows])
+    t -= lo[rows]
+    t *= scale[rows]                                     # monotone in v: sub / mul by c >= 0
+    bucket = t.astype(np.int64) + off[rows]
+    del t
+    counts = np.bincount(bucket, minlength=total)
+    excl = np.cumsum(counts) - counts                    # items in earlier bins (all rows)
+    # locate each hit among the items (both row-major; hits are items)
+    item_key = rows.astype(np.int64) * (int(cols.max()) + 2) + cols
+    hit_item = np.searchsorted(item_key, hr.astype(np.int64) * (int(cols.max()) + 2) + hc)
+    hb = bucket[hit_item]
+    before = excl[hb] - excl[off[hr]]                    # same row, strictly lower bucket
+    # exact comparison inside the hits' buckets
+    is_hit_bin = np.zeros(total, bool)
+    is_hit_bin[hb] = True
+    amb = np.flatnonzero(is_hit_bin[bucket])
+    if len(amb):
+        h_order = np.argsort(hb, kind="stable")
+        hb_sorted = hb[h_order]
+        a_b = bucket[amb]
+        first = np.searchsorted(hb_sorted, a_b, "left")
+        n_pairs = np.searchsorted(hb_sorted, a_b, "right") - first
+        step = 1 << 22
+        cum = np.cumsum(n_pairs)
+        s = 0
+        while s < len(amb):                              # blocks of about `step` pairs
+            e = int(np.searchsorted(cum, (cum[s - 1] if s else 0) + step, "right"))
+            e = max(e, s + 1)
+            np_blk = n_pairs[s:e]
+            a_idx = np.repeat(amb[s:e], np_blk)
+            pos = np.arange(len(a_idx)) - np.repeat(np.cumsum(np_blk) - np_blk, np_blk)
+            h_idx = h_order[np.repeat(first[s:e], np_blk) + pos]
+            va, vh = vals[a_idx], hv[h_idx]
+            less = (va < vh) | ((va == vh) & (cols[a_idx] < hc[h_idx]))
+            before += np.bincount(h_idx[less], minlength=len(hr))
+            s = e
+    return before
 
 
 def hit_ranks(distmat, q_pids, g_pids, q_camids, g_camids):
@@ -210,9 +271,10 @@ def hit_ranks(distmat, q_pids, g_pids, q_camids, g_camids):
 def _iter_hit_ranks(distmat, q_pids, g_pids, q_camids, g_camids):
     nq, ng = distmat.shape
     step = max(1, _CHUNK_ELEMS // ng)
+    g_order = np.argsort(g_pids, kind="stable")
     for s in range(0, nq, step):
         e = min(nq, s + step)
-        ranks, n_hit = _hit_ranks_chunk(distmat[s:e], q_pids[s:e], q_camids[s:e], g_pids, g_camids)
+        ranks, n_hit = _hit_ranks_chunk(distmat[s:e], q_pids[s:e], q_camids[s:e], g_pids, g_camids, g_order)
         yield s, ranks, n_hit
 
 
