@@ -15,6 +15,7 @@ MODELS: dict[str, str] = {
     "mgn": "reidbook.models.mgn:build",
     "graftednet": "reidbook.models.graftednet:build",
     "dare": "reidbook.models.dare:build",
+    "se_resnets": "reidbook.models.seresnets:build",
     "fd_student": "reidbook.models.fd:build_student",
     "fd_teacher": "reidbook.models.fd:build_teacher",
     "pcb": "reidbook.models.pcb:build",

@@ -1,0 +1,25 @@
+"""Presets of the SE-ResNets members (``reidbook/models/seresnets.py``; paper 004, §5.3.1).
+
+"All three ResNet models are trained separately using the same triplet loss as in [17]": each
+member (``model_options={"arch": "resnet18" | "resnet34" | "resnet50"}``) is trained with DaRe's own
+recipe (:mod:`reidbook.presets.dare`: data, augmentation, optimiser, Eq. 4's schedule) and the
+batch-hard soft-margin triplet loss on its one embedding. Only the loss list and the model differ.
+"""
+from __future__ import annotations
+
+from .dare import PRESETS as _DARE
+
+__all__ = ["PRESETS", "SE_ARCHS"]
+
+SE_ARCHS = ("resnet18", "resnet34", "resnet50")
+
+
+def _member(profile: str):
+    from ..models.seresnets import loss_specs
+
+    base = _DARE[profile]
+    return base.replace(model="se_resnets", losses=loss_specs(), model_options={"arch": "resnet50"},
+                        notes="SE-ResNets member (paper 004 §5.3.1) trained with DaRe's recipe: " + base.notes)
+
+
+PRESETS = {p: _member(p) for p in ("smoke", "quick", "full")}
