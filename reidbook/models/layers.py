@@ -118,3 +118,31 @@ def classifier_init(linear: nn.Module, std: float = 0.001) -> None:
     nn.init.normal_(linear.weight, std=std)
     if getattr(linear, "bias", None) is not None:
         nn.init.zeros_(linear.bias)
+
+
+class FireModule(nn.Module):
+    """SqueezeNet's fire module (Iandola et al. 2016, §3.2), optionally with an identity skip.
+
+    ``squeeze`` 1×1 conv ``C_in → s`` + ReLU, then two parallel ``expand`` convs, 1×1 ``s → e1`` and
+    3×3 ``s → e3`` (padding 1), each + ReLU, concatenated to ``e1 + e3`` channels. Convs have biases
+    and there is no BN, as in SqueezeNet. ``residual=True`` adds the input to the output (SqueezeNet's
+    "simple bypass"; GraftedNet §3.2 puts it on every module whose output shape equals its input's);
+    it needs ``C_in == e1 + e3``.
+    """
+
+    def __init__(self, in_channels: int, squeeze: int, expand1x1: int, expand3x3: int, residual: bool = False):
+        super().__init__()
+        if residual and in_channels != expand1x1 + expand3x3:
+            raise ValueError(f"an identity skip needs equal shapes: {in_channels} in, "
+                             f"{expand1x1}+{expand3x3} out")
+        self.residual = residual
+        self.squeeze = nn.Conv2d(in_channels, squeeze, 1)
+        self.expand1x1 = nn.Conv2d(squeeze, expand1x1, 1)
+        self.expand3x3 = nn.Conv2d(squeeze, expand3x3, 3, padding=1)
+        self.relu = nn.ReLU(inplace=True)
+        self.out_channels = expand1x1 + expand3x3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.relu(self.squeeze(x))
+        y = torch.cat([torch.relu(self.expand1x1(s)), torch.relu(self.expand3x3(s))], dim=1)
+        return y + x if self.residual else y

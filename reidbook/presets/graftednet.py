@@ -1,0 +1,86 @@
+"""Presets of ``graftednet`` (paper 000, ``reidbook/models/graftednet.py``).
+
+``full`` is §4.2: 384×192 inputs, random crop + horizontal flip + random erasing, batch 32, SGD with
+momentum 0.9 and weight decay 5e-4, 80 epochs; learning rate 0.01 for the ImageNet-initialised
+rootstock and accompanying branch and 0.1 for the new fire modules, reductions and objective, both
+×0.1 at epochs 40 and 60; new layers Kaiming-initialised (done by the model). Softmax losses only:
+the nine of Eq. (2) plus the accompanying branch's (§3.4).
+
+Departure: §4.2 shuffles examples; our loaders always draw P×K batches (8 identities × 4 images = 32),
+so the batch size is the paper's but the sampling is identity-balanced.
+
+``quick`` / ``smoke`` keep the topology, the losses and the two learning rates' ratio, and shrink width
+(¼, ⅛), input (128×64, 64×32), data (SynthReID) and epochs, with a one-epoch linear warm-up because a
+randomly initialised scion at lr 0.1 is unstable for the first iterations of such a short run.
+
+:func:`variant_overrides` gives the preset fields of a Table 2 row (model switch, losses and
+learning-rate groups that must agree with each other), for ``zoo.get("graftednet", **...)``.
+"""
+from __future__ import annotations
+
+from ..models.graftednet import VARIANTS, loss_specs
+from . import Preset, get_preset
+
+__all__ = ["PRESETS", "lr_groups", "variant_overrides", "variant_preset"]
+
+_PRETRAINED_LR = 0.01  # §4.2: rootstock and accompanying branch
+
+
+def lr_groups(accompanying: bool = True, pretrained_lr: float = _PRETRAINED_LR) -> dict[str, float]:
+    """Learning-rate groups of §4.2: the pre-trained parts at ``pretrained_lr``; the rest (scion,
+    reductions, objective) at the optimiser's base ``lr``. Without the branch it has no group."""
+    groups = {"rootstock": pretrained_lr}
+    if accompanying:
+        groups["accompanying"] = pretrained_lr
+    return groups
+
+
+_FULL_AUG = {"flip": True, "pad": 10, "random_crop": True, "random_erasing": 0.5}
+
+PRESETS = {
+    "full": Preset(
+        model="graftednet", profile="full", model_options={"variant": "graftednet"},
+        height=384, width=192, train_aug=dict(_FULL_AUG), P=8, K=4, epochs=80,
+        optimizer={"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "lr_groups": lr_groups()},
+        schedule={"name": "step", "milestones": [40, 60], "gamma": 0.1},
+        losses=loss_specs(True), eval_every=20,
+        notes="GraftedNet (paper 000) §4.2; architecture §3.1–3.4; losses Eq. (1)–(2) and §3.4.",
+    ),
+    "quick": Preset(
+        model="graftednet", profile="quick", model_options={"variant": "graftednet"},
+        height=128, width=64, train_aug={"flip": True, "pad": 5, "random_crop": True, "random_erasing": 0.5},
+        P=8, K=4, epochs=5,
+        optimizer={"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "lr_groups": lr_groups()},
+        schedule={"name": "warmup_step", "milestones": [4], "gamma": 0.1, "warmup": 1, "warmup_factor": 0.1},
+        losses=loss_specs(True), eval_every=0,
+        notes="GraftedNet §4.2 recipe at width 1/4, 128x64, SynthReID quick, 5 epochs (2-core CPU budget).",
+    ),
+    "smoke": Preset(
+        model="graftednet", profile="smoke", model_options={"variant": "graftednet"},
+        height=64, width=32, train_aug={"flip": True, "pad": 2, "random_crop": True, "random_erasing": 0.5},
+        P=8, K=4, epochs=1,
+        optimizer={"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "lr_groups": lr_groups()},
+        schedule={"name": "warmup_step", "milestones": [1], "gamma": 0.1, "warmup": 0.5, "warmup_factor": 0.1},
+        losses=loss_specs(True), eval_every=0,
+        notes="Smoke test: GraftedNet §4.2 recipe at width 1/8, 64x32, one epoch on SynthReID smoke.",
+    ),
+}
+
+
+def variant_overrides(variant: str, **changes) -> dict:
+    """Preset fields for a Table 2 row: ``model_options``, ``losses`` and ``optimizer.lr_groups``.
+
+    E.g. ``zoo.get("graftednet", "quick", **variant_overrides("no_al"))`` trains GraftedNet(−AL):
+    no branch, no accompanying loss, no learning-rate group for it. ``changes`` are added as they are
+    (e.g. ``epochs=3``).
+    """
+    if variant not in VARIANTS:
+        raise KeyError(f"unknown GraftedNet variant {variant!r}; variants are {', '.join(VARIANTS)}")
+    acc = VARIANTS[variant]["accompanying"]
+    return {"model_options": {"variant": variant}, "losses": loss_specs(acc),
+            "optimizer": {"lr_groups": lr_groups(acc)}, **changes}
+
+
+def variant_preset(variant: str, profile: str = "quick", **changes) -> Preset:
+    """The preset of a Table 2 row at ``profile`` (see :func:`variant_overrides`)."""
+    return get_preset("graftednet", profile).replace(**variant_overrides(variant, **changes))
