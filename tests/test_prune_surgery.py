@@ -1,0 +1,179 @@
+"""Surgery makes models physically smaller, keeps untouched channels exact, and saves/loads safely."""
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from reidbook.models import backbones as B
+from reidbook.profile import count_macs, count_params
+from reidbook.prune import (MacModel, apply_selection, find_units, harden, load_pruned, prune, prune_bottleneck,
+                            save_pruned, soft_prune_units, unit_widths)
+from reidbook.prune.api import score_channels, select_channels
+
+SIZE = (64, 32)
+
+
+class TinyReID(nn.Module):
+    """A re-ID model around a backbone (as the baseline is): backbone → GAP → BN → classifier."""
+
+    def __init__(self, backbone, num_classes=5):
+        super().__init__()
+        self.backbone = backbone
+        self.bn = nn.BatchNorm1d(backbone.out_channels)
+        self.classifier = nn.Linear(backbone.out_channels, num_classes, bias=False)
+
+    def forward(self, x):
+        f = self.bn(self.backbone(x).mean(dim=(2, 3)))
+        return {"logits": [self.classifier(f)], "triplet": [f]} if self.training else f
+
+
+def _model(depth=50):
+    torch.manual_seed(0)
+    m = TinyReID(B.build_resnet(depth, width=1 / 8))
+    with torch.no_grad():  # non-trivial BN statistics so that slicing mistakes would show
+        for mod in m.modules():
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.1, 0.1)
+                mod.running_var.uniform_(0.5, 1.5)
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.1, 0.1)
+    return m.eval()
+
+
+def test_units_of_the_default_scope():
+    m = _model(50)
+    units = find_units(m)
+    assert len(units) == 2 * 16  # conv1 and conv2 of the 16 bottlenecks
+    assert units[0].name == "backbone.layer1.0.conv1" and units[0].consumers == ["backbone.layer1.0.conv2"]
+    assert len(find_units(_model(18))) == 8  # BasicBlock: conv1 only
+    res = find_units(m, "residual")
+    assert [u.name for u in res] == ["residual:backbone.conv1", "residual:backbone.layer1",
+                                     "residual:backbone.layer2", "residual:backbone.layer3"]
+    assert len(res[1].producers) == 4  # downsample + three conv3 write layer1's stream
+    with pytest.raises(ValueError, match="unknown pruning scope"):
+        find_units(m, "everything")
+
+
+@pytest.mark.parametrize("depth,scope", [(50, "bottleneck"), (50, "bottleneck+residual"), (18, "residual")])
+def test_torch_pruning_engine_equals_hand_surgery(depth, scope):
+    m = _model(depth)
+    a, ra = prune(m, "l1", ratio=0.4, input_size=SIZE, scope=scope, engine="torch_pruning")
+    b, rb = prune(m, "l1", ratio=0.4, input_size=SIZE, scope=scope, engine="hand")
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert ra.widths_after == rb.widths_after
+    assert a.bn.num_features == m.bn.num_features  # the embedding keeps its width
+    x = torch.randn(2, 3, *SIZE)
+    assert torch.equal(a(x), b(x))
+
+
+def test_hand_bottleneck_surgery_matches_engine_on_one_block():
+    m = _model(50)
+    units = [u for u in find_units(m) if u.name.startswith("backbone.layer2.1.")]
+    keep = {units[0].name: [0, 2, 5, 7], units[1].name: [1, 3, 4, 6, 7]}
+    engine = apply_selection(copy.deepcopy(m), units, keep, input_size=SIZE)
+    block = prune_bottleneck(m.backbone.layer2[1], keep[units[0].name], keep[units[1].name])
+    se, sb = engine.backbone.layer2[1].state_dict(), block.state_dict()
+    assert all(torch.equal(se[k], sb[k]) for k in se)
+    assert block.conv2.weight.shape == (5, 4, 3, 3) and block.conv3.in_channels == 5
+
+
+def test_untouched_channels_are_identical_before_fine_tuning():
+    m = _model(50)
+    units = find_units(m)
+    u1, u2 = units[2], units[3]  # layer1.1.conv1 and layer1.1.conv2
+    keep = {u1.name: [0, 3, 4, 6]}
+    small = apply_selection(copy.deepcopy(m), units, keep, input_size=SIZE)
+    x = torch.randn(3, 3, *SIZE)
+    got = {}
+
+    def grab(tag):
+        return lambda mod, i, o: got.__setitem__(tag, o)
+
+    h = [m.backbone.layer1[1].bn1.register_forward_hook(grab("orig")),
+         small.backbone.layer1[1].bn1.register_forward_hook(grab("small"))]
+    with torch.no_grad():
+        m(x), small(x)
+    for hh in h:
+        hh.remove()
+    assert torch.equal(got["orig"][:, keep[u1.name]], got["small"])
+    # pruning conv2's outputs leaves conv2's kept outputs exact too (its input is unchanged)
+    keep2 = {u2.name: [1, 2, 7]}
+    small2 = apply_selection(copy.deepcopy(m), units, keep2, input_size=SIZE)
+    h = [m.backbone.layer1[1].bn2.register_forward_hook(grab("orig")),
+         small2.backbone.layer1[1].bn2.register_forward_hook(grab("small"))]
+    with torch.no_grad():
+        m(x), small2(x)
+    for hh in h:
+        hh.remove()
+    assert torch.equal(got["orig"][:, keep2[u2.name]], got["small"])
+
+
+def test_soft_pruned_channels_harden_to_the_same_function():
+    m = _model(50)
+    units = find_units(m)
+    scores = score_channels(m, "l2", units)
+    keep = select_channels(units, scores, ratio=0.5)
+    drop = {u.name: [i for i in range(u.channels) if i not in set(keep[u.name])] for u in units}
+    soft_prune_units(m, units, drop)
+    x = torch.randn(2, 3, *SIZE)
+    with torch.no_grad():
+        before = m(x)
+    hard = harden(copy.deepcopy(m), input_size=SIZE)
+    assert unit_widths(hard, units) == {u.name: len(keep[u.name]) for u in units}
+    with torch.no_grad():
+        assert torch.allclose(hard(x), before, atol=1e-5)
+    assert count_params(hard) < count_params(m)
+
+
+def test_mac_model_is_exact_and_target_is_reached():
+    m = _model(50)
+    for scope in ("bottleneck", "bottleneck+residual"):
+        small, rep = prune(m, "fpgm", target_macs=0.5, input_size=SIZE, scope=scope)
+        assert rep.macs_after == count_macs(small, SIZE)
+        assert 0.45 <= rep.macs_ratio <= 0.5
+    units = find_units(m)
+    mm = MacModel(m, units, SIZE)
+    assert mm.macs({}) == count_macs(m, SIZE)
+    batches = [(torch.randn(4, 3, *SIZE), torch.tensor([0, 1, 2, 3]))]  # default loss: CE on the logits
+    taylor, rep = prune(m, "taylor", target_macs=0.6, input_size=SIZE, data=batches)
+    assert rep.macs_ratio <= 0.6 and len(set(rep.table()["kept"].round(3))) > 1  # uneven: ranked across layers
+
+
+def test_ratio_zero_is_identity_and_max_ratio_keeps_one_channel():
+    m = _model(50)
+    same, rep = prune(m, "l1", ratio=0.0, input_size=SIZE)
+    assert rep.params_after == rep.params_before
+    x = torch.randn(2, 3, *SIZE)
+    assert torch.equal(same(x), m(x))
+    tiny, rep = prune(m, "l1", ratio=0.99, input_size=SIZE)
+    assert set(rep.widths_after.values()) == {1}
+    assert tiny(x).shape == m(x).shape
+
+
+def test_pruned_model_saves_and_loads_weights_only(tmp_path):
+    m = _model(50)
+    small, rep = prune(m, "l1", ratio=0.5, input_size=SIZE, scope="bottleneck+residual")
+    path = save_pruned(small, tmp_path / "pruned.pt", extra={"method": "l1", "ratio": 0.5})
+    payload = torch.load(path, weights_only=True)  # plain types and tensors only
+    assert payload["format"] == "reidbook.pruned/1"
+    again = load_pruned(path, _model(50))
+    x = torch.randn(2, 3, *SIZE)
+    assert torch.equal(again.eval()(x), small(x))
+    assert again.pruned_extra["method"] == "l1"
+    with pytest.raises(ValueError, match="do not fit|does not have"):
+        load_pruned(path, _model(18))
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(Exception):
+        load_pruned(tmp_path / "junk.pt", _model(50))
+
+
+def test_pruned_model_trains_with_its_head():
+    m = _model(50).train()
+    small, _ = prune(m, "l1", ratio=0.5, input_size=SIZE)
+    small.train()
+    out = small(torch.randn(4, 3, *SIZE))
+    loss = nn.functional.cross_entropy(out["logits"][0], torch.tensor([0, 1, 2, 3]))
+    loss.backward()
+    assert all(p.grad is not None for p in small.parameters() if p.requires_grad)
