@@ -249,3 +249,102 @@ def test_distmat_metrics():
         compute_distmat(qf, gf, "manhattan")
     with pytest.raises(ValueError, match="feature dimension"):
         compute_distmat(qf, gf[:, :4])
+
+
+# ----------------------------------------------------------------------------- extraction, evaluate
+class _TinyEmbed(torch.nn.Module):
+    """A deterministic, left-right *asymmetric* embedding so that flip averaging is visible."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = torch.nn.Linear(3 * 8 * 4, 5)
+        self.train_out = {"logits": None}
+
+    def forward(self, x):
+        f = self.fc(x.flatten(1))
+        return f if not self.training else {"logits": f}
+
+
+def _tiny_loader(n=10, batch_size=4, shuffle=False):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    g = torch.Generator().manual_seed(0)
+    imgs = torch.rand(n, 3, 8, 4, generator=g)
+    ds = TensorDataset(imgs, torch.arange(n) % 3, torch.arange(n) % 2, torch.arange(n))
+    return imgs, DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g)
+
+
+def test_extract_features_flip_order_and_mode():
+    from reidbook.engine.extract import extract_features
+
+    model = _TinyEmbed()
+    model.train()
+    imgs, loader = _tiny_loader(shuffle=True)
+    feats, pids, cams = extract_features(model, loader, device="cpu", flip=True)
+    assert model.training                                       # mode restored
+    assert feats.dtype == torch.float32 and feats.shape == (10, 5)
+    with torch.no_grad():
+        model.eval()
+        ref = (model(imgs) + model(torch.flip(imgs, dims=[3]))) / 2
+    torch.testing.assert_close(feats, ref)                      # dataset order despite shuffling
+    np.testing.assert_array_equal(pids, np.arange(10) % 3)
+    np.testing.assert_array_equal(cams, np.arange(10) % 2)
+    nf, _, _ = extract_features(model, loader, device="cpu", flip=False, normalize=True)
+    torch.testing.assert_close(nf, torch.nn.functional.normalize(model(imgs).detach(), dim=1))
+    assert not model.training                                   # eval stays eval
+
+
+def test_extract_features_errors():
+    from reidbook.engine.extract import extract_features
+
+    class Bad(torch.nn.Module):
+        def forward(self, x):
+            return {"emb": x}
+
+    _, loader = _tiny_loader()
+    with pytest.raises(TypeError, match="test-time embedding"):
+        extract_features(Bad(), loader, device="cpu")
+
+    class Nan(torch.nn.Module):
+        def forward(self, x):
+            return torch.full((x.shape[0], 2), float("nan"))
+
+    with pytest.raises(ValueError, match="non-finite"):
+        extract_features(Nan(), loader, device="cpu")
+
+
+def test_evaluate_model_on_tiny_image_folder(tmp_path):
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from reidbook.eval import evaluate_features, evaluate_model
+
+    rng = np.random.default_rng(0)
+    colours = rng.integers(0, 255, (4, 3))                      # identity = a colour
+    items = {"query": [], "gallery": []}
+    for split, cams in (("query", [0]), ("gallery", [1, 2])):
+        for pid in range(1, 5):
+            for cam in cams:
+                arr = np.clip(colours[pid - 1] + rng.normal(0, 20, (16, 8, 3)), 0, 255).astype(np.uint8)
+                path = tmp_path / f"{pid:04d}_c{cam}_{split}.png"
+                Image.fromarray(arr).save(path)
+                items[split].append((str(path), pid, cam))
+    ds = SimpleNamespace(query=items["query"], gallery=items["gallery"], root=tmp_path)
+
+    class MeanColour(torch.nn.Module):
+        def forward(self, x):
+            return x.mean(dim=(2, 3))
+
+    out = evaluate_model(MeanColour(), ds, height=16, width=8, device="cpu", batch_size=3)
+    assert out["mAP"] == pytest.approx(1.0) and out["rank1"] == 1.0
+    assert out["num_query"] == 4 and out["num_gallery"] == 8
+    assert {"mINP", "mAP_official", "rank5", "rank10", "result"} <= set(out)
+    rr = evaluate_model(MeanColour(), ds, 16, 8, device="cpu", rerank=True, metric="cosine")
+    assert 0 <= rr["mAP"] <= 1
+    qf = torch.rand(6, 4)
+    res = evaluate_features(qf, qf.clone(), np.arange(6), np.arange(6), np.zeros(6), np.ones(6))
+    assert res["mAP"] == 1.0
+    with pytest.raises(TypeError, match="query"):
+        evaluate_model(MeanColour(), SimpleNamespace(gallery=[]), 16, 8)

@@ -92,17 +92,22 @@ def test_matches_reference(seed, nq, ng, k1, k2, lam):
     np.testing.assert_allclose(out, ref, atol=1e-5, rtol=0)
 
 
-def test_large_rows_use_sampled_threshold_path():
-    # N > 2048 takes the sampled-threshold neighbour search; compare on a case the reference can
-    # still afford, with heavy ties (rounded distances) to exercise the index tie-break.
+@pytest.mark.parametrize("chunk", [5, 256])
+def test_sampled_threshold_neighbour_path(monkeypatch, chunk):
+    # rows longer than _DENSE_ROW_LIMIT take the sampled-threshold neighbour search; force it on a
+    # small case, with heavy ties (rounded distances) to exercise the index tie-break.
+    import reidbook.eval.rerank as rr
+    monkeypatch.setattr(rr, "_DENSE_ROW_LIMIT", 16)
+    monkeypatch.setattr(rr, "_SAMPLE_MIN", 16)                 # k1=4: the threshold comes from every 3rd item
     rng = np.random.default_rng(5)
-    f, _ = clustered_features(rng, 150, 15, dim=8, noise=0.5)
-    qf, gf = split(rng, f, 60)
+    f, _ = clustered_features(rng, 25, 10, dim=8, noise=0.5)
+    qf, gf = split(rng, f, 40)
     q_g, q_q, g_g = (np.round(compute_distmat(a, b), 1) for a, b in ((qf, gf), (qf, qf), (gf, gf)))
-    assert q_g.shape[0] + q_g.shape[1] > 2048
-    out = re_ranking(q_g, q_q, g_g, k1=20, k2=6, lambda_value=0.3, rows_per_chunk=97)
+    out = re_ranking(q_g, q_q, g_g, k1=20, k2=6, lambda_value=0.3, rows_per_chunk=chunk)
     ref = reference_re_ranking(q_g, q_q, g_g, 20, 6, 0.3)
     np.testing.assert_allclose(out, ref, atol=1e-5, rtol=0)
+    out = re_ranking(q_g, q_q, g_g, k1=4, k2=2, lambda_value=0.3, rows_per_chunk=chunk)
+    np.testing.assert_allclose(out, reference_re_ranking(q_g, q_q, g_g, 4, 2, 0.3), atol=1e-5, rtol=0)
 
 
 def test_torch_inputs_and_float64():

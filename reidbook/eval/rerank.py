@@ -37,6 +37,8 @@ from .distance import METRICS, pairwise_block
 __all__ = ["re_ranking", "re_ranking_features"]
 
 _ROWS_PER_CHUNK = 256
+_DENSE_ROW_LIMIT = 2048   # rows up to this length are simply argsorted in _nearest
+_SAMPLE_MIN = 512         # _nearest samples at least this many (and >= 16·kk) items of a row
 
 
 # ----------------------------------------------------------------------------- distance sources
@@ -93,16 +95,21 @@ class _FeatureSource:
             x = pairwise_block(self.f[a:b], self.f, self.metric, self.sq)
         return np.square(x.cpu().numpy()).astype(np.float32, copy=False)
 
-    def squared_pairs(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        fi, fj = self.f[torch.from_numpy(i)], self.f[torch.from_numpy(j)]
+    def squared_pairs(self, i: np.ndarray, j: np.ndarray, chunk: int = 1 << 14) -> np.ndarray:
+        out = np.empty(len(i), np.float32)
         with torch.no_grad():
-            if self.metric == "cosine":
-                x = 1.0 - (fi * fj).sum(1)
-            else:
-                x = (self.sq[torch.from_numpy(i)] + self.sq[torch.from_numpy(j)] - 2 * (fi * fj).sum(1)).clamp_(min=0)
-                if self.metric == "euclidean":
-                    x = x.sqrt_()
-        return np.square(x.cpu().numpy()).astype(np.float32, copy=False)
+            for s in range(0, len(i), chunk):
+                ii = torch.from_numpy(i[s:s + chunk]).to(self.f.device)
+                jj = torch.from_numpy(j[s:s + chunk]).to(self.f.device)
+                dot = (self.f[ii] * self.f[jj]).sum(1)
+                if self.metric == "cosine":
+                    x = 1.0 - dot
+                else:
+                    x = (self.sq[ii] + self.sq[jj] - 2 * dot).clamp_(min=0)
+                    if self.metric == "euclidean":
+                        x = x.sqrt_()
+                out[s:s + chunk] = np.square(x.cpu().numpy())
+        return out
 
 
 def _square_into(x: np.ndarray, out: np.ndarray) -> None:
@@ -127,10 +134,10 @@ def _nearest(y: np.ndarray, rowmax: np.ndarray, kk: int) -> np.ndarray:
     ``kk`` candidates; only those are normalised and sorted.
     """
     c, n = y.shape
-    if n <= 4 * kk or n <= 2048:
+    if n <= 4 * kk or n <= _DENSE_ROW_LIMIT:
         d = y / rowmax[:, None]
         return np.argsort(d, axis=1, kind="stable")[:, :kk]
-    step = max(1, n // max(16 * kk, 512))
+    step = max(1, n // max(16 * kk, _SAMPLE_MIN))
     sample = y[:, ::step]
     t = np.partition(sample, kk - 1, axis=1)[:, kk - 1]          # ≥ kk items of the row are ≤ t
     # items with y > t_hi have d strictly above d(t), whatever the float32 rounding of y / rowmax
@@ -238,6 +245,8 @@ def _jaccard(V: sp.csr_matrix, Q: int, max_pairs: int = 1 << 22) -> np.ndarray:
 
     Every term needs t in the support of both rows, so we walk the non-zeros of each query row
     and, for each t, the gallery rows whose column t is non-zero (V's gallery part in CSC form).
+    m is itself sparse (pairs that share no t have m = 0, Jaccard 1), so it is summed as a sparse
+    matrix; query rows are processed in blocks of at most ``max_pairs`` terms.
     """
     N = V.shape[0]
     G = N - Q
@@ -246,23 +255,22 @@ def _jaccard(V: sp.csr_matrix, Q: int, max_pairs: int = 1 << 22) -> np.ndarray:
     col_nnz = np.diff(Vg.indptr)
     q_rows = np.repeat(np.arange(Q), np.diff(Vq.indptr))
     row_pairs = np.bincount(q_rows, weights=col_nnz[Vq.indices], minlength=Q).astype(np.int64)
-    out = np.empty((Q, G), np.float32)
+    cum_pairs = np.concatenate([[0], np.cumsum(row_pairs)])
+    out = np.ones((Q, G), np.float32)
     a = 0
     while a < Q:
-        # as many query rows as fit in max_pairs (at least one)
-        b = a + 1 + int(np.searchsorted(np.cumsum(row_pairs[a + 1:]), max_pairs - row_pairs[a], "right"))
-        b = min(b, Q)
+        b = int(np.searchsorted(cum_pairs, cum_pairs[a] + max_pairs, "right")) - 1
+        b = min(max(b, a + 1), Q)
         s, e = Vq.indptr[a], Vq.indptr[b]
         t = Vq.indices[s:e]
-        vi = Vq.data[s:e]
-        ri = np.repeat(np.arange(b - a), np.diff(Vq.indptr[a:b + 1]))
         n = col_nnz[t]
-        starts = np.repeat(Vg.indptr[t], n)
-        pos = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
-        gj = Vg.indices[starts + pos]
-        mins = np.minimum(np.repeat(vi, n), Vg.data[starts + pos])
-        m = np.bincount(np.repeat(ri, n) * G + gj, weights=mins, minlength=(b - a) * G).reshape(b - a, G)
-        out[a:b] = 1.0 - m / (2.0 - m)
+        starts = np.repeat(Vg.indptr[t] - (np.cumsum(n) - n), n) + np.arange(int(n.sum()))
+        mins = np.minimum(np.repeat(Vq.data[s:e], n), Vg.data[starts]).astype(np.float64)
+        m = sp.csr_matrix((mins, (np.repeat(q_rows[s:e] - a, n), Vg.indices[starts])),
+                          shape=(b - a, G))                        # duplicates (same i, j) are summed
+        m.sum_duplicates()
+        r = np.repeat(np.arange(b - a), np.diff(m.indptr))
+        out[a + r, m.indices] = 1.0 - m.data / (2.0 - m.data)
         a = b
     return out
 
@@ -334,19 +342,23 @@ def re_ranking(q_g, q_q, g_g, k1: int = 20, k2: int = 6, lambda_value: float = 0
 
 
 def re_ranking_features(qf, gf, k1: int = 20, k2: int = 6, lambda_value: float = 0.3,
-                        metric: str = "euclidean", rows_per_chunk: int = _ROWS_PER_CHUNK) -> np.ndarray:
+                        metric: str = "euclidean", rows_per_chunk: int = _ROWS_PER_CHUNK,
+                        device=None) -> np.ndarray:
     """k-reciprocal re-ranking straight from features; the N×N (or G×G) distances are never stored.
 
     Equivalent to ``re_ranking(compute_distmat(qf, gf, metric), compute_distmat(qf, qf, metric),
     compute_distmat(gf, gf, metric), k1, k2, lambda_value)`` up to float rounding of the distances:
     each chunk of rows of the N×N matrix is computed by one matrix product, reduced to its
-    nearest neighbours and its maximum, and dropped.
+    nearest neighbours and its maximum, and dropped. ``device`` (default: ``qf``'s device) is
+    where those matrix products run; everything else runs on the CPU.
     """
     _check_params(k1, k2, lambda_value)
     if metric not in METRICS:
         raise ValueError(f"re_ranking_features: unknown metric {metric!r}; choose one of {METRICS}")
-    qf = torch.as_tensor(qf.detach().cpu() if isinstance(qf, torch.Tensor) else np.asarray(qf)).float()
-    gf = torch.as_tensor(gf.detach().cpu() if isinstance(gf, torch.Tensor) else np.asarray(gf)).float()
+    if device is None:
+        device = qf.device if isinstance(qf, torch.Tensor) else "cpu"
+    qf = torch.as_tensor(qf.detach() if isinstance(qf, torch.Tensor) else np.asarray(qf)).float().to(device)
+    gf = torch.as_tensor(gf.detach() if isinstance(gf, torch.Tensor) else np.asarray(gf)).float().to(device)
     if qf.ndim != 2 or gf.ndim != 2 or qf.shape[1] != gf.shape[1]:
         raise ValueError(f"re_ranking_features: need qf [Q, D] and gf [G, D] with the same D, "
                          f"got {tuple(qf.shape)} and {tuple(gf.shape)}")

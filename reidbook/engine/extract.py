@@ -1,0 +1,83 @@
+"""Feature extraction for evaluation: the test-time embedding of every image, flip-averaged.
+
+Re-ID papers report the embedding of an image averaged with the embedding of its horizontal
+mirror (e.g. MGN, Wang et al. 2018, Sec. 4.2: "the features of the original image and the
+horizontally flipped one are averaged"); ``flip=True`` does that. Models return their test-time
+embedding ``[B, D]`` in ``eval()`` mode (see CONTRIBUTING.md), so this loop needs nothing else.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..utils import progress, resolve_device
+
+__all__ = ["extract_features"]
+
+
+def _embed(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    out = model(x)
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != x.shape[0]:
+        what = type(out).__name__ if not isinstance(out, torch.Tensor) else f"a tensor of shape {tuple(out.shape)}"
+        raise TypeError(f"extract_features: {type(model).__name__} in eval() mode returned {what}; "
+                        f"it must return the test-time embedding [batch={x.shape[0]}, dim]")
+    return out
+
+
+def extract_features(model: nn.Module, loader, device: str | torch.device = "auto", flip: bool = True,
+                     normalize: bool = False, desc: str = "extracting features"):
+    """Embed every image of ``loader`` with ``model``.
+
+    Args:
+        model: a re-ID model; it is put in ``eval()`` mode (and moved to ``device``) for the pass,
+            and its previous train/eval mode is restored afterwards.
+        loader: yields ``(images [B,3,H,W], pids, camids, indices)`` (``reidbook.data.ImageDataset``
+            in a ``DataLoader``), in a fixed order (``shuffle=False``).
+        device: ``"auto"`` (CUDA, else MPS, else CPU), or any torch device.
+        flip: average the embedding of each image with that of its horizontal flip.
+        normalize: L2-normalise the (flip-averaged) embeddings.
+
+    Returns:
+        ``(features [N, D] float32 CPU tensor, pids [N] int64 array, camids [N] int64 array)`` in
+        dataset order when the indices form a permutation of ``0..N-1``, else in loader order.
+    """
+    device = resolve_device(device)
+    was_training = model.training
+    model.to(device)
+    model.eval()
+    feats, pids, camids, indices = [], [], [], []
+    try:
+        with torch.no_grad():
+            for batch in progress(loader, desc=desc, unit="batch"):
+                if not isinstance(batch, (list, tuple)) or len(batch) < 3:
+                    raise TypeError("extract_features: the loader must yield (images, pids, camids, indices) "
+                                    f"batches, got {type(batch).__name__}")
+                img = batch[0].to(device, non_blocking=True)
+                f = _embed(model, img).float()
+                if flip:
+                    f = (f + _embed(model, torch.flip(img, dims=[3])).float()) / 2
+                if normalize:
+                    f = torch.nn.functional.normalize(f, dim=1)
+                feats.append(f.cpu())
+                pids.append(np.asarray(batch[1]).reshape(-1))
+                camids.append(np.asarray(batch[2]).reshape(-1))
+                if len(batch) > 3:
+                    indices.append(np.asarray(batch[3]).reshape(-1))
+    finally:
+        model.train(was_training)
+    if not feats:
+        raise ValueError("extract_features: the loader yielded no batches (empty query or gallery split?)")
+    feats_t = torch.cat(feats)
+    pid_arr = np.concatenate(pids).astype(np.int64)
+    cam_arr = np.concatenate(camids).astype(np.int64)
+    if not torch.isfinite(feats_t).all():
+        bad = int((~torch.isfinite(feats_t)).any(1).nonzero()[0, 0])
+        raise ValueError(f"extract_features: non-finite embedding (NaN/inf) for item {bad} of the loader; "
+                         "the model has probably diverged — check the training loss and learning rate")
+    if indices:
+        idx = np.concatenate(indices).astype(np.int64)
+        if len(idx) == len(feats_t) and np.array_equal(np.sort(idx), np.arange(len(idx))):
+            order = np.argsort(idx)
+            feats_t, pid_arr, cam_arr = feats_t[torch.from_numpy(order)], pid_arr[order], cam_arr[order]
+    return feats_t.contiguous(), pid_arr, cam_arr
