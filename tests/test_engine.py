@@ -348,3 +348,23 @@ def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):
     with pytest.raises(CheckpointMismatchError, match=r"lr: checkpoint=0\.05, here=0\.1"):
         fit(model, loader, crit, opt, sched, epochs=2, device="cpu", checkpoint_dir=tmp_path, config={"lr": 0.1},
             max_iters_per_epoch=1)
+
+
+def test_history_json_round_trip_and_best(tmp_path):
+    hist = History()
+    hist.append({"epoch": 1, "loss": torch.tensor(2.0), "mAP": np.float32(0.25), "raw": [1, 2]})
+    hist.append({"epoch": 2, "loss": 1.5, "mAP": 0.5})
+    assert hist[0] == {"epoch": 1, "loss": 2.0, "mAP": 0.25}  # scalars made plain, non-scalars dropped
+    hist.to_json(tmp_path / "h.json")
+    again = History.from_json(tmp_path / "h.json")
+    assert again.records == hist.records and again.best("mAP")["epoch"] == 2
+    assert hist.column("loss") == [2.0, 1.5]
+
+
+def test_launch_train_runs_in_a_single_process_without_torchrun():
+    from reidbook.engine import get_world_size, launch_train
+
+    def train(x, device="auto"):
+        return x, get_world_size(), str(device)
+
+    assert launch_train(train, 3, device="cpu") == (3, 1, "cpu")

@@ -59,7 +59,7 @@ def is_main_process() -> bool:
 
 
 def init_distributed(device: str | torch.device | None = "auto", backend: str | None = None,
-                     timeout_s: float = 600.0) -> DistInfo:
+                     timeout_s: float = 1800.0) -> DistInfo:
     """Join the process group ``torchrun`` set up (env ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``).
 
     ``backend``: default NCCL when the device is CUDA, else gloo. On CUDA each process uses GPU
@@ -163,19 +163,23 @@ def sync_buffers(model: nn.Module, src: int = 0) -> None:
         dist.broadcast(buf.data, src=src)
 
 
-def launch_train(train_fn: Callable[..., Any], *args: Any, device: str = "auto", **kwargs: Any) -> Any:
-    """Run ``train_fn(*args, dist_info=..., **kwargs)`` in a ``torchrun`` process group, then leave it.
+def launch_train(train_fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run ``train_fn(*args, **kwargs)`` inside the ``torchrun`` process group, then leave the group.
 
-    The CLI's ``reidbook train`` can call this unchanged under plain ``python`` (one process) or
-    ``torchrun --nproc_per_node=N`` (N processes): ``train_fn`` builds its model and data (giving the
-    loader ``num_replicas=dist_info.world_size, rank=dist_info.rank``) and calls :func:`fit`, which
-    wraps the model in DDP, all-reduces the logged loss, and writes checkpoints on rank 0 only.
-    Returns ``train_fn``'s result on every rank.
+    For the CLI: ``launch_train(zoo.train_entry, name, preset, data=..., seed=..., device=...)`` works
+    unchanged under plain ``python`` (one process) and under ``torchrun --nproc_per_node=N`` (N
+    processes). ``train_fn`` builds its loader after the group exists (so the P×K sampler splits the
+    batches between ranks) and calls :func:`reidbook.engine.fit`, which wraps the model in DDP,
+    all-reduces the logged loss and writes checkpoints on rank 0 only. A ``device`` keyword is
+    passed through; on CUDA with several processes it becomes this rank's GPU. Returns
+    ``train_fn``'s result on every rank. A group the caller already joined is left alone.
     """
     joined_here = not (dist.is_available() and dist.is_initialized())
-    info = init_distributed(device)
+    info = init_distributed(kwargs.get("device", "auto"))
+    if "device" in kwargs and info.world_size > 1:
+        kwargs["device"] = info.device
     try:
-        return train_fn(*args, dist_info=info, **kwargs)
+        return train_fn(*args, **kwargs)
     finally:
-        if joined_here:  # leave a group the caller set up alone
+        if joined_here:
             cleanup_distributed()
