@@ -1,0 +1,618 @@
+"""SynthReID: a procedural pedestrian re-ID data set in Market-1501 layout, generated offline.
+
+Real re-ID data sets cannot be downloaded in the course's sandbox and are licence-bound, so the
+course runs on this generator (DESIGN.md, "SynthReID"). It is built to make the papers' phenomena
+*visible*, not to look photographic:
+
+* **identities** are parametric people (:class:`Identity`): body proportions, skin, hair, a top with
+  a colour and a pattern (plain, stripes, checks, a chest mark), a bottom (trousers, shorts, skirt),
+  shoes and accessories (backpack, shoulder bag, hat, hand-carried item);
+* **easy** identities wear saturated, distinctive colours; **hard** ones come in *look-alike
+  families*: members share dark / grey / muted clothes and differ only in small local details
+  (shoes, a chest mark, a hat, a bag) — a colour histogram confuses them, part features need not;
+* **six cameras** (:class:`CameraSettings`) differ in illumination and colour cast, blur and
+  resolution, background and clutter, viewpoint distribution, occlusion and JPEG quality; the
+  chest mark is seen only from the front and the backpack mostly from the back, so viewpoint matters;
+* written in **Market-1501 layout and naming** (``bounding_box_train``, ``query``,
+  ``bounding_box_test``; ``0000`` distractors and ``-1`` junk in the gallery) plus
+  ``attributes.csv`` (one row per identity), ``images.csv`` (viewpoint / occluder of every image)
+  and ``synthreid.json`` (the settings, seed and counts);
+* a **source domain** under ``root/source/`` with other identities and other cameras, for the
+  pre-training that ImageNet weights would otherwise provide;
+* **deterministic by seed** (every image has its own seeded generator, so the result does not
+  depend on the number of worker processes) and fast (``quick`` in seconds).
+
+Departure from Market-1501: identity numbers of the source domain continue after the target's so
+that "disjoint identities" is visible in the file names too; every name uses sequence ``s1``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..utils import atomic_write_json, progress, say
+from .synth_draw import (COLORS, EASY_COLORS, HAIR_COLORS, HARD_COLORS, SKIN_TONES, VIEWS, Look, apply_camera,
+                         background, camera_scene, draw_occluder, draw_person, jitter_color)
+
+__all__ = ["make_synthetic", "SynthSettings", "CameraSettings", "SIZES", "TARGET_CAMERAS", "SOURCE_CAMERAS",
+           "Identity", "sample_identities", "identity_look", "render_image", "GENERATOR_VERSION",
+           "SPLIT_DIRS"]
+
+GENERATOR_VERSION = "1.0"
+SPLIT_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
+
+
+# ----------------------------------------------------------------------------------------------
+# settings
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CameraSettings:
+    """One camera's nuisances. ``gain`` is the RGB colour cast; ``view_probs`` = (front, back, left, right)."""
+    name: str
+    gain: tuple[float, float, float]
+    brightness: float
+    contrast: float
+    gamma: float
+    blur: float                 # Gaussian radius in pixels at 64 px width
+    res_factor: float           # > 1: captured at 1/res_factor resolution, upsampled
+    noise: float                # sensor noise sigma, 0..255 units
+    jpeg_quality: tuple[int, int]
+    wall: tuple[int, int, int]
+    ground: tuple[int, int, int]
+    accent: tuple[int, int, int]
+    horizon: float              # where the ground starts, fraction of the height
+    clutter: float              # 0..1 background clutter density
+    view_probs: tuple[float, float, float, float]
+    occlusion: float            # probability of an occluder in front of the person
+    misalign: float             # bounding-box shift/scale jitter multiplier (detector quality)
+
+
+TARGET_CAMERAS: tuple[CameraSettings, ...] = (
+    CameraSettings("c1 sunny square", (1.06, 1.0, 0.94), 1.1, 1.05, 0.95, 0.0, 1.0, 3.0, (85, 95),
+                   (170, 165, 155), (145, 142, 135), (95, 90, 85), 0.62, 0.3, (0.45, 0.35, 0.1, 0.1), 0.15, 0.8),
+    CameraSettings("c2 warm street", (1.15, 1.0, 0.82), 1.0, 1.0, 1.0, 0.4, 1.0, 4.0, (75, 90),
+                   (150, 130, 115), (115, 108, 100), (70, 60, 55), 0.6, 0.6, (0.2, 0.2, 0.3, 0.3), 0.25, 1.0),
+    CameraSettings("c3 shaded arcade", (0.9, 0.96, 1.12), 0.8, 0.9, 1.1, 0.7, 1.3, 5.0, (70, 85),
+                   (100, 105, 112), (80, 82, 88), (150, 155, 160), 0.65, 0.5, (0.15, 0.55, 0.15, 0.15), 0.3, 1.0),
+    CameraSettings("c4 indoor hall", (0.95, 1.08, 0.92), 0.72, 0.85, 1.15, 0.6, 1.6, 8.0, (60, 80),
+                   (135, 140, 130), (105, 105, 100), (190, 190, 175), 0.55, 0.8, (0.3, 0.3, 0.2, 0.2), 0.35, 1.2),
+    CameraSettings("c5 glare gate", (1.0, 1.0, 1.05), 1.2, 0.85, 0.95, 0.9, 1.0, 4.0, (75, 95),
+                   (190, 192, 195), (165, 165, 162), (110, 115, 120), 0.7, 0.2, (0.1, 0.1, 0.4, 0.4), 0.2, 0.9),
+    CameraSettings("c6 far corner", (1.05, 0.97, 1.03), 0.95, 1.1, 1.0, 0.5, 1.9, 6.0, (45, 70),
+                   (125, 115, 118), (90, 88, 90), (60, 100, 70), 0.58, 1.0, (0.3, 0.3, 0.2, 0.2), 0.4, 1.4),
+)
+# the source domain: other places, other light (night, dusk, fog...), same kind of people
+SOURCE_CAMERAS: tuple[CameraSettings, ...] = (
+    CameraSettings("s1 dusk", (1.1, 0.92, 1.06), 0.72, 0.95, 1.05, 0.5, 1.2, 6.0, (70, 90),
+                   (110, 100, 115), (75, 72, 80), (200, 160, 100), 0.6, 0.5, (0.3, 0.3, 0.2, 0.2), 0.25, 1.0),
+    CameraSettings("s2 fog", (1.0, 1.03, 1.06), 1.15, 0.65, 0.9, 1.1, 1.2, 4.0, (70, 90),
+                   (175, 178, 182), (150, 153, 156), (125, 128, 132), 0.6, 0.3, (0.25, 0.25, 0.25, 0.25), 0.2, 1.0),
+    CameraSettings("s3 neon night", (0.9, 0.85, 1.2), 0.65, 1.15, 1.1, 0.4, 1.4, 9.0, (55, 80),
+                   (50, 50, 62), (55, 55, 58), (200, 80, 160), 0.62, 0.9, (0.35, 0.35, 0.15, 0.15), 0.3, 1.2),
+    CameraSettings("s4 park", (0.96, 1.1, 0.92), 1.05, 1.0, 1.0, 0.3, 1.0, 3.0, (80, 95),
+                   (105, 130, 100), (120, 115, 95), (70, 95, 60), 0.5, 0.7, (0.2, 0.2, 0.3, 0.3), 0.3, 0.9),
+    CameraSettings("s5 station", (1.06, 1.03, 0.9), 0.9, 1.1, 1.0, 0.6, 1.5, 7.0, (60, 85),
+                   (155, 150, 140), (130, 128, 124), (50, 70, 140), 0.55, 0.8, (0.4, 0.4, 0.1, 0.1), 0.35, 1.2),
+    CameraSettings("s6 low sun", (1.18, 1.04, 0.84), 1.2, 1.1, 0.9, 0.2, 1.0, 4.0, (75, 95),
+                   (185, 160, 135), (160, 140, 120), (95, 70, 50), 0.65, 0.4, (0.1, 0.2, 0.35, 0.35), 0.2, 0.9),
+)
+
+
+@dataclass(frozen=True)
+class SynthSettings:
+    """Sizes and mix of one SynthReID profile (see :data:`SIZES`). Image size is ``height × width``.
+
+    Per-identity image counts vary uniformly around the given means: ±25 % (training) and ±60 %
+    (gallery; real galleries are uneven, some people pass once, some linger).
+    """
+    height: int
+    width: int
+    train_ids: int
+    test_ids: int
+    train_images: int            # mean images per training identity
+    query_per_id: int            # at most one query per camera, at most this many per identity
+    gallery_images: int          # mean gallery images per test identity
+    distractors: int             # pid 0000 gallery images (bad detections, background)
+    junk: int                    # pid -1 gallery images (partial bodies; ignored by the official protocol)
+    source_train_ids: int
+    source_test_ids: int
+    source_images: int           # mean images per source identity
+    hard_fraction: float = 0.4   # fraction of identities drawn from look-alike families
+    family_size: tuple[int, int] = (3, 6)
+    cams_per_id: tuple[int, int] = (2, 5)
+    supersample: int = 2
+    num_cameras: int = 6
+
+    @property
+    def num_ids(self) -> int:
+        return self.train_ids + self.test_ids
+
+
+SIZES: dict[str, SynthSettings] = {
+    "smoke": SynthSettings(128, 64, train_ids=24, test_ids=24, train_images=7, query_per_id=2, gallery_images=7,
+                           distractors=16, junk=8, source_train_ids=40, source_test_ids=0, source_images=6),
+    "quick": SynthSettings(128, 64, train_ids=200, test_ids=200, train_images=16, query_per_id=3,
+                           gallery_images=12, distractors=400, junk=150, source_train_ids=300, source_test_ids=60,
+                           source_images=10),
+    "full": SynthSettings(256, 128, train_ids=751, test_ids=750, train_images=17, query_per_id=6,
+                          gallery_images=17, distractors=2793, junk=3819, source_train_ids=1500,
+                          source_test_ids=300, source_images=14),
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# identities
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class Identity:
+    """One person's attributes: a row of ``attributes.csv``. Colours are names from ``synth_draw``."""
+    pid: int
+    split: str
+    difficulty: str              # "easy" or "hard"
+    family: int                  # look-alike family of a hard identity, -1 for easy ones
+    build: float
+    height: float
+    head: float
+    waist: float
+    skin: str
+    hair_color: str
+    hair_style: str
+    top_color: str
+    top_pattern: str
+    pattern_color: str
+    mark_shape: str
+    sleeves: str
+    bottom_type: str
+    bottom_color: str
+    shoe_color: str
+    backpack: str                # a colour name or "none"
+    shoulder_bag: str
+    bag_side: int
+    hat: str
+    carried_item: str
+    item_side: int
+    look_seed: int = field(default=0)
+
+
+_SHOES = ["black", "white", "red", "dark brown", "grey", "blue", "beige"]
+
+
+def _pick(rng: np.random.Generator, names, p=None) -> str:
+    names = list(names)
+    return names[int(rng.choice(len(names), p=p))]
+
+
+def _opt(rng: np.random.Generator, prob: float, names) -> str:
+    return _pick(rng, names) if rng.random() < prob else "none"
+
+
+def _body(rng: np.random.Generator) -> dict:
+    return dict(build=round(float(rng.uniform(0.85, 1.2)), 3), height=round(float(rng.uniform(0.92, 1.04)), 3),
+                head=round(float(rng.uniform(0.9, 1.12)), 3), waist=round(float(rng.uniform(0.47, 0.53)), 3),
+                skin=_pick(rng, SKIN_TONES), hair_color=_pick(rng, HAIR_COLORS),
+                hair_style=_pick(rng, ["short", "long", "ponytail", "bald"], [0.5, 0.25, 0.13, 0.12]))
+
+
+def _easy(rng: np.random.Generator, pid: int, split: str) -> Identity:
+    """A distinctive person: saturated top, often a pattern, accessories in any colour."""
+    top = _pick(rng, EASY_COLORS)
+    pattern = _pick(rng, ["plain", "stripes", "checks", "chest_mark"], [0.35, 0.25, 0.15, 0.25])
+    return Identity(
+        pid, split, "easy", -1, **_body(rng), top_color=top, top_pattern=pattern,
+        pattern_color=_pick(rng, [c for c in COLORS if c != top]), mark_shape=_pick(rng, ["circle", "square", "triangle", "bar"]),
+        sleeves=_pick(rng, ["long", "short"]), bottom_type=_pick(rng, ["trousers", "shorts", "skirt"], [0.6, 0.2, 0.2]),
+        bottom_color=_pick(rng, EASY_COLORS) if rng.random() < 0.6 else _pick(rng, HARD_COLORS),
+        shoe_color=_pick(rng, _SHOES), backpack=_opt(rng, 0.3, COLORS), shoulder_bag=_opt(rng, 0.2, COLORS),
+        bag_side=int(rng.choice([-1, 1])), hat=_opt(rng, 0.2, COLORS), carried_item=_opt(rng, 0.15, COLORS),
+        item_side=int(rng.choice([-1, 1])), look_seed=int(rng.integers(2**31)))
+
+
+def _hard_family(rng: np.random.Generator, pids: list[int], split: str, family: int) -> list[Identity]:
+    """Look-alikes: one dark/muted outfit and body, members differ only in small local details."""
+    body = _body(rng)
+    template = dict(top_color=_pick(rng, HARD_COLORS), bottom_color=_pick(rng, HARD_COLORS),
+                    bottom_type=_pick(rng, ["trousers", "shorts", "skirt"], [0.8, 0.1, 0.1]),
+                    sleeves=_pick(rng, ["long", "short"], [0.7, 0.3]), mark_shape=_pick(rng, ["circle", "square", "triangle", "bar"]))
+    muted = list(HARD_COLORS)
+    look_seed = int(rng.integers(2**31))  # shared: the family's clothes get the very same shades
+    out = []
+    for pid in pids:
+        mark = rng.random() < 0.5
+        out.append(Identity(
+            pid, split, "hard", family, **{**body, "build": round(float(body["build"] * rng.uniform(0.95, 1.05)), 3)},
+            top_pattern="chest_mark" if mark else "plain",
+            pattern_color=_pick(rng, EASY_COLORS) if mark else template["top_color"],
+            shoe_color=_pick(rng, _SHOES), backpack=_opt(rng, 0.3, muted), shoulder_bag=_opt(rng, 0.25, COLORS),
+            bag_side=int(rng.choice([-1, 1])), hat=_opt(rng, 0.3, COLORS), carried_item=_opt(rng, 0.2, COLORS),
+            item_side=int(rng.choice([-1, 1])), look_seed=look_seed, **template))
+    return out
+
+
+def sample_identities(pids: list[int], split: str, hard_fraction: float, family_size: tuple[int, int],
+                      rng: np.random.Generator) -> list[Identity]:
+    """Identities for ``pids`` in one split: ~``hard_fraction`` of them in look-alike families.
+
+    Families never cross splits, so a test family's look-alikes are all in the test gallery.
+    """
+    n_hard = int(round(hard_fraction * len(pids)))
+    order = [int(p) for p in rng.permutation(np.asarray(pids, dtype=np.int64))]
+    out: list[Identity] = []
+    i, fam = 0, 0
+    while i < n_hard:
+        k = min(int(rng.integers(family_size[0], family_size[1] + 1)), n_hard - i)
+        out += _hard_family(rng, order[i:i + k], split, fam + 1000 * (split != "train") + 2000 * split.startswith("source"))
+        i, fam = i + k, fam + 1
+    out += [_easy(rng, pid, split) for pid in order[n_hard:]]
+    return sorted(out, key=lambda t: t.pid)
+
+
+def identity_look(ident: Identity) -> Look:
+    """The drawable :class:`~reidbook.data.synth_draw.Look` of an identity (colours slightly jittered)."""
+    rng = np.random.default_rng(ident.look_seed)
+
+    def col(name: str, amount: float = 10):
+        return None if name == "none" else jitter_color(COLORS.get(name) or HAIR_COLORS.get(name), rng, amount)
+
+    return Look(build=ident.build, height=ident.height, head=ident.head, waist=ident.waist,
+                skin=jitter_color(SKIN_TONES[ident.skin], rng, 8), hair=jitter_color(HAIR_COLORS[ident.hair_color], rng, 8),
+                hair_style=ident.hair_style, top=col(ident.top_color), top_pattern=ident.top_pattern,
+                pattern=col(ident.pattern_color), mark_shape=ident.mark_shape, sleeves=ident.sleeves,
+                bottom=col(ident.bottom_color), bottom_type=ident.bottom_type,
+                shoes=col(ident.shoe_color),
+                backpack=col(ident.backpack), bag=col(ident.shoulder_bag), bag_side=ident.bag_side,
+                hat=col(ident.hat), item=col(ident.carried_item), item_side=ident.item_side)
+
+
+def random_look(rng: np.random.Generator) -> Look:
+    """A passer-by (occluders, distractors): an identity that belongs to no split."""
+    ident = _easy(rng, 0, "none") if rng.random() < 0.5 else _hard_family(rng, [0], "none", -1)[0]
+    return identity_look(ident)
+
+
+# ----------------------------------------------------------------------------------------------
+# the plan: which image of whom, where, from which side
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Job:
+    """One image to render. ``kind`` is ``"person"``, ``"distractor"`` (pid 0) or ``"junk"`` (pid -1)."""
+    uid: int                    # index in the domain's plan: the image's own random stream
+    split: str                  # "train", "query", "gallery"
+    name: str                   # Market-1501 file name
+    pid: int
+    cam: int                    # 1-based, as in the file name
+    view: str
+    occluder: str               # "none", "pole", "low", "person"
+    kind: str
+
+
+def market_name(pid: int, cam: int, frame: int, n: int) -> str:
+    """``0002_c1s1_000451_03.jpg``; junk is ``-1_c1s1_…``, distractors ``0000_…``."""
+    head = "-1" if pid < 0 else f"{pid:04d}"
+    return f"{head}_c{cam}s1_{frame:06d}_{n:02d}.jpg"
+
+
+def _around(rng: np.random.Generator, mean: int, spread: float = 0.25) -> int:
+    """An image count uniformly within ±``spread`` of ``mean`` (at least 1)."""
+    lo, hi = max(1, int(round(mean * (1 - spread)))), max(1, int(round(mean * (1 + spread))))
+    return int(rng.integers(lo, hi + 1))
+
+
+def _spread(rng: np.random.Generator, n: int, cams: list[int]) -> list[int]:
+    """``n`` images over ``cams``: one per camera first, the rest with uneven (Dirichlet) weights."""
+    out = list(cams[:n])
+    if n > len(cams):
+        w = rng.dirichlet(np.ones(len(cams)))
+        out += [cams[int(i)] for i in rng.choice(len(cams), n - len(cams), p=w)]
+    return out
+
+
+def plan_domain(identities: list[Identity], cameras: tuple[CameraSettings, ...], settings: SynthSettings,
+                rng: np.random.Generator, train_mean: int, gallery_mean: int, distractors: int,
+                junk: int) -> list[Job]:
+    """Every image of one domain: per identity, the cameras that saw it, one tracklet per camera.
+
+    A tracklet has a dominant viewpoint drawn from the camera's distribution (people walk past a
+    camera in one direction) and increasing frame numbers. Test identities are seen by ≥ 2
+    cameras; at most one query per camera (as in Market-1501), and every camera that saw the
+    identity also has ≥ 1 gallery image, so every query has a cross-camera true match.
+    """
+    nc = len(cameras)
+    jobs: list[Job] = []
+    taken: set[str] = set()
+
+    def add(split, pid, cam, view, frame, n, kind):
+        name = market_name(pid, cam, frame, n)
+        assert name not in taken, name
+        taken.add(name)
+        cs = cameras[cam - 1]
+        occ = "none"
+        if rng.random() < cs.occlusion:
+            occ = _pick(rng, ["pole", "low", "person"], [0.35, 0.3, 0.35])
+        jobs.append(Job(len(jobs), split, name, pid, cam, view, occ, kind))
+
+    for ident in identities:
+        lo, hi = settings.cams_per_id
+        k = int(np.clip(rng.integers(lo, hi + 1), 2, nc))
+        cams = sorted(int(c) + 1 for c in rng.choice(nc, k, replace=False))
+        track = {}
+        for c in cams:
+            main = VIEWS[int(rng.choice(4, p=cameras[c - 1].view_probs))]
+            track[c] = [main, int(rng.integers(0, 150_000))]
+
+        def one(split, c):
+            t = track[c]
+            view = t[0] if rng.random() < 0.75 else VIEWS[int(rng.choice(4, p=cameras[c - 1].view_probs))]
+            t[1] += int(rng.integers(4, 40))
+            add(split, ident.pid, c, view, t[1], int(rng.integers(1, 5)), "person")
+
+        if ident.split == "train":
+            for c in sorted(_spread(rng, _around(rng, train_mean), list(rng.permutation(cams)))):
+                one("train", int(c))
+        else:
+            qcams = sorted(int(c) for c in rng.choice(cams, min(settings.query_per_id, k), replace=False))
+            for c in qcams:
+                one("query", c)
+            n_g = max(k, _around(rng, gallery_mean, 0.6))  # real galleries are very uneven
+            for c in sorted(_spread(rng, n_g, list(rng.permutation(cams)))):
+                one("gallery", int(c))
+    counters = {c: int(rng.integers(0, 1000)) for c in range(1, nc + 1)}
+    for kind, pid, count in (("distractor", 0, distractors), ("junk", -1, junk)):
+        for _ in range(count):
+            c = int(rng.integers(1, nc + 1))
+            counters[c] += int(rng.integers(5, 60))
+            add("gallery", pid, c, VIEWS[int(rng.integers(4))], counters[c], int(rng.integers(1, 9)), kind)
+    return jobs
+
+
+# ----------------------------------------------------------------------------------------------
+# rendering one job
+# ----------------------------------------------------------------------------------------------
+def render_image(job: Job, look: Look | None, cam: CameraSettings, scene: Image.Image, settings: SynthSettings,
+                 rng: np.random.Generator) -> bytes:
+    """The JPEG bytes of one image (see :mod:`reidbook.data.synth_draw` for the steps).
+
+    ``person``: the identity's look, box shifted and scaled as an imperfect detector would.
+    ``distractor`` (0000): background only, a far-away passer-by, or a box that misses the person.
+    ``junk`` (-1): a box on a fragment of a passer-by (head and shoulders, or legs).
+    """
+    S = settings.supersample
+    H2, W2 = settings.height * S, settings.width * S
+    img = background(scene, cam, W2, rng)
+    m = cam.misalign
+    if job.kind == "person":
+        hp = H2 * look.height * rng.uniform(0.86, 0.96) * (1 + float(np.clip(rng.normal(0, 0.04 * m), -0.12, 0.12)))
+        cx = W2 / 2 + float(np.clip(rng.normal(0, 0.05 * m), -0.15, 0.15)) * W2
+        top = (H2 - hp) / 2 + float(np.clip(rng.normal(0, 0.03 * m), -0.08, 0.08)) * H2
+        draw_person(img, look, job.view, cx, top, hp, rng)
+    else:
+        other = random_look(rng)
+        r = rng.random()
+        if job.kind == "junk":
+            hp = H2 * rng.uniform(1.8, 3.0)
+            top = -rng.uniform(0, hp - H2)
+            draw_person(img, other, job.view, W2 / 2 + rng.normal(0, 0.1) * W2, top, hp, rng)
+        elif r < 0.35:
+            pass  # a box on the background
+        elif r < 0.7:
+            hp = H2 * rng.uniform(0.3, 0.55)
+            draw_person(img, other, job.view, rng.uniform(0.2, 0.8) * W2, rng.uniform(0.1, 0.9) * (H2 - hp), hp, rng)
+        else:
+            draw_person(img, other, job.view, W2 * (0.5 + rng.choice([-1, 1]) * rng.uniform(0.55, 0.8)),
+                        rng.uniform(0, 0.1) * H2, H2 * rng.uniform(0.85, 1.0), rng)
+    if job.occluder != "none":
+        draw_occluder(img, job.occluder, cam, rng, other=random_look(rng) if job.occluder == "person" else None)
+    arr = apply_camera(img, cam, (settings.height, settings.width), rng)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "JPEG", quality=int(rng.integers(cam.jpeg_quality[0], cam.jpeg_quality[1] + 1)))
+    return buf.getvalue()
+
+
+# Worker state: set once per process by _init_worker (the plan can be large; send it once).
+_CTX: dict = {}
+
+
+def _init_worker(ctx: dict) -> None:
+    _CTX.clear()
+    _CTX.update(ctx)
+    _CTX["scenes"] = {}
+
+
+def _render_chunk(tasks: list[tuple[int, Job]]) -> int:
+    """Render and write ``(domain, job)`` pairs; a domain is 0 (target) or 1 (source)."""
+    st: SynthSettings = _CTX["settings"]
+    seed = _CTX["seed"]
+    S = st.supersample
+    for domain, job in tasks:
+        cams = _CTX["cameras"][domain]
+        key = (domain, job.cam)
+        if key not in _CTX["scenes"]:
+            srng = np.random.default_rng([seed, domain, 1, job.cam])
+            _CTX["scenes"][key] = camera_scene(cams[job.cam - 1], st.height * S, st.width * S, srng)
+        rng = np.random.default_rng([seed, domain, 2, job.uid])
+        data = render_image(job, _CTX["looks"][domain].get(job.pid), cams[job.cam - 1], _CTX["scenes"][key], st, rng)
+        out = Path(_CTX["dirs"][domain]) / SPLIT_DIRS[job.split] / job.name
+        with open(out, "wb") as f:
+            f.write(data)
+    return len(tasks)
+
+
+# ----------------------------------------------------------------------------------------------
+# writing a data set
+# ----------------------------------------------------------------------------------------------
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _domain_counts(jobs: list[Job]) -> dict:
+    out = {}
+    for split in SPLIT_DIRS:
+        js = [j for j in jobs if j.split == split]
+        out[split] = {"images": len(js), "ids": len({j.pid for j in js if j.kind == "person"})}
+    out["gallery"]["distractors"] = sum(j.kind == "distractor" for j in jobs)
+    out["gallery"]["junk"] = sum(j.kind == "junk" for j in jobs)
+    return out
+
+
+def _expected_meta(profile: str, seed: int, settings: SynthSettings) -> dict:
+    """What ``synthreid.json`` records about how the data set was made (counts are added later)."""
+    return json.loads(json.dumps({
+        "name": "SynthReID", "version": GENERATOR_VERSION, "profile": profile, "seed": int(seed),
+        "settings": asdict(settings), "cameras": [asdict(c) for c in TARGET_CAMERAS[:settings.num_cameras]],
+        "source_cameras": [asdict(c) for c in SOURCE_CAMERAS[:settings.num_cameras]],
+        "layout": "Market-1501", "source_dir": "source",
+    }))
+
+
+def _is_complete(root: Path, meta: dict) -> bool:
+    """Every folder holds exactly the number of images ``synthreid.json`` says it should."""
+    for sub, counts in (("", meta["counts"]["target"]), ("source", meta["counts"]["source"])):
+        for split, folder in SPLIT_DIRS.items():
+            d = root / sub / folder
+            n = sum(1 for _ in d.glob("*.jpg")) if d.is_dir() else 0
+            if n != counts[split]["images"]:
+                return False
+    return (root / "attributes.csv").is_file() and (root / "source" / "attributes.csv").is_file()
+
+
+def _check_existing(root: Path, want: dict) -> bool:
+    """True if ``root`` already holds this exact data set; raise if it holds something else."""
+    if not root.exists():
+        return False
+    if not root.is_dir():
+        raise FileExistsError(f"SynthReID target {root} exists and is not a folder; pass another root.")
+    meta_path = root / "synthreid.json"
+    if not meta_path.is_file():
+        if any(root.iterdir()):
+            raise FileExistsError(
+                f"{root} is not empty and has no synthreid.json, so it is not a SynthReID folder; refusing to "
+                "overwrite it. Pass an empty or non-existing folder to make_synthetic(root=...).")
+        return False
+    try:
+        have = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{meta_path} is unreadable ({e}); delete the folder {root} and generate again.") from e
+    have_core = {k: have.get(k) for k in want}
+    if have_core != want:
+        diff = [k for k in want if have.get(k) != want[k]]
+        raise ValueError(
+            f"{root} holds a different SynthReID (differs in: {', '.join(diff)}; it has profile="
+            f"{have.get('profile')!r}, seed={have.get('seed')}, version={have.get('version')!r}). "
+            "Use another root for these arguments, or delete that folder to regenerate it.")
+    if not _is_complete(root, have):
+        raise ValueError(f"{root} is an incomplete SynthReID (image counts differ from synthreid.json); "
+                         "delete the folder and call make_synthetic again.")
+    return True
+
+
+def _build_domain(settings: SynthSettings, seed: int, domain: int, first_pid: int) -> tuple[list[Identity], list[Job]]:
+    """Identities and plan of the target (``domain=0``) or source (``domain=1``) domain."""
+    rng = np.random.default_rng([seed, domain, 0])
+    if domain == 0:
+        n_tr, n_te, tr_mean, ga_mean = settings.train_ids, settings.test_ids, settings.train_images, settings.gallery_images
+        n_dis, n_junk, cams = settings.distractors, settings.junk, TARGET_CAMERAS
+    else:
+        n_tr, n_te, tr_mean = settings.source_train_ids, settings.source_test_ids, settings.source_images
+        ga_mean, n_dis, n_junk, cams = settings.source_images, 0, 0, SOURCE_CAMERAS
+    pids = first_pid + rng.permutation(n_tr + n_te)
+    tr, te = sorted(int(p) for p in pids[:n_tr]), sorted(int(p) for p in pids[n_tr:])
+    idents = sample_identities(tr, "train", settings.hard_fraction, settings.family_size, rng)
+    idents += sample_identities(te, "test", settings.hard_fraction, settings.family_size, rng)
+    idents.sort(key=lambda t: t.pid)
+    jobs = plan_domain(idents, cams[:settings.num_cameras], settings, rng, tr_mean, ga_mean, n_dis, n_junk)
+    return idents, jobs
+
+
+def default_workers(num_images: int) -> int:
+    """Processes used when ``num_workers=None``: one for small sets, else up to 8 cores."""
+    return 1 if num_images < 2000 else max(1, min(8, os.cpu_count() or 1))
+
+
+def make_synthetic(root: str | os.PathLike, profile: str = "quick", seed: int = 0, num_workers: int | None = None,
+                   settings: SynthSettings | None = None) -> Path:
+    """Generate SynthReID at ``root`` (Market-1501 layout) and its source domain at ``root/source``.
+
+    Args:
+        root: the data set folder (created; must be absent, empty, or this very data set).
+        profile: ``"smoke"``, ``"quick"`` or ``"full"`` — the sizes in :data:`SIZES`.
+        seed: everything (identities, plan, every pixel) follows from it; same seed → identical bytes.
+        num_workers: processes for rendering (``None``: :func:`default_workers`). The output does not
+            depend on it.
+        settings: override the profile's :class:`SynthSettings` (e.g. ``replace(SIZES["quick"], test_ids=50)``).
+
+    Returns ``root``. If ``root`` already holds the same complete data set, nothing is done. The set is
+    written into a temporary sibling folder and renamed into place at the end, so an interrupted run
+    never leaves a half-written data set at ``root``.
+    """
+    if settings is None:
+        if profile not in SIZES:
+            raise ValueError(f"unknown SynthReID profile {profile!r}; choose one of {sorted(SIZES)} "
+                             "or pass settings=SynthSettings(...)")
+        settings = SIZES[profile]
+    if not 1 <= settings.num_cameras <= len(TARGET_CAMERAS):
+        raise ValueError(f"num_cameras must be 1..{len(TARGET_CAMERAS)}, got {settings.num_cameras}")
+    root = Path(root).expanduser().absolute()
+    want = _expected_meta(profile, seed, settings)
+    if _check_existing(root, want):
+        return root
+
+    target_ids, target_jobs = _build_domain(settings, seed, 0, first_pid=1)
+    source_ids, source_jobs = _build_domain(settings, seed, 1, first_pid=settings.num_ids + 1)
+    total = len(target_jobs) + len(source_jobs)
+    workers = default_workers(total) if num_workers is None else max(1, int(num_workers))
+
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+    try:
+        dirs = {0: tmp, 1: tmp / "source"}
+        for d in dirs.values():
+            for folder in SPLIT_DIRS.values():
+                (d / folder).mkdir(parents=True, exist_ok=True)
+        ctx = {"settings": settings, "seed": seed, "dirs": {k: str(v) for k, v in dirs.items()},
+               "cameras": {0: TARGET_CAMERAS, 1: SOURCE_CAMERAS},
+               "looks": {0: {i.pid: identity_look(i) for i in target_ids},
+                         1: {i.pid: identity_look(i) for i in source_ids}}}
+        tasks = [(0, j) for j in target_jobs] + [(1, j) for j in source_jobs]
+        chunk = 64
+        chunks = [tasks[i:i + chunk] for i in range(0, len(tasks), chunk)]
+        bar = progress(total=total, desc=f"SynthReID {profile}", unit="img")
+        if workers == 1:
+            _init_worker(ctx)
+            for c in chunks:
+                bar.update(_render_chunk(c))
+        else:
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(ctx,)) as ex:
+                for n in ex.map(_render_chunk, chunks):
+                    bar.update(n)
+        bar.close()
+        for d, idents, jobs in ((dirs[0], target_ids, target_jobs), (dirs[1], source_ids, source_jobs)):
+            _write_csv(d / "attributes.csv", [asdict(i) for i in idents])
+            _write_csv(d / "images.csv", [{"folder": SPLIT_DIRS[j.split], "name": j.name, "pid": j.pid, "cam": j.cam,
+                                           "view": j.view, "occluder": j.occluder, "kind": j.kind} for j in jobs])
+        meta = {**want, "counts": {"target": _domain_counts(target_jobs), "source": _domain_counts(source_jobs)}}
+        atomic_write_json(dirs[1] / "synthreid.json", {**meta, "domain": "source"})
+        atomic_write_json(tmp / "synthreid.json", {**meta, "domain": "target"})  # last: marks completion
+        if root.exists():  # an empty folder (checked above), or a concurrent run finished first
+            if (root / "synthreid.json").exists() and _check_existing(root, want):
+                shutil.rmtree(tmp, ignore_errors=True)
+                return root
+            root.rmdir()
+        os.replace(tmp, root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    say(f"SynthReID ({profile}, seed {seed}): {total} images in {root}")
+    return root
