@@ -197,7 +197,7 @@ def test_full_baseline_preset_is_bot():
     p = get_preset("baseline", "full")
     assert (p.height, p.width, p.P, p.K, p.epochs) == (256, 128, 16, 4, 120)
     assert p.optimizer["name"] == "adam" and p.optimizer["lr"] == 3.5e-4
-    assert p.schedule["milestones"] == [40, 70] and p.schedule["warmup_epochs"] == 10
+    assert p.schedule["milestones"] == [40, 70] and p.schedule["warmup"] == 10
     assert p.train_aug["random_erasing"] == 0.5
     assert p.losses[0]["options"]["label_smoothing"] == 0.1
     assert "Bag of Tricks" in p.notes

@@ -45,7 +45,7 @@ PRESETS = {
         height=256, width=128, train_aug=dict(_BOT_AUG), P=16, K=4, epochs=120,
         optimizer={"name": "adam", "lr": 3.5e-4, "weight_decay": 5e-4, "betas": (0.9, 0.999)},
         schedule={"name": "warmup_step", "milestones": [40, 70], "gamma": 0.1,
-                  "warmup_epochs": 10, "warmup_factor": 0.1},
+                  "warmup": 10, "warmup_factor": 0.1},
         losses=loss_specs("both"), eval_every=40,
         notes="Luo et al., Bag of Tricks and a Strong Baseline for Deep Person Re-ID (CVPRW 2019), "
               "§3 (tricks) and §4.1 (settings); triplet: Hermans et al. 2017, §3.",
@@ -57,7 +57,7 @@ PRESETS = {
         P=16, K=4, epochs=12,
         optimizer={"name": "adam", "lr": 1e-3, "weight_decay": 5e-4, "betas": (0.9, 0.999)},
         schedule={"name": "warmup_step", "milestones": [8], "gamma": 0.1,
-                  "warmup_epochs": 1, "warmup_factor": 0.1},
+                  "warmup": 1, "warmup_factor": 0.1},
         losses=loss_specs("both"), eval_every=0,
         notes="BoT recipe at width 1/4, 128x64, on SynthReID quick, few epochs (tuned for a 2-core CPU).",
     ),
