@@ -38,7 +38,7 @@ __all__ = ["re_ranking", "re_ranking_features"]
 
 _ROWS_PER_CHUNK = 256
 _DENSE_ROW_LIMIT = 2048   # rows up to this length are simply argsorted in _nearest
-_SAMPLE_MIN = 512         # _nearest samples at least this many (and >= 16·kk) items of a row
+_SAMPLE_MIN = 1024        # _nearest samples at least this many (and >= 32·kk) items of a row
 
 
 # ----------------------------------------------------------------------------- distance sources
@@ -50,10 +50,10 @@ class _BlockSource:
         self.Q, self.G = q_g.shape
         self.N = self.Q + self.G
 
-    def squared_rows(self, a: int, b: int) -> np.ndarray:
+    def squared_rows(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
         """``float32(x²)`` for rows ``a:b`` (all on one side of the query/gallery boundary)."""
         Q = self.Q
-        y = np.empty((b - a, self.N), np.float32)
+        y = np.empty((b - a, self.N), np.float32) if out is None else out[:b - a]
         if b <= Q:
             left, right = self.q_q[a:b], self.q_g[a:b]
         else:
@@ -90,10 +90,14 @@ class _FeatureSource:
         self.Q, self.G = qf.shape[0], gf.shape[0]
         self.N = self.Q + self.G
 
-    def squared_rows(self, a: int, b: int) -> np.ndarray:
+    def squared_rows(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
+        y = np.empty((b - a, self.N), np.float32) if out is None else out[:b - a]
         with torch.no_grad():
-            x = pairwise_block(self.f[a:b], self.f, self.metric, self.sq)
-        return np.square(x.cpu().numpy()).astype(np.float32, copy=False)
+            if self.metric == "euclidean":       # x² is the squared distance: skip sqrt-then-square
+                y[...] = pairwise_block(self.f[a:b], self.f, "sqeuclidean", self.sq).cpu().numpy()
+                return y
+            x = pairwise_block(self.f[a:b], self.f, self.metric, self.sq).cpu().numpy()
+        return np.square(x, out=y)
 
     def squared_pairs(self, i: np.ndarray, j: np.ndarray, chunk: int = 1 << 14) -> np.ndarray:
         out = np.empty(len(i), np.float32)
@@ -104,11 +108,10 @@ class _FeatureSource:
                 dot = (self.f[ii] * self.f[jj]).sum(1)
                 if self.metric == "cosine":
                     x = 1.0 - dot
+                    out[s:s + chunk] = np.square(x.cpu().numpy())
                 else:
                     x = (self.sq[ii] + self.sq[jj] - 2 * dot).clamp_(min=0)
-                    if self.metric == "euclidean":
-                        x = x.sqrt_()
-                out[s:s + chunk] = np.square(x.cpu().numpy())
+                    out[s:s + chunk] = (x if self.metric == "euclidean" else x * x).cpu().numpy()
         return out
 
 
@@ -137,7 +140,7 @@ def _nearest(y: np.ndarray, rowmax: np.ndarray, kk: int) -> np.ndarray:
     if n <= 4 * kk or n <= _DENSE_ROW_LIMIT:
         d = y / rowmax[:, None]
         return np.argsort(d, axis=1, kind="stable")[:, :kk]
-    step = max(1, n // max(16 * kk, _SAMPLE_MIN))
+    step = max(1, n // max(32 * kk, _SAMPLE_MIN))
     sample = y[:, ::step]
     t = np.partition(sample, kk - 1, axis=1)[:, kk - 1]          # ≥ kk items of the row are ≤ t
     # items with y > t_hi have d strictly above d(t), whatever the float32 rounding of y / rowmax
@@ -152,16 +155,25 @@ def _nearest(y: np.ndarray, rowmax: np.ndarray, kk: int) -> np.ndarray:
     pad_i = np.full((c, width), n, np.int64)
     pad_v[rows, pos] = vals
     pad_i[rows, pos] = cols                                       # column order inside a row
-    order = np.argsort(pad_v, axis=1, kind="stable")[:, :kk]      # ties: lower index first
-    return np.take_along_axis(pad_i, order, 1)
+    # exact kk-th smallest d, then: all below it, and the lowest-index ones equal to it
+    v = np.partition(pad_v, kk - 1, axis=1)[:, kk - 1:kk]
+    lt = pad_v < v
+    eq = pad_v == v
+    need = kk - lt.sum(1, keepdims=True)
+    sel = lt | (eq & (np.cumsum(eq, axis=1) <= need))            # exactly kk per row
+    sel_v = pad_v[sel].reshape(c, kk)                             # column order inside a row
+    sel_i = pad_i[sel].reshape(c, kk)
+    order = np.argsort(sel_v, axis=1, kind="stable")              # ties: lower index first
+    return np.take_along_axis(sel_i, order, 1)
 
 
 def _neighbours(src, kk: int, rows_per_chunk: int):
     """``(nbr [N, kk] int64, rowmax [N] float32)``: each row's kk nearest items and its max of x²."""
     nbr = np.empty((src.N, kk), np.int64)
     rowmax = np.empty(src.N, np.float32)
+    buf = np.empty((min(rows_per_chunk, src.N), src.N), np.float32)  # reused: no fresh pages per chunk
     for a, b in _chunks(src, rows_per_chunk):
-        y = src.squared_rows(a, b)
+        y = src.squared_rows(a, b, out=buf)
         m = y.max(1)
         if not np.all(m > 0) or not np.all(np.isfinite(m)):
             bad = a + int(np.flatnonzero(~((m > 0) & np.isfinite(m)))[0])
@@ -306,11 +318,14 @@ def _rerank(src, k1, k2, lambda_value, rows_per_chunk):
         V = _query_expansion(V, nbr, int(k2))
     out = _jaccard(V, src.Q)
     out *= np.float32(1 - lambda_value)
+    buf = np.empty((min(rows_per_chunk, src.N), src.N), np.float32)
     for a, b in _chunks(src, rows_per_chunk):                      # + λ·d on query rows, gallery cols
         if a >= src.Q:
             break
-        d = src.squared_rows(a, b)[:, src.Q:] / rowmax[a:b, None]
-        out[a:b] += d * np.float32(lambda_value)
+        d = src.squared_rows(a, b, out=buf)[:, src.Q:]
+        d /= rowmax[a:b, None]
+        d *= np.float32(lambda_value)
+        out[a:b] += d
     return out
 
 
