@@ -1,0 +1,304 @@
+"""Figures of DaRe (paper 004): per-stage accuracy (Fig. 3/4), fusion weights, cost per exit, the
+anytime curve (Fig. 5), budgeted-stream curves (Fig. 6), per-stage rank lists (Fig. 7), easy and hard
+queries (Fig. 8), and the budget view behind chapter 07's slider.
+
+Pure functions: they take an :class:`reidbook.eval.anytime.AnytimeEval` (or tables made from one)
+and return a matplotlib ``Figure``; nothing here trains or extracts features.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..eval import anytime as A
+
+__all__ = ["plot_embedding_accuracy", "plot_fusion_weights", "plot_exit_costs", "plot_anytime",
+           "plot_budgeted", "plot_exit_distribution", "plot_stage_ranklists", "plot_easy_hard",
+           "budget_view_data", "budget_view", "PAPER_FUSION_WEIGHTS"]
+
+# §5.2: learnt w_s of DaRe(R)+RE on Market-1501 (the paper's numbers).
+PAPER_FUSION_WEIGHTS = (-0.54, -0.73, -0.77, -0.51)
+_RULE_STYLE = {"distance": ("tab:blue", "-"), "margin": ("tab:green", "-"), "random": ("tab:gray", "--")}
+_MATCH, _MISMATCH = "#1a9850", "#d73027"
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_embedding_accuracy(tables: Mapping[str, "object"], title: str | None = None):
+    """Fig. 3 / Fig. 4: Rank-1 error and mAP of every embedding (stages 1–4 and the fusion), one bar
+    group per table (``AnytimeEval.per_embedding()``), e.g. ``{"with deep supervision": …, "without": …}``."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    names = list(next(iter(tables.values()))["embedding"])
+    x = np.arange(len(names))
+    width = 0.8 / max(1, len(tables))
+    for i, (label, df) in enumerate(tables.items()):
+        off = (i - (len(tables) - 1) / 2) * width
+        err = 100 * (1 - np.asarray(df["rank1"]))
+        mAP = 100 * np.asarray(df["mAP"])
+        b = axes[0].bar(x + off, err, width, label=label)
+        axes[0].bar_label(b, fmt="%.1f", fontsize=7)
+        b = axes[1].bar(x + off, mAP, width, label=label)
+        axes[1].bar_label(b, fmt="%.1f", fontsize=7)
+    for ax, lab in zip(axes, ("Rank-1 error (%) — lower is better", "mAP (%) — higher is better")):
+        ax.set_xticks(x, names)
+        ax.set_ylabel(lab)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_fusion_weights(weights: Sequence[float], paper: Sequence[float] | None = PAPER_FUSION_WEIGHTS):
+    """The learnt ``w_s`` of Eq. (1), as shares ``|w_s| / Σ|w|`` beside the paper's (§5.2; only the
+    ratios matter: a common scale or sign does not change the ranking)."""
+    plt = _plt()
+    w = np.asarray(weights, dtype=float)
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    x = np.arange(len(w))
+    share = np.abs(w) / np.abs(w).sum()
+    b = ax.bar(x - 0.2 if paper is not None else x, share, 0.4, label="learnt here")
+    ax.bar_label(b, labels=[f"{v:+.2f}" for v in w], fontsize=8)
+    if paper is not None:
+        p = np.asarray(paper, dtype=float)
+        b = ax.bar(x + 0.2, np.abs(p) / np.abs(p).sum(), 0.4, label="paper (Market-1501 +RE)")
+        ax.bar_label(b, labels=[f"{v:+.2f}" for v in p], fontsize=8)
+    ax.set_xticks(x, [f"stage {i + 1}" for i in x])
+    ax.set_ylabel("|w_s| / Σ|w|  (labels: w_s)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_exit_costs(names: Sequence[str], macs_full: Sequence[float], paper_macs_m: Sequence[float] | None,
+                    macs_here: Sequence[float], latency_ms: Sequence[float], here_label: str = "this chapter's model"):
+    """Left: cumulative multiply-adds per exit of the paper-size model at 256×128, measured, beside the
+    paper code's table. Right: measured CPU latency against multiply-adds of the model we run (time
+    follows multiply-adds)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.4))
+    x = np.arange(len(names))
+    ax = axes[0]
+    b = ax.bar(x - 0.2, np.asarray(macs_full) / 1e6, 0.4, label="measured (torchvision ResNet-50)")
+    ax.bar_label(b, fmt="%.0f", fontsize=7)
+    if paper_macs_m is not None:
+        b = ax.bar(x + 0.2, paper_macs_m, 0.4, label="paper code's table")
+        ax.bar_label(b, fmt="%.0f", fontsize=7)
+    ax.set_xticks(x, names, fontsize=8)
+    ax.set_ylabel("cumulative MACs (M), 256×128")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    ax = axes[1]
+    m = np.asarray(macs_here) / 1e6
+    t = np.asarray(latency_ms)
+    ax.plot(m, t, "o", color="tab:red")
+    for n, mi, ti in zip(names, m, t):
+        ax.annotate(n, (mi, ti), fontsize=7, xytext=(3, -8), textcoords="offset points")
+    if len(m) > 1:
+        k, c = np.polyfit(m, t, 1)
+        xs = np.linspace(0, m.max() * 1.05, 10)
+        ax.plot(xs, k * xs + c, ":", color="gray", label=f"fit: {k:.3f} ms/M MACs + {c:.2f} ms")
+        ax.legend(fontsize=8)
+    ax.set_xlabel(f"cumulative MACs (M), {here_label}")
+    ax.set_ylabel("CPU latency per image (ms)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_anytime(curves: Mapping[str, "object"], metric: str = "rank1", paper_note: bool = True):
+    """Fig. 5: accuracy against a per-query budget (tables of :func:`reidbook.eval.anytime.anytime_curve`
+    on one budget grid), one step curve per model."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for name, df in curves.items():
+        ax.step(np.asarray(df["budget"]) / 1e6, 100 * np.asarray(df[metric]), where="post", label=name)
+    ax.set_xlabel("budget per query (M multiply-adds)")
+    ax.set_ylabel(f"{'Rank-1' if metric == 'rank1' else metric} (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Anytime re-ID: the most recent embedding when the budget runs out", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_budgeted(curve, ev: "A.AnytimeEval | None" = None, metric: str = "rank1", others: Mapping | None = None,
+                  point: tuple[float, float] | None = None, ax=None):
+    """Fig. 6: accuracy against the realised average cost of a budgeted stream, one line per routing
+    (``budgeted_curve``'s table); dots: the single exits of ``ev``; ``others``: name → (costs, accuracies)
+    of other models' exits; ``point``: a highlighted (cost, accuracy) (the slider's)."""
+    plt = _plt()
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for rule, df in curve.groupby("rule", sort=False):
+        colour, ls = _RULE_STYLE.get(rule, (None, "-"))
+        ax.plot(df["cost"] / 1e6, 100 * df[metric], ls, marker=".", color=colour, label=f"{rule} routing")
+    if ev is not None:
+        acc = [r.rank(1) if metric == "rank1" else r.mAP for r in ev.results]
+        ax.plot(ev.costs / 1e6, 100 * np.asarray(acc), "o", color="black", ms=6, label="single exits")
+        for n, c, a in zip(ev.names, ev.costs, acc):
+            ax.annotate(n, (c / 1e6, 100 * a), fontsize=7, xytext=(4, -10), textcoords="offset points")
+    for name, (costs, accs) in (others or {}).items():
+        ax.plot(np.asarray(costs) / 1e6, 100 * np.asarray(accs), "s", mfc="none", label=name)
+    if point is not None:
+        ax.plot([point[0] / 1e6], [100 * point[1]], "*", color="red", ms=14, label="this budget")
+    ax.set_xlabel("average cost per query (M multiply-adds)")
+    ax.set_ylabel(f"{'Rank-1' if metric == 'rank1' else metric} (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    if own:
+        ax.set_title("Budgeted stream re-ID", fontsize=10)
+        fig.tight_layout()
+        return fig
+    return ax.figure
+
+
+def plot_exit_distribution(plan: "A.ExitPlan", realised: Sequence[float] | None = None,
+                           names: Sequence[str] | None = None, ax=None):
+    """Target exit distribution ``p_s`` (Eq. 3) and, if given, the fractions a stream realised."""
+    plt = _plt()
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+    S = len(plan.p)
+    x = np.arange(S)
+    names = list(names) if names is not None else [f"exit {s + 1}" for s in range(S)]
+    ax.bar(x - 0.2, plan.p, 0.4, label="target p_s (Eq. 3)")
+    if realised is not None:
+        ax.bar(x + 0.2, realised, 0.4, label="realised")
+    ax.set_xticks(x, [n.replace(" (fusion)", "\n(fusion)") for n in names], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("fraction of queries")
+    a = "∞" if np.isinf(plan.a) else f"{plan.a:.3g}"
+    ax.set_title(f"exits at B = {plan.budget / 1e6:.0f} M MACs (a = {a})", fontsize=9)
+    ax.legend(fontsize=7)
+    if own:
+        fig.tight_layout()
+        return fig
+    return ax.figure
+
+
+def _image(path: str, size=(128, 64)):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB").resize((size[1], size[0])))
+
+
+def _frame(ax, colour: str, width: float = 3.0) -> None:
+    ax.set_xticks([]), ax.set_yticks([])
+    for s in ax.spines.values():
+        s.set_visible(True)
+        s.set_edgecolor(colour)
+        s.set_linewidth(width)
+
+
+def _strip_row(axes, ev: "A.AnytimeEval", query: int, exit_: int, topk: int, label: str) -> None:
+    """One row: the query, then its top-k under the distances of exit ``exit_`` (1-based)."""
+    from .ranklist import rank_list
+
+    rl = rank_list(ev.distmats[exit_ - 1], ev.q_pids, ev.g_pids, ev.q_camids, ev.g_camids, query, topk)
+    axes[0].imshow(_image(ev.query_items[query][0]))
+    _frame(axes[0], "black", 2.0)
+    axes[0].set_title(f"{label}\nexit {exit_}", fontsize=7)
+    for k, ax in enumerate(axes[1:]):
+        if k < len(rl["index"]):
+            ax.imshow(_image(ev.gallery_items[int(rl["index"][k])][0]))
+            _frame(ax, _MATCH if rl["match"][k] else _MISMATCH)
+            ax.set_title(str(k + 1), fontsize=7)
+        else:
+            ax.axis("off")
+
+
+def plot_stage_ranklists(ev: "A.AnytimeEval", queries: Sequence[int], topk: int = 5, image_size=(128, 64)):
+    """Fig. 7: for each query, its top-k under every embedding (stages 1–4 and the fusion)."""
+    from .ranklist import plot_ranklist
+
+    if ev.query_items is None or ev.gallery_items is None:
+        raise ValueError("rank lists need the data set items: build the AnytimeEval with AnytimeEval.from_model")
+    dm = ev.embedding_distmats if ev.embedding_distmats is not None else ev.distmats
+    names = ev.embedding_names or ev.names
+    rows, labels = [], []
+    for q in queries:
+        for e, n in enumerate(names):
+            rows.append(dm[e, q])
+            labels.append(n)
+    stacked = np.stack(rows)
+    items = [ev.query_items[q] for q in queries for _ in names]
+    return plot_ranklist(stacked, items, ev.gallery_items, range(len(rows)), topk=topk, image_size=image_size,
+                         row_labels=labels)
+
+
+def plot_easy_hard(ev: "A.AnytimeEval", groups: Mapping[str, Sequence[int]], exits: Sequence[int], topk: int = 5):
+    """Fig. 8: rows of easy queries (exited at stage 1) and hard ones (needed the last stage), each with
+    its top-k under the exit it used (green = same identity)."""
+    plt = _plt()
+    rows = [(name, q) for name, qs in groups.items() for q in qs]
+    if not rows:
+        fig, ax = plt.subplots(figsize=(6, 1))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no such queries at this budget", ha="center", va="center")
+        return fig
+    fig, axes = plt.subplots(len(rows), topk + 1, figsize=(0.9 * (topk + 1), 1.75 * len(rows)), squeeze=False)
+    for r, (name, q) in enumerate(rows):
+        _strip_row(axes[r], ev, q, int(exits[q]), topk, name)
+    fig.tight_layout()
+    return fig
+
+
+def budget_view_data(ev: "A.AnytimeEval", budget: float, rule: str = "margin", n_examples: int = 2,
+                     seed: int = 0) -> dict:
+    """What the budget slider shows for average budget ``budget``: the plan (Eq. 3), the stream's
+    exits and realised cost/accuracy, and easy / hard example queries. The budget is clamped to
+    ``[C_1, C_S]`` (the slider's range)."""
+    b = float(np.clip(budget, ev.costs[0], ev.costs[-1]))
+    res = A.budgeted_stream(ev, b, rule, seed)
+    eh = A.easy_hard_queries(ev, res.exits, rule if rule != "random" else "margin", n_examples)
+    return {"budget": b, "plan": res.plan, "stream": res, "realised": res.exit_fractions,
+            "cost": res.realised_cost, "rank1": res.rank1, "mAP": res.mAP, "easy": eh["easy"], "hard": eh["hard"]}
+
+
+def budget_view(ev: "A.AnytimeEval", budget: float, rule: str = "margin", curve=None, n_examples: int = 2,
+                topk: int = 4, seed: int = 0):
+    """The figure behind the budget slider: exit distribution (target and realised), the point on the
+    accuracy–cost curve, and easy / hard example queries with their top-``topk``."""
+    plt = _plt()
+    d = budget_view_data(ev, budget, rule, n_examples, seed)
+    pics = ev.query_items is not None and ev.gallery_items is not None
+    n_strip = max(len(d["easy"]), len(d["hard"]), 1) if pics else 0
+    fig = plt.figure(figsize=(10, 3.4 + 1.6 * n_strip))
+    gs = fig.add_gridspec(1 + n_strip, 2 * (topk + 1), height_ratios=[2.2] + [1] * n_strip)
+    ax0 = fig.add_subplot(gs[0, : topk + 1])
+    plot_exit_distribution(d["plan"], d["realised"], ev.names, ax=ax0)
+    ax1 = fig.add_subplot(gs[0, topk + 1:])
+    if curve is not None:
+        plot_budgeted(curve[curve["rule"] == rule], ev, point=(d["cost"], d["rank1"]), ax=ax1)
+    else:
+        ax1.plot([d["cost"] / 1e6], [100 * d["rank1"]], "*", color="red", ms=14)
+        ax1.set_xlabel("average cost (M MACs)")
+        ax1.set_ylabel("Rank-1 (%)")
+    ax1.set_title(f"{rule}: cost {d['cost'] / 1e6:.1f} M, Rank-1 {100 * d['rank1']:.1f} %, "
+                  f"mAP {100 * d['mAP']:.1f} %", fontsize=9)
+    # easy queries (left half) and hard ones (right half), each with its top-k at the exit it used
+    for col, name in ((0, "easy"), (topk + 1, "hard")):
+        for r in range(n_strip):
+            axes = [fig.add_subplot(gs[1 + r, col + k]) for k in range(topk + 1)]
+            if r < len(d[name]):
+                q = d[name][r]
+                _strip_row(axes, ev, q, int(d["stream"].exits[q]), topk, name)
+            else:
+                for ax in axes:
+                    ax.axis("off")
+                if r == 0:
+                    axes[0].text(0, 0.5, f"no {name} query at this budget", fontsize=8, transform=axes[0].transAxes)
+    fig.tight_layout()
+    return fig
