@@ -163,11 +163,11 @@ def _hit_ranks_chunk(d: np.ndarray, qp, qc, g_pids, g_camids, g_order):
     np.maximum.at(last, hr, hv)
     cand = d <= last[:, None]
     cand[jr, jc] = False
+    n_item = np.count_nonzero(cand, axis=1)
     flat = np.flatnonzero(cand)                            # (much faster than 2-D nonzero)
-    rows, cols = np.divmod(flat, ng)
-    del flat, cand
+    del cand
     with np.errstate(over="ignore", invalid="ignore"):  # float64 -> float32 of huge values
-        before = _count_before(rows, cols, d[rows, cols], hr, hc, hv, c)
+        before = _count_before(flat, n_item, d.reshape(-1)[flat], hr * ng + hc, hv, ng)
     rank = before + 1
     # order the hits of each row by rank and pad to [c, hmax]
     order = np.argsort(hr.astype(np.int64) * (ng + 2) + rank, kind="stable")
@@ -191,17 +191,18 @@ def _same_pid_pairs(qp, g_pids, g_order):
     return pr, g_order[np.repeat(first, cnt) + pos]
 
 
-def _count_before(rows, cols, vals, hr, hc, hv, c):
-    """For each hit (hr, hc, hv): how many items (rows, cols, vals) of its row come before it.
+def _count_before(flat, n_item, vals, h_flat, hv, ng):
+    """For each hit: how many items of its row come before it.
 
-    "Before" = smaller value, or equal value and smaller column. Items and hits are given in
-    row-major order; every hit is also an item. Method: each row's value range is cut into B_r
-    buckets by a monotone map u(v); items in lower buckets than a hit are before it (a histogram
-    and a cumulative sum), items in the hit's own bucket are compared exactly.
+    Items are given by their sorted flat indices ``row * ng + col`` into the chunk (``n_item`` per
+    row) and values; hits likewise (``h_flat``, ``hv``), and every hit is also an item. "Before" =
+    smaller value, or equal value and smaller column. Method: each row's value range is cut into
+    B_r buckets by a monotone map u(v); items in lower buckets than a hit are before it (a
+    histogram and a cumulative sum); items in a hit's own bucket are compared exactly.
     """
-    n_item = np.bincount(rows, minlength=c)
+    c = len(n_item)
     starts = np.cumsum(n_item) - n_item
-    nb = 2 * n_item + 1                                  # buckets per row ~ 2 per item
+    nb = n_item // 2 + 1                                 # buckets per row: ~2 items each
     off = np.cumsum(nb + 1) - (nb + 1)                   # first bin of each row
     total = int(off[-1] + nb[-1] + 1)
     v32 = vals.astype(np.float32, copy=False)
@@ -215,17 +216,19 @@ def _count_before(rows, cols, vals, hr, hc, hv, c):
         ok = np.isfinite(lo) & np.isfinite(hi) & (span > 0) & np.isfinite(span)
         scale = np.where(ok, (nb - 1) / np.where(ok, span, 1), 0).astype(np.float32)
     lo = np.where(ok, lo, 0).astype(np.float32)
-    # rows that are not ok (one value, or infinities) put every item in bucket 0: all exact
-    t = np.clip(v32, np.where(ok, lo, 0)[rows], np.where(ok, hi, 0)[rows])
-    t -= lo[rows]
-    t *= scale[rows]                                     # monotone in v: sub / mul by c >= 0
-    bucket = t.astype(np.int64) + off[rows]
+    # u(v) = floor((v - lo_r) * scale_r): monotone in v (subtracting a constant and multiplying
+    # by a constant >= 0 are monotone under rounding), in [0, nb_r - 1] since lo_r <= v <= hi_r
+    t = v32 - np.repeat(lo, n_item)
+    t *= np.repeat(scale, n_item)
+    if not ok[has].all():                                # one value or infinities: all in bucket 0
+        t[np.repeat(~ok, n_item)] = 0
+    bucket = t.astype(np.int64)
     del t
+    bucket += np.repeat(off, n_item)
     counts = np.bincount(bucket, minlength=total)
     excl = np.cumsum(counts) - counts                    # items in earlier bins (all rows)
-    # locate each hit among the items (both row-major; hits are items)
-    item_key = rows.astype(np.int64) * (int(cols.max()) + 2) + cols
-    hit_item = np.searchsorted(item_key, hr.astype(np.int64) * (int(cols.max()) + 2) + hc)
+    hit_item = np.searchsorted(flat, h_flat)             # hits are items
+    hr = h_flat // ng
     hb = bucket[hit_item]
     before = excl[hb] - excl[off[hr]]                    # same row, strictly lower bucket
     # exact comparison inside the hits' buckets
@@ -249,8 +252,9 @@ def _count_before(rows, cols, vals, hr, hc, hv, c):
             pos = np.arange(len(a_idx)) - np.repeat(np.cumsum(np_blk) - np_blk, np_blk)
             h_idx = h_order[np.repeat(first[s:e], np_blk) + pos]
             va, vh = vals[a_idx], hv[h_idx]
-            less = (va < vh) | ((va == vh) & (cols[a_idx] < hc[h_idx]))
-            before += np.bincount(h_idx[less], minlength=len(hr))
+            # same bucket implies same row, so comparing flat indices compares columns
+            less = (va < vh) | ((va == vh) & (flat[a_idx] < h_flat[h_idx]))
+            before += np.bincount(h_idx[less], minlength=len(h_flat))
             s = e
     return before
 
