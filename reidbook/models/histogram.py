@@ -24,7 +24,7 @@ import os
 from typing import Iterable, Sequence
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageStat
 
 __all__ = ["color_histogram_features", "histogram_distance", "DEFAULT_BINS", "DEFAULT_STRIPES"]
 
@@ -58,15 +58,16 @@ def _grey_world(img: Image.Image, target: float = 110.0) -> Image.Image:
     Cancels a camera's colour cast and exposure (a per-channel gain) but also shifts a crop whose
     colours are genuinely unbalanced (a person in red): the classic trade-off of the method.
     """
-    a = np.asarray(img, np.float32)
-    a = a * (target / np.maximum(a.reshape(-1, 3).mean(0), 1.0))
-    return Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8))
+    means = ImageStat.Stat(img).mean  # per channel
+    lut = np.concatenate([np.clip(np.arange(256) * (target / max(m, 1.0)) + 0.5, 0, 255) for m in means])
+    return img.point(lut.astype(np.uint8).tolist())
 
 
 def _one(img: Image.Image, bins: tuple[int, int, int], stripes: int, size: tuple[int, int],
          center: float | None, normalize: bool) -> np.ndarray:
     """Concatenated per-stripe HSV histograms of one image (each stripe sums to 1), square-rooted."""
-    img = img.resize((size[1], size[0]), Image.BILINEAR)
+    if img.size != (size[1], size[0]):
+        img = img.resize((size[1], size[0]), Image.BILINEAR)
     if normalize:
         img = _grey_world(img)
     hsv = np.asarray(img.convert("HSV"), dtype=np.int32)
