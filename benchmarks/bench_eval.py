@@ -79,7 +79,8 @@ def main():
     ap.add_argument("--reference-queries", type=int, default=400)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch threads: {torch.get_num_threads()}")
+    print(f"torch threads: {torch.get_num_threads()}, load average: {__import__('os').getloadavg()[0]:.1f} "
+          "(the machine is shared: timings scale with it)")
     run("market-like features", market_like(), args.reference_queries)
     rng = np.random.default_rng(1)
     d, qp, gp, qc, gc = market_like(nq=8, ng=19732)  # just for the labels
