@@ -15,12 +15,13 @@ MSMT17), written out in ``shared/specs/evaluation.md``:
 7. ``INP_q = H / rank of the last hit`` (Ye et al., "Deep Learning for Person Re-identification: A
    Survey and Outlook", TPAMI 2021, Sec. 4.3, mINP).
 
-Speed: every quantity above only needs the **ranks of the hits**, not a full sort of each row.
-For a query with hits h_0 < … < h_{H−1} (ordered by (distance, index)), the rank of hit k is
-``k + 1 + #{valid non-hits j : (d_j, j) < (d_{h_k}, h_k)}``. We sort the few hit distances of each
-query, place every non-hit between them with one batched ``searchsorted`` (ties fixed up exactly
-by index), histogram those positions and take a cumulative sum. That is O(G log H) per query
-instead of O(G log G), and it is chunked over queries so memory stays bounded.
+Speed: every quantity above only needs the **ranks of the hits**, not a full sort of each row:
+``rank(h) = 1 + #{valid j : (d_j, j) < (d_h, h)}``. Only items no farther than the query's last
+hit can count, so each query keeps those "candidates" (a small part of the gallery for a trained
+model), cuts their value range into buckets with a monotone map, histograms them, and reads
+"items in lower buckets" off a cumulative sum; the few items sharing a bucket with a hit are
+compared exactly (value, then gallery index). That is linear in the gallery size, chunked over
+queries so memory stays bounded, and exact — ties included.
 """
 from __future__ import annotations
 
@@ -360,7 +361,6 @@ def evaluate_cuhk03_classic(distmat, q_pids, g_pids, q_camids, g_camids, max_ran
     if num_repeats < 1:
         raise ValueError(f"num_repeats must be >= 1, got {num_repeats}")
     rng = np.random.default_rng(seed)
-    ng = distmat.shape[1]
     ranks_r = np.arange(1, max_rank + 1)
     all_cmc = []
     for q in np.flatnonzero(full.valid):
@@ -382,7 +382,6 @@ def evaluate_cuhk03_classic(distmat, q_pids, g_pids, q_camids, g_camids, max_ran
             rank = 1 + np.count_nonzero((c_d < c_d[h]) | ((c_d == c_d[h]) & (c_i < c_i[h])))
             cmc += rank <= ranks_r
         all_cmc.append(cmc / num_repeats)
-    del ng
     full.cmc = np.mean(all_cmc, axis=0)
     return full
 
