@@ -4,7 +4,7 @@ what the pure function returns for the slider's value, so headless runs and test
 """
 from __future__ import annotations
 
-__all__ = ["budget_slider"]
+__all__ = ["budget_slider", "pruning_slider"]
 
 
 def _show(fig) -> None:
@@ -37,4 +37,38 @@ def budget_slider(ev, curve=None, rule: str = "margin", n_examples: int = 2, top
         _show(budget_view(ev, budget_m * 1e6, routing, curve, n_examples, topk))
 
     out = W.interactive_output(draw, {"budget_m": slider, "routing": choice})
+    return W.VBox([W.HBox([slider, choice]), out])
+
+
+def pruning_slider(model, criteria=("l1", "l2", "fpgm", "simc", "nisp"), input_size=(128, 64), data=None,
+                   metrics: dict | None = None, max_ratio: float = 0.9, step: float = 0.05, latency: bool = True,
+                   batch_size: int = 1, **prune_options):
+    """Chapter 05's pruning slider (paper 003) over :func:`reidbook.viz.pruning.pruning_view`.
+
+    A ratio slider (fraction of the channels removed, 0 … ``max_ratio``) and a criterion dropdown →
+    per-layer widths, parameters, multiply-adds, measured latency (``batch_size`` images) and, where
+    ``metrics[(criterion, ratio)]`` holds a cached fine-tuned model's mAP, that mAP. Scores are
+    computed once per criterion (data criteria use ``data``) and the unpruned latency once.
+    """
+    import ipywidgets as W
+
+    from .profile import measure_latency
+    from .prune import score_channels
+    from .viz.pruning import pruning_view
+
+    cache: dict = {}
+    ref = measure_latency(model, input_size, batch_size, repeats=5)["median_ms"] if latency else None
+    slider = W.FloatSlider(value=0.5, min=0.0, max=max_ratio, step=step, description="ratio",
+                           continuous_update=False, readout_format=".2f", layout=W.Layout(width="50%"))
+    choice = W.Dropdown(options=list(criteria), value=criteria[0], description="criterion")
+
+    def draw(ratio: float, criterion: str) -> None:
+        if criterion not in cache:
+            cache[criterion] = score_channels(model, criterion, data=data)
+        fig, _ = pruning_view(model, criterion, ratio, input_size, scores=cache[criterion], data=data,
+                              latency=latency, batch_size=batch_size, reference_latency_ms=ref, metrics=metrics,
+                              **prune_options)
+        _show(fig)
+
+    out = W.interactive_output(draw, {"ratio": slider, "criterion": choice})
     return W.VBox([W.HBox([slider, choice]), out])

@@ -177,3 +177,24 @@ def test_pruned_model_trains_with_its_head():
     loss = nn.functional.cross_entropy(out["logits"][0], torch.tensor([0, 1, 2, 3]))
     loss.backward()
     assert all(p.grad is not None for p in small.parameters() if p.requires_grad)
+
+
+def test_pruning_view_at_slider_extremes_and_agreement():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from reidbook.prune import score_channels
+    from reidbook.viz.pruning import plot_agreement, rank_agreement, pruning_view, score_distributions
+
+    m = _model(50)
+    scores = score_channels(m, "l1")
+    fig, nums = pruning_view(m, "l1", 0.0, SIZE, scores=scores, latency=True, repeats=1,
+                             metrics={("l1", 0.0): 55.0})
+    assert nums["params_ratio"] == 1.0 and nums["macs_ratio"] == 1.0 and nums["mAP"] == 55.0
+    assert nums["latency_ms"] > 0
+    fig, nums = pruning_view(m, "l1", 0.9, SIZE, scores=scores, latency=False)
+    assert nums["macs_ratio"] < 0.35 and min(nums["widths"].values()) >= 1 and "latency_ms" not in nums
+    rev = {k: -v for k, v in scores.items()}
+    agree = rank_agreement({"l1": scores, "same": scores, "reversed": rev})
+    assert agree.loc["l1", "same"] == pytest.approx(1.0) and agree.loc["l1", "reversed"] == pytest.approx(-1.0)
+    assert plot_agreement(agree) is not None and score_distributions(scores) is not None

@@ -211,9 +211,14 @@ def _top(scores: torch.Tensor, n_keep: int) -> list[int]:
     return sorted(order[:n_keep].tolist())
 
 
-def _uniform_widths(units, ratio: float, min_channels: int) -> dict[str, int]:
-    return {u.name: max(min(min_channels, u.channels), u.channels - int(math.floor(ratio * u.channels + 1e-9)))
-            for u in units}
+def _uniform_widths(units, ratio: float, min_channels: int, round_to: int = 1) -> dict[str, int]:
+    out = {}
+    for u in units:
+        n = u.channels - int(math.floor(ratio * u.channels + 1e-9))
+        if round_to > 1:  # round the kept count *up* to a multiple (monotone in ratio)
+            n = min(u.channels, int(math.ceil(n / round_to)) * round_to)
+        out[u.name] = max(min(min_channels, u.channels), n)
+    return out
 
 
 def _global_order(units, scores) -> list[str]:
@@ -237,14 +242,17 @@ def _global_widths(units, order: list[str], n_remove: int, min_channels: int) ->
 
 def select_channels(units: list[PruneUnit], scores: dict[str, torch.Tensor], ratio: float | None = None,
                     target_macs: float | None = None, mac_model: MacModel | None = None,
-                    global_ranking: bool = False, min_channels: int = 1) -> dict[str, list[int]]:
+                    global_ranking: bool = False, min_channels: int = 1, round_to: int = 1) -> dict[str, list[int]]:
     """Which channels each unit keeps → ``{unit: sorted kept indices}``.
 
     ``ratio`` ∈ [0, 1): fraction of channels removed (per unit, or of all channels with
     ``global_ranking``). ``target_macs`` ∈ (0, 1]: fraction of the original multiply-adds to keep
     (needs ``mac_model``); the smallest uniform ratio / number of globally ranked removals that
-    reaches it is found by bisection. Every unit keeps at least ``min_channels``.
+    reaches it is found by bisection. Every unit keeps at least ``min_channels``. ``round_to`` > 1
+    rounds each unit's kept count up to a multiple (hardware-friendly widths; uniform ranking only).
     """
+    if round_to > 1 and global_ranking:
+        raise ValueError("round_to works with per-layer (uniform) selection only; use global_ranking=False")
     if (ratio is None) == (target_macs is None):
         raise ValueError("give exactly one of ratio= (fraction of channels to remove, in [0, 1)) "
                          "or target_macs= (fraction of multiply-adds to keep, in (0, 1])")
@@ -260,7 +268,7 @@ def select_channels(units: list[PruneUnit], scores: dict[str, torch.Tensor], rat
     def widths_for(x: float) -> dict[str, int]:
         if global_ranking:
             return _global_widths(units, order, int(math.floor(x * total + 1e-9)), min_channels)
-        return _uniform_widths(units, x, min_channels)
+        return _uniform_widths(units, x, min_channels, round_to)
 
     if target_macs is not None:
         if mac_model is None:
@@ -369,13 +377,14 @@ def prune(model: nn.Module, method: str, ratio: float | None = None, target_macs
           data=None, input_size=(256, 128), scope: str = "bottleneck", engine: str = "torch_pruning",
           global_ranking: bool | None = None, min_channels: int = 1, scores: dict | None = None,
           reconstruct: bool | None = None, inplace: bool = False, seed: int = 0, max_batches: int | None = 4,
-          loss_fn: Callable | None = None, **options) -> tuple[nn.Module, PruneReport]:
+          loss_fn: Callable | None = None, round_to: int = 1, **options) -> tuple[nn.Module, PruneReport]:
     """Prune ``model`` with ``method`` once, physically. Returns ``(pruned model, PruneReport)``.
 
     ``ratio`` ∈ [0, 1) = fraction of the scoped channels removed, or ``target_macs`` ∈ (0, 1] = fraction
     of the multiply-adds (at ``input_size``) to keep — exactly one. ``method`` ∈ :data:`METHODS`.
     ``global_ranking`` defaults to True for Taylor (ranked across layers), False otherwise.
     ``reconstruct`` (default True for thinet / channel_pruning) refits the next conv by least squares.
+    ``round_to`` rounds kept widths up to a multiple (e.g. 8: CPU kernels like such widths).
     ``scores`` may pass precomputed :func:`score_channels` output (the slider does). The input model
     is untouched unless ``inplace``. ``options`` go to :func:`score_channels` (``tau``, ``bins``, …).
     """
@@ -399,7 +408,7 @@ def prune(model: nn.Module, method: str, ratio: float | None = None, target_macs
     if missing:
         raise ValueError(f"scores missing for units {missing[:3]} (computed for another model or scope?)")
     mm = MacModel(model, units, input_size)
-    keep = select_channels(units, scores, ratio, target_macs, mm, global_ranking, min_channels)
+    keep = select_channels(units, scores, ratio, target_macs, mm, global_ranking, min_channels, round_to)
     widths_before = unit_widths(model, units)
     params_before = count_params(model)
     original = {}

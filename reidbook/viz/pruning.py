@@ -1,0 +1,201 @@
+"""Figures for channel pruning (paper 003, chapter 05). Pure functions: data in, figure/table out.
+
+* :func:`score_distributions` — each criterion's channel scores, layer by layer;
+* :func:`rank_agreement` / :func:`plot_agreement` — how much two criteria agree on *which* channels
+  matter (Spearman rank correlation per layer, averaged) as a heat map;
+* :func:`plot_widths` — per-layer widths before/after pruning;
+* :func:`plot_sensitivity` — Li et al.'s one-layer-at-a-time sensitivity scan;
+* :func:`plot_macs_vs_latency` — why 2× fewer multiply-adds is not 2× faster;
+* :func:`pruning_view` — the pruning slider's pure function: figure + the numbers it shows.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["short_name", "score_distributions", "rank_agreement", "plot_agreement", "plot_widths",
+           "plot_sensitivity", "plot_macs_vs_latency", "pruning_view"]
+
+
+def short_name(unit: str) -> str:
+    """``backbone.layer3.4.conv2`` → ``l3.4.c2`` (axis labels)."""
+    s = unit.replace("residual:", "res:").replace("backbone.", "")
+    return s.replace("layer", "l").replace("conv", "c")
+
+
+def score_distributions(scores: dict[str, torch.Tensor], title: str = "", normalise: bool = True, ax=None):
+    """Box plot of every unit's channel scores (divided by the layer's maximum if ``normalise``).
+
+    Look for: layers whose scores are all alike (a criterion cannot tell channels apart there) and
+    layers with a long low tail (many channels the criterion considers expendable).
+    """
+    import matplotlib.pyplot as plt
+
+    names = list(scores)
+    vals = []
+    for n in names:
+        v = scores[n].double().cpu().numpy()
+        if normalise:
+            v = v / max(float(np.abs(v).max()), 1e-300)
+        vals.append(v)
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(max(6, 0.28 * len(names)), 3.2))
+    ax.boxplot(vals, showfliers=True, flierprops={"markersize": 2})
+    ax.set_xticks(range(1, len(names) + 1), [short_name(n) for n in names], rotation=90, fontsize=7)
+    ax.set_ylabel("score / layer max" if normalise else "score")
+    ax.set_title(title)
+    if fig is not None:
+        fig.tight_layout()
+    return fig if fig is not None else ax.figure
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    from scipy.stats import rankdata
+
+    return rankdata(x)
+
+
+def rank_agreement(scores_by_method: dict[str, dict[str, torch.Tensor]]):
+    """Mean over layers of the Spearman rank correlation between every pair of criteria → ``DataFrame``.
+
+    1 = the two criteria order a layer's channels identically; 0 = unrelated orders. Layers where a
+    criterion's scores are constant contribute 0 (no order at all).
+    """
+    import pandas as pd
+
+    methods = list(scores_by_method)
+    units = list(next(iter(scores_by_method.values())))
+    mat = np.zeros((len(methods), len(methods)))
+    for u in units:
+        ranks = []
+        for m in methods:
+            r = _ranks(scores_by_method[m][u].double().cpu().numpy())
+            r = r - r.mean()
+            ranks.append(r / max(np.linalg.norm(r), 1e-300))
+        r = np.stack(ranks)
+        mat += r @ r.T
+    mat /= len(units)
+    np.fill_diagonal(mat, 1.0)
+    return pd.DataFrame(mat, index=methods, columns=methods)
+
+
+def plot_agreement(matrix, title: str = "criteria agreement (mean Spearman ρ over layers)"):
+    """Heat map of :func:`rank_agreement`. Look for blocks of criteria that agree (e.g. the norms)."""
+    import matplotlib.pyplot as plt
+
+    n = len(matrix)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n, 0.8 + 0.5 * n))
+    im = ax.imshow(matrix.values, vmin=-1, vmax=1, cmap="RdBu_r")
+    ax.set_xticks(range(n), matrix.columns, rotation=60, ha="right")
+    ax.set_yticks(range(n), matrix.index)
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, f"{matrix.values[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if abs(matrix.values[i, j]) > 0.6 else "black")
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_widths(widths_before: dict[str, int], widths_after: dict[str, int], title: str = "", ax=None):
+    """Bars of every unit's width before (grey) and after (colour) pruning."""
+    import matplotlib.pyplot as plt
+
+    names = list(widths_before)
+    x = np.arange(len(names))
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(max(6, 0.28 * len(names)), 3.0))
+    ax.bar(x, [widths_before[n] for n in names], color="0.85", label="before")
+    ax.bar(x, [widths_after[n] for n in names], color="C0", label="after")
+    ax.set_xticks(x, [short_name(n) for n in names], rotation=90, fontsize=7)
+    ax.set_ylabel("channels")
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    if fig is not None:
+        fig.tight_layout()
+    return fig if fig is not None else ax.figure
+
+
+def plot_sensitivity(df, metric_name: str = "mAP (%)"):
+    """Li et al.'s sensitivity curves: metric vs fraction of one layer's channels removed, one line per layer."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for unit, g in df.groupby("unit", sort=False):
+        g = g.sort_values("ratio")
+        ax.plot(g["ratio"], g["metric"], marker="o", ms=3, label=short_name(unit))
+    ax.set_xlabel("fraction of the layer's channels removed (alone, no fine-tuning)")
+    ax.set_ylabel(metric_name)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_macs_vs_latency(df, batch_cols=None):
+    """Measured latency ratio vs multiply-add ratio (both pruned/original); the diagonal is "latency ∝ MACs".
+
+    ``df`` has columns ``macs_ratio`` and one ``latency_ratio_b<B>`` per batch size. Points above the
+    diagonal: less speed-up than the MAC count promises.
+    """
+    import matplotlib.pyplot as plt
+
+    cols = batch_cols or [c for c in df.columns if c.startswith("latency_ratio")]
+    fig, ax = plt.subplots(figsize=(4.4, 4))
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="latency ∝ MACs")
+    for c in cols:
+        ax.plot(df["macs_ratio"], df[c], "o-", label=c.replace("latency_ratio_", "batch "))
+    ax.set_xlim(0, 1.05)
+    ax.set_ylim(0, 1.3)
+    ax.set_xlabel("multiply-adds (pruned / original)")
+    ax.set_ylabel("measured latency (pruned / original)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def pruning_view(model, criterion: str, ratio: float, input_size=(128, 64), scores: dict | None = None, data=None,
+                 latency: bool = True, batch_size: int = 1, reference_latency_ms: float | None = None,
+                 metrics: dict | None = None, repeats: int = 5, **prune_options):
+    """The pruning slider's pure function: prune ``model`` by ``criterion`` at ``ratio`` and measure it.
+
+    Returns ``(figure, numbers)``; ``numbers`` has ``params``, ``params_ratio``, ``macs``, ``macs_ratio``,
+    ``widths``, and, if ``latency``, ``latency_ms`` (median, ``batch_size`` images) and
+    ``latency_ratio`` (vs ``reference_latency_ms``, measured here if not given). ``metrics`` maps
+    ``(criterion, ratio)`` → mAP of a cached fine-tuned model; the nearest ratio within 0.05 is shown.
+    ``scores`` (from :func:`reidbook.prune.score_channels`) avoids re-scoring on every slider move.
+    """
+    import matplotlib.pyplot as plt
+
+    from ..profile import measure_latency
+    from ..prune import prune
+
+    pruned, rep = prune(model, criterion, ratio=ratio, data=data, input_size=input_size, scores=scores,
+                        **prune_options)
+    nums = {"criterion": criterion, "ratio": float(ratio), "params": rep.params_after, "params_ratio": rep.params_ratio,
+            "macs": rep.macs_after, "macs_ratio": rep.macs_ratio, "widths": rep.widths_after}
+    if latency:
+        if reference_latency_ms is None:
+            reference_latency_ms = measure_latency(model, input_size, batch_size, repeats=repeats)["median_ms"]
+        nums["latency_ms"] = measure_latency(pruned, input_size, batch_size, repeats=repeats)["median_ms"]
+        nums["latency_ratio"] = nums["latency_ms"] / reference_latency_ms
+    if metrics:
+        near = [(abs(r - ratio), v) for (c, r), v in metrics.items() if c == criterion and abs(r - ratio) <= 0.05]
+        if near:
+            nums["mAP"] = float(min(near)[1])
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.4), gridspec_kw={"width_ratios": [3, 1]})
+    plot_widths(rep.widths_before, rep.widths_after, f"{criterion}, {ratio:.0%} of channels removed", ax=a1)
+    labels = ["params", "MACs"] + (["latency"] if latency else [])
+    vals = [rep.params_ratio, rep.macs_ratio] + ([nums["latency_ratio"]] if latency else [])
+    a2.barh(labels, vals, color=["C1", "C2", "C3"][:len(vals)])
+    a2.axvline(1.0, color="k", lw=0.8)
+    for i, v in enumerate(vals):
+        a2.text(v, i, f" {v:.2f}", va="center", fontsize=8)
+    a2.set_xlim(0, 1.35)
+    a2.set_xlabel("pruned / original")
+    if "mAP" in nums:
+        a2.set_title(f"mAP after fine-tuning: {nums['mAP']:.1f}", fontsize=9)
+    fig.tight_layout()
+    return fig, nums
