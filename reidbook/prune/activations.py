@@ -24,8 +24,29 @@ from torch import nn
 
 from ..utils import progress
 
-__all__ = ["iter_batches", "collect_pooled", "collect_taylor", "collect_conv_samples", "classification_loss",
+__all__ = ["calibration_batches", "iter_batches", "collect_pooled", "collect_taylor", "collect_conv_samples", "classification_loss",
            "frozen_bn_train_mode"]
+
+
+def calibration_batches(items, height: int, width: int, n_images: int = 128, batch_size: int = 32,
+                        seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """A fixed, seeded sample of ``n_images`` training images as ``[(images, pids), ...]`` batches.
+
+    ``items`` is a split of a :class:`reidbook.data.ReIDDataset` (``ds.train``); images get the test
+    transform (no augmentation), so data-driven scores are deterministic given ``seed``.
+    """
+    from ..data import ImageDataset, build_transforms
+
+    if not items:
+        raise ValueError("calibration_batches: the split is empty")
+    g = torch.Generator().manual_seed(seed)
+    pick = torch.randperm(len(items), generator=g)[:n_images].tolist()
+    ds = ImageDataset([items[i] for i in pick], build_transforms(height, width, is_train=False))
+    out = []
+    for start in range(0, len(ds), batch_size):
+        rows = [ds[i] for i in range(start, min(start + batch_size, len(ds)))]
+        out.append((torch.stack([r[0] for r in rows]), torch.tensor([int(r[1]) for r in rows])))
+    return out
 
 
 def iter_batches(data, max_batches: int | None = None, batch_size: int = 32) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
