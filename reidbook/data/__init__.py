@@ -33,6 +33,16 @@ _EXPORTS = {
     # sampler and loader (samplers.py)
     "RandomIdentitySampler": "samplers",
     "make_train_loader": "samplers",
+    # Factorized Distillation's views (views.py)
+    "View": "views",
+    "VIEW_NAMES": "views",
+    "make_views": "views",
+    "crop_view": "views",
+    "view_transform": "views",
+    "RandomErasingWithBox": "views",
+    "erased_fraction": "views",
+    "ViewDataset": "views",
+    "DistillDataset": "views",
 }
 
 __all__ = sorted(_EXPORTS)
