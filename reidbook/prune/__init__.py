@@ -8,13 +8,13 @@
   save and load of pruned models;
 * :mod:`.api` — ``prune(model, method, ratio=… | target_macs=…, data=…)`` → ``(model, PruneReport)``.
 """
-from .api import (DATA_METHODS, METHODS, WEIGHT_METHODS, MacModel, PruneReport, layer_sensitivity, prune,
+from .api import (DATA_METHODS, METHODS, WEIGHT_METHODS, MacModel, PruneReport, finetune, layer_sensitivity, prune,
                   score_channels, select_channels)
 from .surgery import (PruneUnit, apply_selection, find_units, harden, load_pruned, prune_bottleneck, save_pruned,
                       soft_prune_units, unit_widths, zeroed_channels)
 
 __all__ = [
     "METHODS", "WEIGHT_METHODS", "DATA_METHODS", "prune", "score_channels", "select_channels", "MacModel",
-    "PruneReport", "layer_sensitivity", "PruneUnit", "find_units", "apply_selection", "prune_bottleneck",
+    "PruneReport", "layer_sensitivity", "finetune", "PruneUnit", "find_units", "apply_selection", "prune_bottleneck",
     "harden", "soft_prune_units", "zeroed_channels", "unit_widths", "save_pruned", "load_pruned",
 ]

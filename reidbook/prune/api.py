@@ -31,7 +31,7 @@ from .activations import collect_conv_samples, collect_pooled, collect_taylor
 from .surgery import PruneUnit, apply_selection, find_units, unit_widths
 
 __all__ = ["METHODS", "WEIGHT_METHODS", "DATA_METHODS", "prune", "score_channels", "select_channels",
-           "MacModel", "PruneReport", "layer_sensitivity"]
+           "MacModel", "PruneReport", "layer_sensitivity", "finetune"]
 
 # method → (criterion, needs data, paper)
 METHODS: dict[str, str] = {
@@ -426,12 +426,13 @@ def prune(model: nn.Module, method: str, ratio: float | None = None, target_macs
 
 def layer_sensitivity(model: nn.Module, evaluate: Callable[[nn.Module], float], ratios=(0.25, 0.5, 0.75),
                       method: str = "l1", units: list[str] | None = None, scope: str = "bottleneck",
-                      data=None, engine: str = "hand", **options):
+                      data=None, engine: str = "hand", key: str | None = None, **options):
     """Li et al.'s sensitivity analysis (ICLR 2017, §4.1 Fig. 2): prune **one** unit at a time at each
     ratio, without fine-tuning, and measure ``evaluate(pruned_model)`` (e.g. mAP).
 
     Returns a ``pandas.DataFrame`` with columns ``unit, ratio, metric`` (and the unpruned metric at
-    ratio 0). Layers whose metric falls fast are *sensitive* and should be pruned less.
+    ratio 0). Layers whose metric falls fast are *sensitive* and should be pruned less. If
+    ``evaluate`` returns a dict (e.g. :func:`reidbook.eval.evaluate_model`), ``key`` picks the metric.
     """
     import pandas as pd
 
@@ -443,11 +444,41 @@ def layer_sensitivity(model: nn.Module, evaluate: Callable[[nn.Module], float], 
         unknown = sorted(set(units) - {u.name for u in chosen})
         raise ValueError(f"unknown units {unknown[:3]}; units are e.g. {[u.name for u in all_units[:3]]}")
     scores = score_channels(model, method, chosen, data=data, **options)
-    base = float(evaluate(model))
+
+    def metric(m):
+        out = evaluate(m)
+        return float(out[key] if key is not None else out)
+
+    base = metric(model)
     rows = [{"unit": u.name, "ratio": 0.0, "metric": base} for u in chosen]
     for u in progress(chosen, desc="sensitivity"):
         for r in ratios:
             keep = select_channels([u], {u.name: scores[u.name]}, ratio=r)
             pruned = apply_selection(copy.deepcopy(model), [u], keep, engine=engine)
-            rows.append({"unit": u.name, "ratio": float(r), "metric": float(evaluate(pruned))})
+            rows.append({"unit": u.name, "ratio": float(r), "metric": metric(pruned)})
     return pd.DataFrame(rows)
+
+
+def finetune(model: nn.Module, dataset, preset, epochs: int = 1, lr_scale: float = 0.1, device="auto", seed: int = 0,
+             max_iters_per_epoch: int | None = None):
+    """Fine-tune a pruned model with its preset's losses and optimiser (learning rate × ``lr_scale``,
+    constant) for ``epochs`` epochs on ``dataset.train`` via :func:`reidbook.engine.fit` → ``History``.
+
+    Li et al. (§4) and the survey (Table 2, "prune in one step") retrain briefly after pruning at a
+    small learning rate; the pruned model trains in place (and is left in ``eval()`` mode).
+    """
+    from ..data import build_transforms, make_train_loader
+    from ..engine import build_optimizer, fit
+    from ..losses import build_criterion
+
+    tf = build_transforms(preset.height, preset.width, is_train=True, **preset.train_aug)
+    loader = make_train_loader(dataset.train, tf, preset.P, preset.K, seed=seed, cache=True)
+    criterion = build_criterion(preset.losses)
+    spec = dict(preset.optimizer)
+    spec["lr"] = spec["lr"] * lr_scale
+    spec.pop("lr_groups", None)
+    optimizer = build_optimizer(model, spec, criterion)
+    history = fit(model, loader, criterion, optimizer, None, epochs=epochs, device=device, seed=seed,
+                  max_iters_per_epoch=max_iters_per_epoch, desc="fine-tune")
+    model.eval()
+    return history
