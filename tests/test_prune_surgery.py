@@ -198,3 +198,28 @@ def test_pruning_view_at_slider_extremes_and_agreement():
     agree = rank_agreement({"l1": scores, "same": scores, "reversed": rev})
     assert agree.loc["l1", "same"] == pytest.approx(1.0) and agree.loc["l1", "reversed"] == pytest.approx(-1.0)
     assert plot_agreement(agree) is not None and score_distributions(scores) is not None
+
+
+def test_pruned_baseline_evaluates_like_any_model_after_save_load(smoke_dataset, tmp_path):
+    from reidbook.eval import evaluate_model
+    from reidbook.models import build_model
+    from reidbook.presets import get_preset
+    from reidbook.prune import finetune
+    from reidbook.prune.activations import calibration_batches
+
+    preset = get_preset("baseline", "smoke")
+    size = (preset.height, preset.width)
+    torch.manual_seed(0)
+    model = build_model("baseline", smoke_dataset.num_train_pids, profile="smoke").eval()
+    calib = calibration_batches(smoke_dataset.train, *size, n_images=16, seed=0)
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(calib, calibration_batches(smoke_dataset.train, *size,
+                                                                                  n_images=16, seed=0)))
+    small, rep = prune(model, "taylor", target_macs=0.7, data=calib, input_size=size)  # CE on the logits
+    assert rep.macs_ratio <= 0.7
+    path = save_pruned(small, tmp_path / "baseline_taylor.pt")
+    again = load_pruned(path, build_model("baseline", smoke_dataset.num_train_pids, profile="smoke")).eval()
+    a = evaluate_model(small, smoke_dataset, *size, device="cpu")
+    b = evaluate_model(again, smoke_dataset, *size, device="cpu")
+    assert a["mAP"] == pytest.approx(b["mAP"]) and 0.0 <= a["mAP"] <= 1.0
+    hist = finetune(small, smoke_dataset, preset, epochs=1, device="cpu", max_iters_per_epoch=1)
+    assert len(hist.records) == 1 and not small.training
