@@ -264,5 +264,6 @@ def student_param_table(arches: Sequence[str] = tuple(STUDENTS), width: float = 
     """Parameters of each student without its classifier (Table 1 / Table 3's "Param" column)."""
     from ..profile import count_params
 
-    return OrderedDict((a, count_params(build_student(1, width=width, arch=a), exclude=("classifier",)))
-                       for a in arches)
+    with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+        return OrderedDict((a, count_params(build_student(1, width=width, arch=a), exclude=("classifier",)))
+                           for a in arches)

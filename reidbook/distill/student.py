@@ -1,0 +1,160 @@
+"""Step 3 of Factorized Distillation (§3.6): train the holistic student with FMFBs and RFBs, Eq. (6).
+
+Paper 002. For a batch of ``N`` images and the ``K`` views whose SRs are used:
+
+* Eq. (3), §3.3: ``L_attr^k  = 1/(2N) Σ_i ‖SR_i^k − r_i^{a,k}‖²`` (FMFB ``k``'s output ``r^{a,k}``);
+* Eq. (4), §3.4: ``L_metric^k = 1/(2N) Σ_i ‖SR_i^k − r_i^{m,k}‖²`` (RFB ``k``'s output ``r^{m,k}``);
+* Eq. (6): ``L_total = L_cls + α/K Σ_k L_attr^k + β/K Σ_k L_metric^k`` with α = 4, β = 2 (§4.1).
+
+§4.1's 40 % rule: if random erasing covered more than 40 % of view ``k``'s region in sample ``i``, the two
+regression terms of ``(i, k)`` are dropped. We drop the terms from the sums and keep Eq. (3)/(4)'s
+``1/(2N)`` (the paper does not say whether ``N`` then shrinks).
+
+The engine's ``fit`` calls ``criterion(outputs, pids)``; the SR rows and the erased fractions of the
+batch are not among those arguments. :class:`DistillLoader` therefore wraps the loader and, before
+handing a batch to ``fit``, writes its item indices and erased fractions into a :class:`BatchContext`
+that :class:`FDCriterion` reads (CONTRIBUTING.md: FD builds its own criterion with the same signature).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..data.views import DistillDataset, View
+from ..losses import cross_entropy_loss
+from ..presets import Preset
+from .store import SRStore
+
+__all__ = ["BatchContext", "DistillLoader", "FDCriterion", "regression_loss", "make_distill_loader",
+           "distill_student", "LOSS_CHOICES"]
+
+LOSS_CHOICES = ("attr", "metric")
+
+
+class BatchContext:
+    """What the current batch is: item ``indices`` ``[N]`` and ``erased`` fractions ``[N, K]``."""
+
+    def __init__(self):
+        self.indices: torch.Tensor | None = None
+        self.erased: torch.Tensor | None = None
+
+    def set(self, indices: torch.Tensor, erased: torch.Tensor) -> None:
+        self.indices, self.erased = indices, erased
+
+
+class DistillLoader:
+    """Wraps a loader of :class:`~reidbook.data.views.DistillDataset` batches ``(x, pid, cam, idx, erased)``:
+    yields ``(x, pid, cam, idx)`` to the engine and puts ``idx`` and ``erased`` into :attr:`context`."""
+
+    def __init__(self, loader, context: BatchContext | None = None):
+        self.loader = loader
+        self.sampler = loader.sampler  # the engine calls set_epoch / state_dict on it
+        self.context = context or BatchContext()
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for x, pid, cam, idx, erased in self.loader:
+            self.context.set(idx, erased)
+            yield x, pid, cam, idx
+
+
+def make_distill_loader(items, views: Sequence[View], preset: Preset, seed: int = 0) -> DistillLoader:
+    """P×K batches of holistic images with the final student's augmentation (Table 2: flip + erasing)."""
+    from torch.utils.data import DataLoader
+
+    from ..data import RandomIdentitySampler
+
+    aug = preset.train_aug
+    ds = DistillDataset(items, views, preset.height, preset.width, flip=aug.get("flip", True),
+                        erasing=float(aug.get("random_erasing", 0.5)))
+    sampler = RandomIdentitySampler(ds.items, batch_size=preset.P * preset.K, num_instances=preset.K, seed=seed)
+    return DistillLoader(DataLoader(ds, batch_size=preset.P * preset.K, sampler=sampler, drop_last=True))
+
+
+def regression_loss(pred: torch.Tensor, target: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+    """Eq. (3)/(4): ``1/(2N) Σ_i keep_i ‖target_i − pred_i‖²`` (``keep`` = the 40 % rule's mask, or all ones)."""
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction {tuple(pred.shape)} and SR {tuple(target.shape)} differ in shape; the "
+                         "student's branches must be built with the store's SR dimensions (store.dims)")
+    per_sample = (target - pred).pow(2).sum(dim=1)
+    if keep is not None:
+        per_sample = per_sample * keep.to(per_sample.dtype)
+    return per_sample.sum() / (2 * pred.shape[0])
+
+
+class FDCriterion(nn.Module):
+    """Eq. (6) with the 40 % rule: ``criterion(outputs, pids) -> (total, parts)``.
+
+    ``outputs`` is the student's train-mode dict (``logits``, ``attr``, ``metric``, lists in ``views``
+    order). ``parts`` holds ``cls``, ``attr`` and ``metric`` (each Σ_k over views, unweighted) and ``kept``
+    (the fraction of (sample, view) pairs the 40 % rule kept). ``use`` selects the terms (Table 7):
+    ``("attr", "metric")`` is FD, ``("attr",)`` / ``("metric",)`` its halves, ``()`` the student alone.
+    """
+
+    def __init__(self, store: SRStore, views: Sequence[str], context: BatchContext, alpha: float = 4.0,
+                 beta: float = 2.0, use: Sequence[str] = LOSS_CHOICES, erase_threshold: float = 0.4):
+        super().__init__()
+        bad = [u for u in use if u not in LOSS_CHOICES]
+        if bad:
+            raise ValueError(f"unknown FD loss(es) {bad}; choose from {LOSS_CHOICES}")
+        if not 0.0 <= erase_threshold <= 1.0:
+            raise ValueError(f"erase_threshold is a fraction in [0, 1], got {erase_threshold}")
+        self.views = list(views)
+        for i, v in enumerate(self.views):
+            self.register_buffer(f"sr_{i}", store.srs[v].float(), persistent=False)
+        self.context, self.alpha, self.beta = context, float(alpha), float(beta)
+        self.use, self.erase_threshold = tuple(use), float(erase_threshold)
+
+    def srs(self, k: int) -> torch.Tensor:
+        return getattr(self, f"sr_{k}")
+
+    def forward(self, outputs, pids):
+        l_cls = cross_entropy_loss(outputs["logits"][0], pids)  # Eq. (1) (the paper's sum, as a mean)
+        total, parts = l_cls, {"cls": float(l_cls.detach())}
+        if not self.use:
+            return total, parts
+        idx, erased = self.context.indices, self.context.erased
+        if idx is None:
+            raise RuntimeError("FDCriterion: no batch context; train with the DistillLoader from make_distill_loader")
+        dev = l_cls.device
+        idx = idx.to(dev)
+        keep = (erased.to(dev) <= self.erase_threshold)  # [N, K]: the 40 % rule
+        K = len(self.views)
+        for name, weight in (("attr", self.alpha), ("metric", self.beta)):
+            if name not in self.use:
+                continue
+            terms = [regression_loss(outputs[name][k], self.srs(k)[idx], keep[:, k]) for k in range(K)]
+            s = torch.stack(terms).sum()
+            total = total + weight / K * s
+            parts[name] = float(s.detach())
+        parts["kept"] = float(keep.float().mean())
+        return total, parts
+
+
+def distill_student(student: nn.Module, items, store: SRStore, views: Sequence[View], preset: Preset,
+                    use: Sequence[str] = LOSS_CHOICES, alpha: float = 4.0, beta: float = 2.0,
+                    erase_threshold: float = 0.4, device="auto", seed: int = 0, checkpoint_dir=None,
+                    grad_clip: float | None = None, desc: str = "distill"):
+    """Train ``student`` (with branches for ``views``, see :meth:`FDNet.add_branches`) on ``items`` with
+    :class:`FDCriterion`; ``views`` must match the store's rows. Returns the engine's History."""
+    from ..engine import build_optimizer, build_scheduler, fit
+
+    if not use:  # the student alone (Table 7's L_cls row): no views, no SRs
+        views, store = [], SRStore({}, "")
+    names = [v.name for v in views]
+    if use and list(getattr(student, "view_names", [])) != names:
+        raise ValueError(f"the student's branches are for views {getattr(student, 'view_names', [])}, but the "
+                         f"distillation uses {names}; call student.add_branches(store.subset(views).dims)")
+    if use and len(store) != len(items):
+        raise ValueError(f"the SR store has {len(store)} rows but the training list {len(items)} items")
+    loader = make_distill_loader(items, views, preset, seed)
+    criterion = FDCriterion(store, names, loader.context, alpha, beta, use, erase_threshold)
+    optimizer = build_optimizer(student, preset.optimizer)
+    scheduler = build_scheduler(optimizer, preset.schedule, preset.epochs, len(loader))
+    return fit(student, loader, criterion, optimizer, scheduler, epochs=preset.epochs, device=device,
+               checkpoint_dir=checkpoint_dir, seed=seed, config={**preset.to_dict(), "use": list(use),
+                                                                "views": names}, grad_clip=grad_clip, desc=desc)

@@ -1,0 +1,67 @@
+"""Step 1 of Factorized Distillation (§3.6): train one re-ID model per view, and score it on that view.
+
+Paper 002, §3.1 and Fig. 2: each teacher sees only its view ``View^k(I)`` (a horizontal band of the
+crop, resized), augmented as Table 2 says, and is trained with cross-entropy (Eq. 1). The initial
+student is trained by the same system on the holistic view. Evaluation follows §4.1's "Verification
+Method": the representation ``r`` averaged over the image and its mirror, ranked by cosine distance —
+for a partial teacher, query and gallery are seen through the same view (Table 3's lower block).
+"""
+from __future__ import annotations
+
+import numbers
+
+import torch
+from torch import nn
+
+from ..data.views import View, ViewDataset, view_transform
+from ..presets import Preset
+from ..utils import resolve_device
+
+__all__ = ["train_view_model", "evaluate_view", "view_loader"]
+
+
+def view_loader(items, view: View, preset: Preset, seed: int = 0):
+    """A P×K training loader of ``DataAug(View^k(I))`` with the preset's augmentation (Table 2)."""
+    from ..data import make_train_loader
+
+    return make_train_loader(items, view_transform(view, is_train=True, **preset.train_aug), preset.P, preset.K,
+                             seed=seed, cache=True)
+
+
+def train_view_model(model: nn.Module, items, view: View, preset: Preset, device="auto", seed: int = 0,
+                     checkpoint_dir=None, desc: str | None = None):
+    """Train ``model`` (an :class:`~reidbook.models.fd.FDNet`) on ``items`` seen through ``view`` with the
+    cross-entropy of Eq. (1) and the preset's optimiser and schedule; returns the engine's History."""
+    from ..engine import build_optimizer, build_scheduler, fit
+    from ..losses import build_criterion
+
+    loader = view_loader(items, view, preset, seed)
+    criterion = build_criterion(preset.losses)
+    optimizer = build_optimizer(model, preset.optimizer, criterion)
+    scheduler = build_scheduler(optimizer, preset.schedule, preset.epochs, len(loader))
+    return fit(model, loader, criterion, optimizer, scheduler, epochs=preset.epochs, device=device,
+               checkpoint_dir=checkpoint_dir, seed=seed, config=preset.to_dict(),
+               desc=desc or f"{getattr(model, 'name', 'fd')} ({view.name})")
+
+
+def evaluate_view(model: nn.Module, dataset, view: View, device="auto", metric: str = "cosine",
+                  batch_size: int = 128) -> dict:
+    """mAP / CMC of ``model`` on ``dataset``'s query and gallery, both seen through ``view``.
+
+    Returns :func:`reidbook.eval.evaluate_features`' dict without the raw result and distance matrix.
+    """
+    from torch.utils.data import DataLoader
+
+    from ..engine import extract_features
+    from ..eval import evaluate_features
+
+    dev = resolve_device(device)
+    feats = {}
+    for split in ("query", "gallery"):
+        loader = DataLoader(ViewDataset(getattr(dataset, split), view), batch_size=batch_size, shuffle=False)
+        feats[split] = extract_features(model, loader, device=dev, flip=True, desc=f"{split} features ({view.name})")
+    (qf, qp, qc), (gf, gp, gc) = feats["query"], feats["gallery"]
+    out = evaluate_features(qf, gf, qp, gp, qc, gc, metric=metric)
+    return {k: float(v) for k, v in out.items() if isinstance(v, numbers.Real) and not isinstance(v, bool)}
+
+

@@ -1,0 +1,154 @@
+"""Presets of Factorized Distillation (paper 002, ``reidbook/models/fd.py``, ``reidbook/distill/``).
+
+FD trains in three stages (§3.6), so it has three presets per profile plus the settings they share:
+
+* :func:`teacher_preset` — a teacher of one view (step 1);
+* :func:`student_preset` — the *initial* holistic student (step 1; also "the student without FD");
+* :func:`distill_preset` — the final student distilled with Eq. (6) (step 3).
+
+``full`` is §4.1: SGD, batch 32, lr 0.0025, momentum 0.9, weight decay 5e-4; teachers and the initial
+student halve the learning rate every 20 epochs for 80 epochs, the final student every 15 for 50;
+holistic 256×128, partial 224×224; α = 4, β = 2; the 40 % erasing rule. Augmentation per stage is
+Table 2: partial teachers flip + erasing + crop + colour + rotation; holistic teacher and initial
+student flip + erasing + crop; final student flip + erasing. The paper gives no magnitudes for crop,
+colour and rotation; we use a 10-pixel pad-and-crop, ±0.2 colour jitter (no hue: colour is identity
+evidence) and ±5° rotations.
+
+Departures: batches are P×K identity-balanced (8 × 4 = 32, the paper's batch size) instead of shuffled,
+as every trainer of the course draws them. ``quick`` / ``smoke`` keep the topology, the losses and the
+stages and shrink: teachers are width-⅛ ResNet-18s instead of ResNet-101/152, the student is R18a at
+width ⅛, inputs are 128×64 (holistic) and 48×48 (partial) in quick, 64×32 and 32×32 in smoke, the
+learning rate is raised (0.05, 0.02 for distillation) with a short warm-up because the runs last a few
+epochs, not 80.
+
+``get_preset("fd", profile)`` returns the holistic teacher's preset (the registry name ``fd_teacher``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import Preset, check_profile
+
+__all__ = ["FDSettings", "SETTINGS", "PRESETS", "fd_settings", "teacher_preset", "student_preset",
+           "distill_preset", "TABLE2"]
+
+
+@dataclass(frozen=True)
+class FDSettings:
+    """What the three stages of one profile share (§4.1)."""
+
+    teacher_arch: str = "resnet101"         # §4.1: ResNet-101 or ResNet-152 teachers
+    student: str = "R50b"                   # Table 1 short name
+    width: float = 1.0                      # channel multiplier of teachers and student
+    student_width: float | None = None      # the student's own multiplier (None: ``width``)
+    holistic_size: tuple[int, int] = (256, 128)
+    partial_size: tuple[int, int] = (224, 224)
+    alpha: float = 4.0                      # Eq. (6)
+    beta: float = 2.0                       # Eq. (6)
+    erase_threshold: float = 0.4            # §4.1: ignore a view's regressions if > 40 % of it is erased
+    pretrained: str | None = "imagenet"     # teachers' and student's backbone initialisation
+    teacher_epochs: int = 80
+    student_epochs: int = 80
+    distill_epochs: int = 50
+    P: int = 8
+    K: int = 4
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def s_width(self) -> float:
+        return self.width if self.student_width is None else self.student_width
+
+
+SETTINGS = {
+    "full": FDSettings(notes="Factorized Distillation §4.1 (paper 002)."),
+    "quick": FDSettings(teacher_arch="resnet18", student="R18a", width=0.125, student_width=0.125,
+                        holistic_size=(128, 64), partial_size=(48, 48), pretrained=None,
+                        teacher_epochs=2, student_epochs=3, distill_epochs=3,
+                        notes="§4.1 at laptop scale: width-⅛ ResNet-18 teachers and R18a student, SynthReID quick."),
+    "smoke": FDSettings(teacher_arch="resnet18", student="R18a", width=0.125, student_width=0.125,
+                        holistic_size=(64, 32), partial_size=(32, 32), pretrained=None,
+                        teacher_epochs=1, student_epochs=1, distill_epochs=1,
+                        notes="Smoke test: width-⅛ ResNet-18 teachers and R18a student, one epoch each."),
+}
+
+# Table 2: which random operations each stage uses (build_transforms keyword arguments, full scale).
+TABLE2 = {
+    "partial_teacher": {"flip": True, "random_erasing": 0.5, "random_crop": True, "pad": 10,
+                        "color_jitter": 0.2, "rotation": 5.0},
+    "holistic_teacher": {"flip": True, "random_erasing": 0.5, "random_crop": True, "pad": 10},
+    "final_student": {"flip": True, "random_erasing": 0.5, "random_crop": False},
+}
+_PAD = {"full": 10, "quick": 5, "smoke": 2}
+
+
+def fd_settings(profile: str) -> FDSettings:
+    return SETTINGS[check_profile(profile)]
+
+
+def _optimizer(profile: str, stage: str) -> dict:
+    if profile == "full":
+        return {"name": "sgd", "lr": 0.0025, "momentum": 0.9, "weight_decay": 5e-4}
+    return {"name": "sgd", "lr": 0.02 if stage == "distill" else 0.05, "momentum": 0.9, "weight_decay": 5e-4}
+
+
+def _schedule(profile: str, stage: str, epochs: int) -> dict:
+    if profile == "full":  # §4.1: halve every 20 epochs (teachers, initial student) / every 15 (final student)
+        return {"name": "step", "step_size": 15 if stage == "distill" else 20, "gamma": 0.5}
+    if profile == "smoke":
+        return {"name": "constant"}
+    return {"name": "warmup_step", "warmup": 0.3, "warmup_factor": 0.1, "milestones": [max(1, epochs - 1)],
+            "gamma": 0.5}
+
+
+def _aug(kind: str, profile: str) -> dict:
+    aug = dict(TABLE2[kind])
+    if aug.get("random_crop"):
+        aug["pad"] = _PAD[profile]
+    return aug
+
+
+_CE = [{"name": "cls", "loss": "cross_entropy", "weight": 1.0, "key": "logits"}]  # Eq. (1)
+
+
+def teacher_preset(view: str = "holistic", profile: str = "quick") -> Preset:
+    """Step 1: the teacher of ``view`` (Fig. 2 training system, Eq. 1; Table 2's first two columns)."""
+    s = fd_settings(profile)
+    partial = view != "holistic"
+    h, w = s.partial_size if partial else s.holistic_size
+    return Preset(model="fd_teacher", profile=profile,
+                  model_options={"arch": s.teacher_arch, "view": view, "width": s.width},
+                  height=h, width=w, train_aug=_aug("partial_teacher" if partial else "holistic_teacher", profile),
+                  P=s.P, K=s.K, epochs=s.teacher_epochs, optimizer=_optimizer(profile, "teacher"),
+                  schedule=_schedule(profile, "teacher", s.teacher_epochs), losses=list(_CE),
+                  notes=f"FD teacher for view {view}: §3.1, §4.1, Table 2. {s.notes}")
+
+
+def student_preset(profile: str = "quick") -> Preset:
+    """Step 1: the initial holistic student (same system as the holistic teacher, Table 2's middle column)."""
+    s = fd_settings(profile)
+    h, w = s.holistic_size
+    return Preset(model="fd_student", profile=profile, model_options={"arch": s.student, "width": s.s_width},
+                  height=h, width=w, train_aug=_aug("holistic_teacher", profile), P=s.P, K=s.K,
+                  epochs=s.student_epochs, optimizer=_optimizer(profile, "student"),
+                  schedule=_schedule(profile, "student", s.student_epochs), losses=list(_CE),
+                  notes=f"FD initial student {s.student}: §3.6 step 1, §4.1. {s.notes}")
+
+
+def distill_preset(profile: str = "quick") -> Preset:
+    """Step 3: the final student, initialised from the initial student, trained with Eq. (6).
+
+    ``losses`` lists the three terms with Eq. (6)'s weights (α, β; divided by K in the criterion).
+    """
+    s = fd_settings(profile)
+    h, w = s.holistic_size
+    losses = list(_CE) + [{"name": "attr", "loss": "fd_attr", "weight": s.alpha, "key": "attr"},
+                          {"name": "metric", "loss": "fd_metric", "weight": s.beta, "key": "metric"}]
+    return Preset(model="fd_student", profile=profile, model_options={"arch": s.student, "width": s.s_width},
+                  height=h, width=w, train_aug=_aug("final_student", profile), P=s.P, K=s.K,
+                  epochs=s.distill_epochs, optimizer=_optimizer(profile, "distill"),
+                  schedule=_schedule(profile, "distill", s.distill_epochs), losses=losses,
+                  notes=f"FD final student: §3.6 step 3, Eq. (6), §4.1 (40 % erasing rule). {s.notes}")
+
+
+PRESETS = {p: teacher_preset("holistic", p) for p in ("smoke", "quick", "full")}

@@ -1,0 +1,187 @@
+"""Factorized Distillation: Eq. (3)/(4)/(6) with the 40 % rule, the SR store and its refusals, Eq. (2),
+and the three steps end to end in the smoke profile."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from reidbook.data.views import make_views
+from reidbook.distill import (BatchContext, FDCriterion, SRStore, StoreError, dataset_fingerprint, extract_srs,
+                              load_store, model_fingerprint, regression_loss, write_store)
+from reidbook.models.fd import build_student, build_teacher
+
+
+def test_regression_loss_eq3_known_values():
+    pred, target = torch.zeros(4, 6), torch.ones(4, 6)
+    assert float(regression_loss(pred, target)) == pytest.approx(6 / 2)  # (1/2N) Σ_i ‖·‖² = N·6/(2N)
+    keep = torch.tensor([True, False, True, False])
+    assert float(regression_loss(pred, target, keep)) == pytest.approx(2 * 6 / 8)
+    with pytest.raises(ValueError, match="store.dims"):
+        regression_loss(torch.zeros(4, 5), target)
+
+
+def _criterion(use=("attr", "metric"), n=6, dims=(4, 3)):
+    torch.manual_seed(0)
+    views = ["holistic", "up1"]
+    store = SRStore({v: torch.randn(20, d) for v, d in zip(views, dims)}, "fp")
+    ctx = BatchContext()
+    return FDCriterion(store, views, ctx, alpha=4.0, beta=2.0, use=use), store, ctx
+
+
+def test_eq6_total_and_the_40_percent_rule():
+    crit, store, ctx = _criterion()
+    n = 6
+    idx = torch.tensor([0, 3, 5, 7, 9, 11])
+    erased = torch.zeros(n, 2)
+    erased[2, 1] = 0.5   # > 40 % of Up1 erased in sample 2: its Up1 regressions are dropped
+    erased[3, 1] = 0.4   # exactly 40 %: kept ("more than 40 %" is dropped)
+    ctx.set(idx, erased)
+    out = {"logits": [torch.randn(n, 5)], "attr": [torch.randn(n, 4), torch.randn(n, 3)],
+           "metric": [torch.randn(n, 4), torch.randn(n, 3)]}
+    pids = torch.randint(0, 5, (n,))
+    total, parts = crit(out, pids)
+    keep = torch.ones(n, 2, dtype=torch.bool)
+    keep[2, 1] = False
+    attr = sum(regression_loss(out["attr"][k], store.srs[v][idx], keep[:, k]) for k, v in enumerate(store.views))
+    metric = sum(regression_loss(out["metric"][k], store.srs[v][idx], keep[:, k]) for k, v in enumerate(store.views))
+    cls = torch.nn.functional.cross_entropy(out["logits"][0], pids)
+    assert float(total) == pytest.approx(float(cls + 4 / 2 * attr + 2 / 2 * metric), rel=1e-5)
+    assert parts["attr"] == pytest.approx(float(attr), rel=1e-5) and parts["kept"] == pytest.approx(11 / 12)
+    # the dropped pair has no influence at all: change its prediction, the loss stays
+    out["attr"][1][2] += 100.0
+    out["metric"][1][2] -= 100.0
+    assert float(crit(out, pids)[0]) == pytest.approx(float(total), rel=1e-6)
+    # ... while a kept pair does
+    out["attr"][1][3] += 1.0
+    assert float(crit(out, pids)[0]) > float(total)
+
+
+def test_loss_choices_table7():
+    out = {"logits": [torch.randn(6, 5)], "attr": [torch.randn(6, 4), torch.randn(6, 3)],
+           "metric": [torch.randn(6, 4), torch.randn(6, 3)]}
+    pids = torch.randint(0, 5, (6,))
+    results = {}
+    for use in [("attr", "metric"), ("attr",), ("metric",), ()]:
+        crit, _, ctx = _criterion(use)
+        ctx.set(torch.arange(6), torch.zeros(6, 2))
+        results[use] = crit(out, pids)
+    full, attr, metric, cls = (results[u][0] for u in [("attr", "metric"), ("attr",), ("metric",), ()])
+    assert float(full) == pytest.approx(float(attr + metric - cls), rel=1e-5)
+    assert set(results[()][1]) == {"cls"}
+    with pytest.raises(ValueError, match="unknown FD loss"):
+        _criterion(("triplet",))
+
+
+def test_sr_extraction_is_eq2(smoke_dataset):
+    torch.manual_seed(0)
+    (up1,) = make_views((64, 32), (16, 16), ["up1"])
+    teacher = build_teacher(smoke_dataset.num_train_pids, arch="resnet18", view="up1", width=0.125).eval()
+    items = smoke_dataset.train[:6]
+    srs = extract_srs(teacher, items, up1, device="cpu")
+    from reidbook.data.views import ViewDataset
+
+    x = torch.stack([ViewDataset(items, up1)[i][0] for i in range(6)])
+    with torch.no_grad():
+        manual = (teacher(x) + teacher(torch.flip(x, dims=[3]))) / 2
+    assert srs.shape == (6, teacher.feature_dim) and torch.allclose(srs, manual, atol=1e-5)
+
+
+def _write(tmp_path, smoke_dataset, teacher):
+    views = make_views((64, 32), (16, 16), ["holistic", "up1"])
+    fp = dataset_fingerprint(smoke_dataset.train)
+    srs = {v.name: torch.randn(len(smoke_dataset.train), 8) for v in views}
+    prov = {v.name: {"teacher_sha256": model_fingerprint(teacher), "view": v.to_dict()} for v in views}
+    folder = tmp_path / "store"
+    files = write_store(folder, srs, fp, prov)
+    return folder, files, fp, srs, views
+
+
+def test_store_round_trip_and_refusals(tmp_path, smoke_dataset):
+    teacher = build_teacher(5, arch="resnet18", width=0.125)
+    folder, files, fp, srs, views = _write(tmp_path, smoke_dataset, teacher)
+    sha = model_fingerprint(teacher)
+    store = load_store(folder, fp, {"holistic": sha, "up1": sha}, {v.name: v.to_dict() for v in views})
+    assert store.views == ["holistic", "up1"] and len(store) == len(smoke_dataset.train)
+    assert torch.equal(store.srs["up1"], srs["up1"]) and store.dims == {"holistic": 8, "up1": 8}
+    assert store.provenance["up1"]["teacher_sha256"] == sha
+    # another data set (reordered training list)
+    with pytest.raises(StoreError, match="another training set"):
+        load_store(folder, dataset_fingerprint(smoke_dataset.train[::-1]))
+    # another teacher (one weight changed)
+    other = build_teacher(5, arch="resnet18", width=0.125)
+    with torch.no_grad():
+        other.embedding.fc.bias[0] += 1
+    assert model_fingerprint(other) != sha
+    with pytest.raises(StoreError, match="another teacher"):
+        load_store(folder, fp, {"up1": model_fingerprint(other)})
+    # another view specification / a view it lacks
+    with pytest.raises(StoreError, match="expected"):
+        load_store(folder, fp, views={"up1": {**views[1].to_dict(), "height": 32}})
+    with pytest.raises(StoreError, match="no view 'dn2'"):
+        load_store(folder, fp, {"dn2": sha})
+    with pytest.raises(StoreError, match="no views"):
+        store.subset(["mid1"])
+    # a corrupt file
+    data = bytearray((folder / "sr_up1.pt").read_bytes())
+    data[-20] ^= 0xFF
+    (folder / "sr_up1.pt").write_bytes(bytes(data))
+    with pytest.raises(StoreError, match="SHA-256"):
+        load_store(folder, fp)
+
+
+def test_half_written_store_is_never_used(tmp_path, smoke_dataset, monkeypatch):
+    teacher = build_teacher(5, arch="resnet18", width=0.125)
+    folder, files, fp, srs, views = _write(tmp_path, smoke_dataset, teacher)
+    assert json.loads((folder / "store.json").read_text())["num_items"] == len(smoke_dataset.train)
+    # an extraction killed after the first view's file: no manifest is written
+    import reidbook.distill.store as S
+
+    calls = {"n": 0}
+    real = S.atomic_torch_save
+
+    def dying_save(obj, path):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("killed")
+        return real(obj, path)
+
+    monkeypatch.setattr(S, "atomic_torch_save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        write_store(folder, srs, fp, {v.name: {"teacher_sha256": "x", "view": v.to_dict()} for v in views})
+    assert not (folder / "store.json").exists()
+    with pytest.raises(StoreError, match="incomplete"):
+        load_store(folder, fp)
+    with pytest.raises(StoreError, match="no SR store"):
+        load_store(tmp_path / "nowhere")
+
+
+def test_pipeline_end_to_end_smoke(smoke_dataset):
+    from reidbook.data.views import VIEW_NAMES
+    from reidbook.distill.pipeline import distilled_student, run_pipeline
+
+    res = run_pipeline("smoke", device="cpu")
+    assert list(res.teachers) == list(VIEW_NAMES)
+    for t in res.teachers.values():
+        assert 0 <= t.metrics["mAP"] <= 1 and t.history and t.path.is_dir()
+    assert len(res.store) == len(smoke_dataset.train) and res.store.views == list(VIEW_NAMES)
+    assert res.store.dims["holistic"] == res.teachers["holistic"].model.feature_dim
+    rec = res.student.history[-1]
+    assert {"cls", "attr", "metric", "kept"} <= set(rec) and 0.5 < rec["kept"] <= 1.0
+    s = res.student.model
+    assert s.fmfb is None and s(torch.randn(2, 3, 64, 32)).shape == (2, s.feature_dim)
+    assert sum(p.numel() for p in s.parameters()) == sum(p.numel() for p in res.initial.model.parameters())
+    # cached: the same call loads the same entry
+    again = distilled_student("smoke", device="cpu")
+    assert again.path == res.student.path and again.metrics == res.student.metrics
+    for a, b in zip(again.model.state_dict().values(), s.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_cli_distill_smoke(capsys):
+    from reidbook.cli import main
+
+    assert main(["distill", "--profile", "smoke", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "teachers" in out and "without FD" in out and "SR store" in out
