@@ -11,6 +11,9 @@ Goal (issue 7): latency ratio ≤ 0.75 at batch 1 and ≤ 0.6 at batch 32. Why n
 explanation printed at the end, computed from this run's numbers.
 
     .venv/bin/python benchmarks/bench_prune_latency.py [--threads 2] [--repeats 9] [--scope bottleneck]
+
+On a machine shared with other jobs, oversubscribed intra-op threads spin and wait on each other and
+batch-1 timings explode; ``--threads 1`` then gives the stable, comparable numbers.
 """
 from __future__ import annotations
 
