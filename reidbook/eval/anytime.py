@@ -50,7 +50,7 @@ __all__ = [
     "ExitEmbeddings", "exit_features", "AnytimeEval", "anytime_curve",
     "ExitPlan", "exit_distribution", "solve_exit_base", "conditional_exit_rates", "expected_cost",
     "confidence", "route_stream", "StreamResult", "budgeted_stream", "budgeted_curve", "budget_grid",
-    "easy_hard_queries",
+    "easy_hard_queries", "fusion_fixes",
 ]
 
 # The paper code's cumulative multiply-adds (millions) per exit of DaRe(R) at 256×128 (the paper's
@@ -128,6 +128,7 @@ class ExitEmbeddings(nn.Module):
         self.model = model
         self.num_embeddings = len(exit_names(model, embeddings=True))
         self.feature_dim = model.feature_dim * self.num_embeddings
+        self.train(model.training)  # so that restoring the wrapper's mode restores the model's
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat(self.model.all_embeddings(x), dim=1)
@@ -558,3 +559,13 @@ def easy_hard_queries(ev: AnytimeEval, exits: np.ndarray, rule: str = "margin", 
     hard = np.flatnonzero((exits == S) & right[-1] & ~right[:-1].any(0))
     hard = hard[np.argsort(conf[0, hard], kind="stable")][:n]
     return {"easy": easy.tolist(), "hard": hard.tolist()}
+
+
+def fusion_fixes(ev: AnytimeEval, n: int = 3) -> list[int]:
+    """Fig. 7's choice: queries the last embedding (the fusion) gets right at rank 1 while some earlier
+    embedding gets wrong, those with the most wrong embeddings first (then in query order)."""
+    res = ev.embedding_results()
+    right = np.stack([r.first_hit == 1 for r in res]) & ev.valid[None]
+    wrong_before = (~right[:-1]).sum(0)
+    cand = np.flatnonzero(right[-1] & (wrong_before > 0))
+    return cand[np.argsort(-wrong_before[cand], kind="stable")][:n].tolist()
