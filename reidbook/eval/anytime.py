@@ -404,10 +404,10 @@ def exit_distribution(costs, budget: float) -> ExitPlan:
 def confidence(distmat, rule: str, g_pids=None) -> np.ndarray:
     """How sure a query's answer is, per query row of ``distmat`` ``[Q, G]`` (higher = easier).
 
-    ``distance``: ``−d_q``, minus the distance to the nearest gallery item (§4.2, "a small distance
-    means that we have likely found a match"). ``margin``: ``d'_q − d_q`` where ``d'_q`` is the
-    distance to the nearest gallery item whose identity differs from the nearest item's ("margin of
-    certainty"; needs ``g_pids``). ``random``: zeros (routing ignores it).
+    ``distance``: ``−d_q``, minus the distance to the nearest gallery item (§4.2: a close nearest
+    neighbour probably is a match). ``margin``: ``d'_q − d_q`` where ``d'_q`` is the
+    distance to the nearest gallery item whose identity differs from the nearest item's (the paper's
+    margin of certainty; needs ``g_pids``). ``random``: zeros (routing ignores it).
     """
     d = np.asarray(distmat, dtype=np.float64)
     if d.ndim != 2 or d.shape[1] < 1:

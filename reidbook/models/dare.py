@@ -1,7 +1,7 @@
 """Deep Anytime Re-ID (DaRe): an embedding after every stage, fused, each one trained.
 
-Paper 004: Wang, Zhang, Chen, Yan, Belongie, Hariharan, Weinberger, "Resource Aware Person
-Re-identification across Multiple Resolutions" (CVPR 2018), code name DaRe.
+Paper 004: Y. Wang, L. Wang, Y. You, X. Zou, V. Chen, S. Li, G. Huang, B. Hariharan, K. Q. Weinberger,
+"Resource Aware Person Re-identification across Multiple Resolutions" (CVPR 2018), code name DaRe.
 
 Architecture (§3.1, Fig. 2). A ResNet-50 (or DenseNet-201: DaRe(De), §5) has four stages after its
 stem, each halving the resolution (``conv2`` … ``conv5`` in He et al.'s naming, ``layer1`` …
@@ -56,8 +56,8 @@ ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "densenet
 class EmbeddingHead(nn.Module):
     """DaRe's per-stage head (§3.1): ``GAP → Linear(C, hidden) + BN + ReLU → Linear(hidden, dim)``.
 
-    "The function of the fully connected layers is only to bring all embeddings to the same
-    dimension" (§3.1). The same head ends each member of the SE-ResNets baseline.
+    The two FC layers only bring every stage to a common embedding size (§3.1). The same head ends
+    each member of the SE-ResNets baseline.
     """
 
     def __init__(self, in_channels: int, hidden: int = 1024, dim: int = 128):
@@ -119,8 +119,8 @@ class DaRe(nn.Module):
 
     def exit_embedding(self, embeddings: Sequence[torch.Tensor]) -> torch.Tensor:
         """The embedding an exit after ``len(embeddings)`` stages uses: the latest ``φ_s``, or the
-        fusion once every stage has run ("the most recent available embedding … and the ensemble
-        embedding when computation resource is enough for a full pass", Fig. 2)."""
+        fusion once every stage has run (Fig. 2's caption: the newest embedding, the fused one after
+        a full pass)."""
         return self.fuse(embeddings) if len(embeddings) == self.num_exits else embeddings[-1]
 
     def all_embeddings(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -36,6 +36,10 @@ Departures from the paper, and why
     the stride-2 conv belongs to a ResNet stage); the paper does not say.
   * Fire modules have no BN (as SqueezeNet's); with BN the total would be 4.60 M, Table 3's figure.
   * ``width < 1`` (laptop profiles) scales every channel count, including the 256-d reductions.
+  * Initialisation (§4.2: new layers by He et al.'s method): fire modules use its fan-in form, with the
+    expand convs of the skip-connected modules scaled by 0.1 (see :func:`_init_scion`); the
+    classifiers (objective, accompanying ``fc``) use N(0, 0.001²) as MGN/PCB do, so that the ten
+    softmax losses start at chance level instead of at large random logits.
 """
 from __future__ import annotations
 
@@ -46,7 +50,7 @@ import torch
 from torch import nn
 
 from .backbones import _scaled, load_pretrained, resnet50
-from .layers import FireModule, GlobalAvgPool, Reduction, horizontal_stripes, kaiming_init
+from .layers import FireModule, GlobalAvgPool, Reduction, classifier_init, horizontal_stripes
 
 __all__ = ["GraftedNet", "VARIANTS", "VARIANT_LABELS", "build", "feature_names", "loss_specs",
            "build_criterion", "shape_table", "reduction_params", "group_conv_table", "stage_params"]
@@ -75,6 +79,28 @@ _SCION = (
     ("fire_conv5a", 128, 384, True), ("fire_conv5b", 128, 384, False), ("fire_conv5c", 128, 384, False),
 )
 _LEVELS = ("fire_conv4f", "fire_conv5a", "fire_conv5b", "fire_conv5c")
+
+
+def _init_scion(scion: nn.Module, residual_scale: float = 0.1) -> None:
+    """He et al.'s initialisation (§4.2: "new layers … by [1]") in its forward-preserving fan-in form (as
+    torchvision's SqueezeNet), zero biases; the expand convs of modules with an identity skip are scaled
+    by ``residual_scale`` so that each such module starts close to the identity.
+
+    Why: the scion has no BN, and every skip adds a non-negative ReLU output to its input, so with plain
+    He init the map's scale grows ~70× over the nine modules (~400× with the fan-out form); the
+    reductions' BN then divides the scion's gradients by that scale and it barely learns in a short run.
+    Starting the residual branches small (the idea of Goyal et al.'s zero-γ and of Fixup) keeps the
+    scale O(1) without changing the architecture or its parameter count.
+    """
+    for m in scion.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+    with torch.no_grad():
+        for m in scion.modules():
+            if isinstance(m, FireModule) and m.residual:
+                m.expand1x1.weight.mul_(residual_scale)
+                m.expand3x3.weight.mul_(residual_scale)
 
 
 def feature_names(multi_level: bool = True, part_based: bool = True) -> list[str]:
@@ -131,7 +157,7 @@ class GraftedNet(nn.Module):
             if pool:
                 self.scion.add_module(f"pool{name[-2:]}", nn.MaxPool2d(3, stride=2, padding=1))
             c_in = self.channels[name] = 2 * e
-        kaiming_init(self.scion)
+        _init_scion(self.scion)
         # 3) Reductions and objective (§3.1, §3.3): one of each per feature, none shared.
         self.feature_names = feature_names(multi_level, part_based)
         self.reduce_dim = reduce_dim if reduce_dim is not None else _scaled(256, width)
@@ -140,12 +166,13 @@ class GraftedNet(nn.Module):
             n: Reduction(self.channels[n[:11]], self.reduce_dim, groups=groups, bias=False, act="leaky")
             for n in self.feature_names})
         self.objective = nn.ModuleDict({n: nn.Conv2d(self.reduce_dim, num_classes, 1) for n in self.feature_names})
-        kaiming_init(self.objective)  # §4.2: new layers by He et al.'s initialisation
+        for conv in self.objective.values():
+            classifier_init(conv)  # see the module docstring ("Departures")
         self.feature_dim = self.reduce_dim * len(self.feature_names)
         # 4) Accompanying branch (§3.4): the rest of the same pre-trained ResNet-50 + GAP + linear.
         if accompanying:
             fc = nn.Linear(resnet.out_channels, num_classes)
-            kaiming_init(fc)
+            classifier_init(fc)
             self.accompanying = nn.Sequential(OrderedDict(
                 layer3=resnet.layer3, layer4=resnet.layer4, pool=GlobalAvgPool(), fc=fc))
         else:

@@ -1,9 +1,8 @@
 """SE-ResNets: the anytime baseline of DaRe (paper 004, §5.3.1, Fig. 5).
 
-"A sequential ensemble of three ResNets (SE-ResNets), consisting of a ResNet18, a ResNet34 and a
-ResNet50. All three ResNet models are trained separately using the same triplet loss as in [17]. At
-test time, the networks are evaluated sequentially in ascending order of size, and are forced to
-output the most recent re-ID result after surpassing the budget limit."
+The baseline is a sequential ensemble of a ResNet-18, a ResNet-34 and a ResNet-50, each trained on
+its own with the triplet loss of Hermans et al.; at test time they run one after another, smallest
+first, and when the budget runs out the answer of the last network that finished is used.
 
 So an exit here is a whole network: exit ``k`` has run members ``1 … k`` one after another and uses
 member ``k``'s embedding; its cost is the **sum** of the members' costs (nothing is shared — the
@@ -101,7 +100,7 @@ class SEResNets(nn.Module):
 
 
 def loss_specs() -> list[dict]:
-    """"The same triplet loss as in [17]": batch-hard soft-margin triplet on the embedding."""
+    """The triplet loss of Hermans et al. ("[17]" in the paper): batch-hard soft-margin on the embedding."""
     return [{"name": "triplet", "loss": "soft_triplet", "weight": 1.0, "key": "triplet"}]
 
 

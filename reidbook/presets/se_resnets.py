@@ -1,6 +1,6 @@
 """Presets of the SE-ResNets members (``reidbook/models/seresnets.py``; paper 004, §5.3.1).
 
-"All three ResNet models are trained separately using the same triplet loss as in [17]": each
+The three ResNets are trained separately with one and the same triplet loss (Hermans et al.): each
 member (``model_options={"arch": "resnet18" | "resnet34" | "resnet50"}``) is trained with DaRe's own
 recipe (:mod:`reidbook.presets.dare`: data, augmentation, optimiser, Eq. 4's schedule) and the
 batch-hard soft-margin triplet loss on its one embedding. Only the loss list and the model differ.
