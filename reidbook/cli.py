@@ -61,8 +61,11 @@ def cmd_synth(args) -> int:
 
 
 def _preset_from_args(args):
+    from .models import list_models
     from .presets import get_preset
 
+    if args.model not in list_models():
+        raise KeyError(f"unknown model {args.model!r}; reidbook knows {', '.join(list_models())}")
     preset = get_preset(args.model, args.profile)
     changes: dict[str, Any] = {}
     if args.epochs is not None:
@@ -112,6 +115,9 @@ def cmd_eval(args) -> int:
         data = args.data or entry.config.get("data", "synth")
         profile = entry.preset.profile
         seed = entry.config.get("seed", args.seed) if args.data is None else args.seed
+    elif "/" in args.model or args.model.endswith((".pt", ".pth")):
+        raise FileNotFoundError(f"no model folder {target}; give a folder written by `reidbook train --out` "
+                                "or a model name (see `reidbook models`)")
     else:
         data, profile, seed = args.data or "synth", args.profile, args.seed
         entry = zoo.get(args.model, profile, data, seed, device=args.device)

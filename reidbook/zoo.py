@@ -245,8 +245,8 @@ def _build_trunk(arch: str, width: float) -> nn.Module:
 
 def _source_recipe(profile: str) -> Preset:
     base = get_preset("baseline", profile)
-    return base.replace(epochs=_SOURCE_EPOCHS[profile],
-                        optimizer={"name": "adam", "lr": 1e-3, "weight_decay": 5e-4, "betas": (0.9, 0.999)},
+    return base.replace(epochs=_SOURCE_EPOCHS[profile], P=8, K=4,
+                        optimizer={"name": "adam", "lr": 3e-3, "weight_decay": 5e-4, "betas": (0.9, 0.999)},
                         schedule={"name": "warmup_step", "warmup": 0.5, "warmup_factor": 0.1,
                                   "milestones": [max(1, int(_SOURCE_EPOCHS[profile] * 0.75))], "gamma": 0.1},
                         losses=[{"name": "ce", "loss": "cross_entropy", "key": "logits",
