@@ -57,10 +57,10 @@ PRESETS = {
     ),
     "quick": Preset(
         model="dare", profile="quick", model_options={"arch": "resnet50"},
-        height=128, width=64, train_aug=dict(_AUG), P=16, K=4, epochs=6,
-        optimizer={**_ADAM, "lr": 1e-3}, schedule=dare_schedule(3, 6, "epochs"),
+        height=128, width=64, train_aug=dict(_AUG), P=16, K=4, epochs=4,
+        optimizer={**_ADAM, "lr": 1e-3}, schedule=dare_schedule(2, 4, "epochs"),
         losses=loss_specs(True), eval_every=0,
-        notes="DaRe recipe at width 1/4, 128x64, SynthReID quick, 6 epochs (Eq. 4 over the second half).",
+        notes="DaRe recipe at width 1/4, 128x64, SynthReID quick, 4 epochs (Eq. 4 over the second half).",
     ),
     "smoke": Preset(
         model="dare", profile="smoke", model_options={"arch": "resnet50"},

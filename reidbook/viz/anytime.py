@@ -275,7 +275,7 @@ def budget_view(ev: "A.AnytimeEval", budget: float, rule: str = "margin", curve=
     d = budget_view_data(ev, budget, rule, n_examples, seed)
     pics = ev.query_items is not None and ev.gallery_items is not None
     n_strip = max(len(d["easy"]), len(d["hard"]), 1) if pics else 0
-    fig = plt.figure(figsize=(10, 3.4 + 1.6 * n_strip))
+    fig = plt.figure(figsize=(10, 3.4 + 1.6 * n_strip), layout="constrained")
     gs = fig.add_gridspec(1 + n_strip, 2 * (topk + 1), height_ratios=[2.2] + [1] * n_strip)
     ax0 = fig.add_subplot(gs[0, : topk + 1])
     plot_exit_distribution(d["plan"], d["realised"], ev.names, ax=ax0)
@@ -300,5 +300,4 @@ def budget_view(ev: "A.AnytimeEval", budget: float, rule: str = "margin", curve=
                     ax.axis("off")
                 if r == 0:
                     axes[0].text(0, 0.5, f"no {name} query at this budget", fontsize=8, transform=axes[0].transAxes)
-    fig.tight_layout()
     return fig
