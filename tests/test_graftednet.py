@@ -193,13 +193,13 @@ def test_training_lowers_the_loss():
     crit = build_criterion(True)
     opt = build_optimizer(net, {"name": "sgd", "lr": 0.01, "momentum": 0.9, "lr_groups": lr_groups()})
     first = None
-    for _ in range(8):
+    for _ in range(5):
         loss, _ = crit(net(x), pids)
-        first = float(loss) if first is None else first
+        first = float(loss.detach()) if first is None else first
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(crit(net(x), pids)[0]) < first
+    assert float(crit(net(x), pids)[0].detach()) < first
 
 
 # ------------------------------------------------------------------------------------ lr groups and presets
@@ -251,3 +251,43 @@ def test_pretrained_weights_fill_rootstock_and_accompanying_before_the_cut():
     assert torch.equal(net.rootstock.layer2[0].conv1.weight, state["layer2.0.conv1.weight"])
     assert torch.equal(net.accompanying.layer3[0].conv1.weight, state["layer3.0.conv1.weight"])
     assert torch.equal(net.accompanying.layer4[2].conv3.weight, state["layer4.2.conv3.weight"])
+
+
+# ------------------------------------------------------------------------------------ initialisation
+def test_scion_scale_stays_bounded_at_init():
+    """The BN-free scion must not blow the map's scale up (see ``_init_scion``)."""
+    net = GraftedNet(5, width=0.25, accompanying=False).train()
+    with torch.no_grad():
+        out = net.forward_all(torch.randn(4, 3, 64, 32))
+    r = out["r"].pow(2).mean().sqrt()
+    assert out["maps"]["fire_conv5c"].pow(2).mean().sqrt() < 20 * r
+
+
+# ------------------------------------------------------------------------------------ figures
+def test_grafting_figures():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+
+    from reidbook.viz import grafting as vg
+
+    for g in (1, 16):
+        m = vg.group_conv_mask(48, 16, g)
+        assert m.sum() == 48 * 16 // g and m.shape == (16, 48)
+    assert np.array_equal(vg.group_conv_mask(4, 4, 4), np.eye(4, dtype=np.uint8))
+    with pytest.raises(ValueError):
+        vg.group_conv_mask(48, 16, 5)
+    figs = [vg.stage_params_figure({"res_conv1x": 10, "fire_conv4x": 5}), vg.group_conv_figure((1, 16)),
+            vg.curves_figure({"a": [{"softmax": 3.0}, {"softmax": 2.0}], "b": [{"loss": 1.0}]}),
+            vg.metric_bars({"x": {"mAP": 0.5, "rank1": 0.6}}, paper={"x": {"mAP": 0.8, "rank1": 0.9}}),
+            vg.cost_figure(pd.DataFrame({"params_M": [1.0, 4.6], "latency_ms_b1": [3.0, 9.0]},
+                                        index=["a", "GraftedNet"]))]
+    assert all(f.axes for f in figs)
+    with pytest.raises(ValueError):
+        vg.curves_figure({"a": [{"loss": 1.0}]}, keys=("softmax",))
+    with pytest.raises(ValueError):
+        vg.stage_params_figure({})
+    plt.close("all")
