@@ -47,7 +47,7 @@ __all__ = ["make_synthetic", "SynthSettings", "CameraSettings", "SIZES", "TARGET
            "Identity", "sample_identities", "identity_look", "render_image", "GENERATOR_VERSION",
            "SPLIT_DIRS"]
 
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"
 SPLIT_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 
 
@@ -217,18 +217,21 @@ def _easy(rng: np.random.Generator, pid: int, split: str) -> Identity:
 
 
 def _hard_family(rng: np.random.Generator, pids: list[int], split: str, family: int) -> list[Identity]:
-    """Look-alikes: one dark/muted outfit and body, members differ only in small local details."""
+    """Look-alikes: one dark/muted outfit, skin and hair colour; members differ only in local details
+    (shoes, chest mark, hat, bags, hair style, sleeve length)."""
     body = _body(rng)
     template = dict(top_color=_pick(rng, HARD_COLORS), bottom_color=_pick(rng, HARD_COLORS),
                     bottom_type=_pick(rng, ["trousers", "shorts", "skirt"], [0.8, 0.1, 0.1]),
-                    sleeves=_pick(rng, ["long", "short"], [0.7, 0.3]), mark_shape=_pick(rng, ["circle", "square", "triangle", "bar"]))
+                    mark_shape=_pick(rng, ["circle", "square", "triangle", "bar"]))
     muted = list(HARD_COLORS)
     look_seed = int(rng.integers(2**31))  # shared: the family's clothes get the very same shades
     out = []
     for pid in pids:
         mark = rng.random() < 0.5
+        own = {"build": round(float(body["build"] * rng.uniform(0.95, 1.05)), 3),  # shapes a histogram barely sees
+               "hair_style": _pick(rng, ["short", "long", "ponytail", "bald"], [0.5, 0.25, 0.13, 0.12])}
         out.append(Identity(
-            pid, split, "hard", family, **{**body, "build": round(float(body["build"] * rng.uniform(0.95, 1.05)), 3)},
+            pid, split, "hard", family, **{**body, **own}, sleeves=_pick(rng, ["long", "short"], [0.6, 0.4]),
             top_pattern="chest_mark" if mark else "plain",
             pattern_color=_pick(rng, EASY_COLORS) if mark else template["top_color"],
             shoe_color=_pick(rng, _SHOES), backpack=_opt(rng, 0.3, muted), shoulder_bag=_opt(rng, 0.25, COLORS),
