@@ -201,3 +201,38 @@ def test_full_baseline_preset_is_bot():
     assert p.train_aug["random_erasing"] == 0.5
     assert p.losses[0]["options"]["label_smoothing"] == 0.1
     assert "Bag of Tricks" in p.notes
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures of chapter 01 (reidbook.viz.plots): pure functions, small and edge-case inputs
+# ---------------------------------------------------------------------------------------------
+def test_plots_return_figures():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+
+    from reidbook.engine.history import History
+    from reidbook.viz import plots
+
+    h = History([{"epoch": 1, "loss": 3.0, "ce": 2.0}, {"epoch": 2, "loss": 2.0, "ce": 1.5, "mAP": 0.3}])
+    fig = plots.training_curves({"a": h, "b": h.records}, keys=("loss", "mAP", "absent"))
+    assert len(fig.axes) == 3 and len(fig.axes[0].lines) == 2 and len(fig.axes[1].lines) == 2
+    assert len(fig.axes[2].lines) == 0
+    with pytest.raises(ValueError):
+        plots.training_curves(h, keys=())
+    fig = plots.stage_costs({"conv1": 10, "conv2": 30}, {"conv1": 0, "conv2": 0})
+    assert len(fig.axes) == 2
+    rng = np.random.default_rng(0)
+    for method in ("pca", "tsne"):
+        xy = plots.embed_2d(rng.normal(size=(5, 8)), method=method)
+        assert xy.shape == (5, 2) and np.isfinite(xy).all()
+    with pytest.raises(ValueError):
+        plots.embed_2d(rng.normal(size=(5, 8)), method="umap")
+    fig = plots.embedding_scatter(rng.normal(size=(40, 8)), np.repeat(np.arange(8), 5), max_ids=100)
+    assert len(fig.axes[0].collections) == 8  # all identities when max_ids exceeds them
+    fig = plots.table_figure({"a": {"mAP": 0.5}, "b": {"mAP": 0.7}}, highlight={"mAP": "max"})
+    with pytest.raises(KeyError):
+        plots.table_figure({"a": {"mAP": 0.5}}, highlight={"rank1": "max"})
+    fig = plots.bar_chart({"x": 0.2, "y": 0.4}, scale=100, reference={"floor": 0.1})
+    assert len(fig.axes[0].patches) == 2
