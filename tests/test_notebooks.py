@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# The course's designed sequence (DESIGN.md, "Chapters"); each chapter links to its neighbours in it.
+SEQUENCE = ["00_data_and_evaluation", "01_baseline", "02_mgn", "03_graftednet", "04_factorized_distillation",
+            "05_pruning_criteria", "06_pruning_in_practice", "07_dare", "08_capstone"]
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 IDS = [p.stem for p in NOTEBOOKS]
 
@@ -45,11 +48,12 @@ def test_chapter_has_shape(path):
     assert re.search(r"^# ", md, re.M), "no title"
     for heading in ("Learning goals", "Summary", "Exercises", "Further reading"):
         assert heading.lower() in md.lower(), f"no '{heading}' section"
-    i = NOTEBOOKS.index(path)
+    assert path.stem in SEQUENCE, f"{path.name} is not in the course sequence {SEQUENCE}"
+    i = SEQUENCE.index(path.stem)
     if i > 0:
-        assert NOTEBOOKS[i - 1].name in md, f"no link to the previous chapter {NOTEBOOKS[i - 1].name}"
-    if i < len(NOTEBOOKS) - 1:
-        assert NOTEBOOKS[i + 1].name in md, f"no link to the next chapter {NOTEBOOKS[i + 1].name}"
+        assert f"{SEQUENCE[i - 1]}.ipynb" in md, f"no link to the previous chapter {SEQUENCE[i - 1]}.ipynb"
+    if i < len(SEQUENCE) - 1:
+        assert f"{SEQUENCE[i + 1]}.ipynb" in md, f"no link to the next chapter {SEQUENCE[i + 1]}.ipynb"
 
 
 @pytest.mark.slow
