@@ -1,0 +1,101 @@
+"""PCB: Part-based Convolutional Baseline (Sun et al., "Beyond Part Models: Person Retrieval with Refined
+Part Pooling", ECCV 2018, §3.1 and Fig. 2), the strong baseline the pruning survey prunes (paper 003, §5,
+Table 8).
+
+``images → ResNet-50 (last stride 1) → T [B, 2048, 24, 8] → 6 horizontal stripes, average pooled → g_i
+[B, 2048] → shared 1×1 conv 2048→256 + BN + ReLU → h_i [B, 256] → dropout → classifier_i → logits_i``
+
+* **Backbone**: ResNet-50 without its global pooling and FC; the last down-sampling (``layer4``) is
+  removed (stride 1, PCB §3.1), so a 384×128 input gives a 24×8 map.
+* **Stripes**: the map is split into p = 6 horizontal stripes, each average-pooled to a column vector g_i.
+* **Local conv (LC)**: one 1×1 conv reducing 2048 → 256, then BN and ReLU. PCB's Fig. 2 draws one per
+  stripe; like the issue and the survey's PCB (Table 8, "LC"), we *share* it across the six stripes —
+  this is the reading that gives the 24.03 M parameters without classifiers quoted for PCB (ResNet-50
+  without FC 23,508,032 + conv 524,288 + BN 512 = 24,032,832).
+* **Classifiers (FC)**: six linear layers with bias (PCB: "a fully-connected layer followed by softmax"),
+  each trained with cross-entropy on its own stripe. Dropout (p = 0.5) before them, as in the
+  authors' code. Departure: reidbook's criterion *averages* the six cross-entropies
+  (``DeepSupervision``) where PCB sums them; the gradient differs only by the factor 6, which the
+  learning rate absorbs.
+* **Test feature**: PCB §3.1: "during testing, either the 6 pieces of g or h are concatenated"; g is
+  reported as slightly more accurate, h as more compact. Default ``feature="g"`` (6·2048 = 12,288-d at
+  width 1); ``feature="h"`` gives 6·256 = 1,536-d.
+
+Width: the profile's multiplier (``reidbook.presets.profile_width``) scales the backbone and the
+local conv (256·w); the topology is the same at every profile.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from .baseline import build_backbone
+from .layers import classifier_init, kaiming_init
+
+__all__ = ["PCB", "build"]
+
+
+class PCB(nn.Module):
+    """PCB with ``parts`` stripes (see the module docstring for the paper and the departures)."""
+
+    def __init__(self, num_classes: int, backbone: nn.Module, parts: int = 6, local_dim: int = 256,
+                 dropout: float = 0.5, feature: str = "g"):
+        super().__init__()
+        if feature not in ("g", "h"):
+            raise ValueError(f"PCB test feature must be 'g' (pooled stripes) or 'h' (after the 1×1 conv), got {feature!r}")
+        if parts < 1:
+            raise ValueError(f"PCB needs at least one stripe, got parts={parts}")
+        self.backbone = backbone
+        self.parts, self.feature = int(parts), feature
+        dim = backbone.out_channels
+        self.pool = nn.AdaptiveAvgPool2d((self.parts, 1))
+        self.local = nn.Sequential(nn.Conv2d(dim, local_dim, 1, bias=False), nn.BatchNorm2d(local_dim),
+                                   nn.ReLU(inplace=True))
+        kaiming_init(self.local)
+        self.dropout = nn.Dropout(dropout)
+        self.classifiers = nn.ModuleList(nn.Linear(local_dim, num_classes) for _ in range(self.parts))
+        for c in self.classifiers:
+            classifier_init(c)
+        self.num_classes = num_classes
+
+    def stripes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(g, h)``: pooled stripes ``[B, C, p, 1]`` and their reduced version ``[B, local_dim, p, 1]``."""
+        h_map = self.backbone(x)
+        if h_map.shape[2] < self.parts:
+            raise ValueError(f"PCB: the feature map has height {h_map.shape[2]} < {self.parts} stripes; "
+                             "use taller inputs (PCB uses 384×128)")
+        g = self.pool(h_map)
+        return g, self.local(g)
+
+    def forward(self, x: torch.Tensor):
+        g, h = self.stripes(x)
+        if not self.training:
+            f = g if self.feature == "g" else h
+            return f.flatten(1)  # stripe-major concatenation: [B, p·C]
+        logits = [self.classifiers[i](self.dropout(h[:, :, i, 0])) for i in range(self.parts)]
+        return {"logits": logits}
+
+    def stage_modules(self) -> "OrderedDict[str, list[nn.Module]]":
+        """Backbone stages plus ``head`` (local conv, classifiers) for per-stage cost accounting."""
+        out = OrderedDict(self.backbone.stage_modules()) if hasattr(self.backbone, "stage_modules") else \
+            OrderedDict((k, [v]) for k, v in self.backbone.stages().items())
+        out["head"] = [self.local, self.classifiers]
+        return out
+
+    def deploy(self) -> nn.Module:
+        return self
+
+
+def build(num_classes: int, profile: str = "full", pretrained=None, arch: str = "resnet50",
+          width: float | None = None, last_stride: int = 1, parts: int = 6, local_dim: int = 256,
+          dropout: float = 0.5, feature: str = "g") -> PCB:
+    """Registry builder (``build_model("pcb", ...)``). Width defaults to the profile's; the local conv
+    has ``round(local_dim · width)`` channels (at least 1)."""
+    from ..presets import profile_width
+
+    w = profile_width(profile) if width is None else float(width)
+    backbone = build_backbone(arch, width=w, last_stride=last_stride, pretrained=pretrained)
+    return PCB(num_classes, backbone, parts=parts, local_dim=max(1, int(round(local_dim * w))), dropout=dropout,
+               feature=feature)

@@ -1,0 +1,56 @@
+"""Presets of PCB (``reidbook/models/pcb.py``).
+
+``full`` follows PCB (Sun et al., ECCV 2018, §4.1 "Implementation details"): 384×128 inputs, SGD with
+momentum 0.9 and weight decay 5e-4, learning rate 0.1 for the new layers and 0.01 for the ImageNet
+backbone, 60 epochs, ×0.1 after 40; batch 64; cross-entropy on each of the six stripes. The survey
+(paper 003, §4, "PCB images are resized to 384×128") trains it the same way before PSFP pruning.
+Departure: reidbook's loaders sample P×K batches (16×4 = 64 images) where PCB samples 64 at random;
+flip is the only augmentation, as in PCB.
+
+``quick`` / ``smoke`` keep the topology (six stripes need a feature map ≥ 6 rows: height ≥ 96 at
+last stride 1) and shrink width (¼, ⅛), input (192×64, 96×32), data and epochs.
+"""
+from __future__ import annotations
+
+from . import Preset
+
+__all__ = ["PRESETS", "loss_specs", "LR_GROUPS"]
+
+LR_GROUPS = {"backbone": 0.01}  # PCB §4.1: pre-trained layers at 0.1× the new layers' rate
+
+
+def loss_specs(label_smoothing: float = 0.0) -> list[dict]:
+    """Six cross-entropies, one per stripe's logits (PCB §3.1); averaged by the criterion."""
+    return [{"name": "ce", "loss": "cross_entropy", "weight": 1.0, "key": "logits",
+             "options": {"label_smoothing": label_smoothing}}]
+
+
+_SGD = {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "lr_groups": dict(LR_GROUPS)}
+
+PRESETS = {
+    "full": Preset(
+        model="pcb", profile="full", model_options={"parts": 6, "feature": "g"},
+        height=384, width=128, train_aug={"flip": True}, P=16, K=4, epochs=60,
+        optimizer=dict(_SGD, lr_groups=dict(LR_GROUPS)),
+        schedule={"name": "step", "milestones": [40], "gamma": 0.1},
+        losses=loss_specs(), eval_every=20,
+        notes="PCB, Sun et al. ECCV 2018, §3.1 (architecture) and §4.1 (training: SGD, lr 0.1 new / 0.01 "
+              "backbone, 60 epochs, x0.1 at 40, 384x128); survey 003 §4 (PCB input 384x128).",
+    ),
+    "quick": Preset(
+        model="pcb", profile="quick", model_options={"parts": 6, "feature": "g"},
+        height=192, width=64, train_aug={"flip": True}, P=8, K=4, epochs=4,
+        optimizer=dict(_SGD, lr=0.05, lr_groups=dict(LR_GROUPS)),
+        schedule={"name": "step", "milestones": [3], "gamma": 0.1},
+        losses=loss_specs(), eval_every=0,
+        notes="PCB recipe at width 1/4, 192x64 (12x4 map, 2 rows a stripe), SynthReID quick, few epochs.",
+    ),
+    "smoke": Preset(
+        model="pcb", profile="smoke", model_options={"parts": 6, "feature": "g"},
+        height=96, width=32, train_aug={"flip": True}, P=8, K=4, epochs=1,
+        optimizer=dict(_SGD, lr=0.05, lr_groups=dict(LR_GROUPS)),
+        schedule={"name": "constant"},
+        losses=loss_specs(), eval_every=0,
+        notes="Smoke test: PCB at width 1/8, 96x32 (6x2 map, one row a stripe), one epoch on SynthReID smoke.",
+    ),
+}
