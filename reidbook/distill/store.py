@@ -145,7 +145,8 @@ def write_store(folder, srs: Mapping[str, torch.Tensor], data_fingerprint: str,
         fname = f"sr_{name}.pt"
         atomic_torch_save(t.detach().cpu().float().contiguous(), folder / fname)
         views[name] = {**prov, "file": fname, "sha256": _file_sha(folder / fname), "dim": int(t.shape[1])}
-    atomic_write_json(folder / MANIFEST, {"version": STORE_VERSION, "num_items": rows.pop(),
+    # "order" keeps the views' order (the JSON writer sorts dict keys)
+    atomic_write_json(folder / MANIFEST, {"version": STORE_VERSION, "num_items": rows.pop(), "order": list(views),
                                           "data_fingerprint": data_fingerprint, "views": views})
     return [MANIFEST] + [v["file"] for v in views.values()]
 
@@ -191,7 +192,8 @@ def load_store(folder, data_fingerprint: str | None = None, teachers: Mapping[st
             raise StoreError(f"view {name!r} of the SR store at {folder} is {stored[name].get('view')}, "
                              f"expected {dict(spec)}. {fix}")
     srs, prov = {}, {}
-    for name, info in stored.items():
+    for name in meta.get("order", list(stored)):
+        info = stored[name]
         path = folder / info["file"]
         if not path.is_file():
             raise StoreError(f"{path} is missing from the SR store. {fix}")
