@@ -1,8 +1,17 @@
+import pytest
 import torch
 
 from reidbook.models import build_model
 from reidbook.presets import get_preset
 from reidbook.profile import count_params
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # shared test machine: avoid oversubscription
+    yield
+    torch.set_num_threads(n)
 
 
 def _no_cls(m):
