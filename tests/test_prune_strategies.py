@@ -74,3 +74,13 @@ def test_bad_target_is_named(net):
         prune_once(net, "l1", 1.5, input_size=SIZE)
     with pytest.raises(ValueError, match="criterion"):
         progressive_soft_prune(net, C1, criterion="taylor", input_size=SIZE)
+
+
+def test_psfp_prunes_pcb_backbone():
+    torch.manual_seed(0)
+    pcb = build_model("pcb", 10, profile="smoke").eval()
+    size = (96, 32)
+    small, rep = progressive_soft_prune(pcb, C1, epochs=2, input_size=size)  # PCB (BFE), survey Table 8
+    assert rep.reached and rep.params_after < rep.params_before
+    with torch.no_grad():
+        assert small(torch.randn(2, 3, *size)).shape == (2, 6 * small.backbone.out_channels)
