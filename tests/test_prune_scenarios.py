@@ -1,0 +1,49 @@
+import pytest
+import torch
+
+from reidbook.prune.scenarios import rehead, run_scenario
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # shared test machine: avoid oversubscription
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def source(smoke_root):
+    from reidbook.data import load_dataset
+
+    return load_dataset(smoke_root / "source", require_test=False)
+
+
+@pytest.fixture(scope="module")
+def start(source):
+    from reidbook.models import build_model
+
+    torch.manual_seed(0)
+    return build_model("baseline", source.num_train_pids, profile="smoke")
+
+
+@pytest.mark.parametrize("n,strategy", [(1, "once"), (2, "iterative"), (3, "psfp"), (4, "once")])
+def test_scenarios_run_end_to_end(n, strategy, start, source, smoke_dataset):
+    net, rep = run_scenario(n, "l1", 0.5, strategy=strategy, profile="smoke", start=start, source=source, target_data=smoke_dataset,
+                            epochs=1, device="cpu", max_iters_per_epoch=1, evaluate=(n == 4))
+    assert rep["macs_ratio"] <= 0.5 + 1e-9 and rep["params_after"] < rep["params_before"]
+    assert net.num_classes == smoke_dataset.num_train_pids
+    assert rep["stages"][-1]["stage"] == ("prune on target" if n in (2, 3) else "fine-tune on target")
+    if n == 4:
+        assert 0.0 <= rep["mAP"] <= 1.0
+
+
+def test_rehead_and_bad_scenario(start):
+    import copy
+
+    from reidbook.models import build_model
+
+    pcb = rehead(build_model("pcb", 7, profile="smoke"), 3)
+    assert all(c.out_features == 3 for c in pcb.classifiers)
+    with pytest.raises(ValueError, match="scenario"):
+        run_scenario(5, start=copy.deepcopy(start), source=object(), target_data=object())
