@@ -179,7 +179,7 @@ def plot_exit_distribution(plan: "A.ExitPlan", realised: Sequence[float] | None 
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("fraction of queries")
     a = "∞" if np.isinf(plan.a) else f"{plan.a:.3g}"
-    ax.set_title(f"exits at B = {plan.budget / 1e6:.0f} M MACs (a = {a})", fontsize=9)
+    ax.set_title(f"exits at B = {plan.budget / 1e6:.1f} M MACs (a = {a})", fontsize=9)
     ax.legend(fontsize=7)
     if own:
         fig.tight_layout()
