@@ -27,7 +27,7 @@ def start(source):
     return build_model("baseline", source.num_train_pids, profile="smoke")
 
 
-@pytest.mark.parametrize("n,strategy", [(1, "once"), (2, "iterative"), (3, "psfp"), (4, "once")])
+@pytest.mark.parametrize("n,strategy", [(1, "once"), (2, "once"), (3, "psfp"), (4, "once")])
 def test_scenarios_run_end_to_end(n, strategy, start, source, smoke_dataset):
     net, rep = run_scenario(n, "l1", 0.5, strategy=strategy, profile="smoke", start=start, source=source, target_data=smoke_dataset,
                             epochs=1, device="cpu", max_iters_per_epoch=1, evaluate=(n == 4))
