@@ -47,3 +47,18 @@ def test_rehead_and_bad_scenario(start):
     assert all(c.out_features == 3 for c in pcb.classifiers)
     with pytest.raises(ValueError, match="scenario"):
         run_scenario(5, start=copy.deepcopy(start), source=object(), target_data=object())
+
+
+def test_scenario_cli_smoke(smoke_root, tmp_path, capsys):
+    import argparse
+    import json
+
+    from reidbook.prune import scenario_cli
+
+    p = argparse.ArgumentParser()
+    scenario_cli.add_arguments(p)
+    args = p.parse_args(["--scenario", "4", "--profile", "smoke", "--target", "0.6", "--max-iters", "1",
+                         "--no-eval", "--device", "cpu", "--out", str(tmp_path / "r.json")])
+    assert scenario_cli.main(args) == 0
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["scenario"] == 4 and rep["macs_ratio"] <= 0.6 + 1e-9
