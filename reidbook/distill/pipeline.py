@@ -93,8 +93,17 @@ def _base_config(profile: str, data: str, seed: int) -> dict:
             "settings": dataclasses.asdict(fd_settings(profile))}
 
 
-def _pretrained(profile: str):
-    return fd_settings(profile).pretrained
+def _pretrained(profile: str, arch: str, width: float, seed: int, device):
+    """The backbone initialisation of :class:`FDSettings`: ``None``, ``"imagenet"`` (full, §4.1), or
+    ``"source"``: the zoo's backbone pre-trained on SynthReID's source domain (cached, shared by every
+    teacher and student of the same architecture and width)."""
+    pre = fd_settings(profile).pretrained
+    if pre != "source":
+        return pre
+    from ..models.fd import STUDENTS
+
+    arch = STUDENTS[arch][0] if arch in STUDENTS else arch
+    return _zoo().pretrained_backbone(arch, width, profile, seed, device=device)
 
 
 def _save(folder: Path, obj: dict) -> list[str]:
@@ -154,7 +163,8 @@ def train_teacher(view: str, profile: str = "quick", data: str = "synth", seed: 
 
     def train():
         say(f"[fd] training the {view} teacher ({preset.model_options['arch']}, {v.height}x{v.width})")
-        return _train_and_score(build(_pretrained(profile)), ds, v, preset, device, seed,
+        pre = _pretrained(profile, preset.model_options["arch"], preset.model_options["width"], seed, device)
+        return _train_and_score(build(pre), ds, v, preset, device, seed,
                                 _zoo().entry_dir("fd_teacher", config), f"teacher {view}")
 
     return _cached_model("fd_teacher", config, build, train)
@@ -182,7 +192,8 @@ def initial_student(profile: str = "quick", data: str = "synth", seed: int = 0, 
 
     def train():
         say(f"[fd] training the initial student {preset.model_options['arch']}")
-        return _train_and_score(build(_pretrained(profile)), ds, v, preset, device, seed,
+        pre = _pretrained(profile, preset.model_options["arch"], preset.model_options["width"], seed, device)
+        return _train_and_score(build(pre), ds, v, preset, device, seed,
                                 _zoo().entry_dir("fd_student_initial", config), "initial student")
 
     return _cached_model("fd_student_initial", config, build, train)

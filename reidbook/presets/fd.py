@@ -19,8 +19,8 @@ as every trainer of the course draws them. ``quick`` / ``smoke`` keep the topolo
 stages and shrink: teachers are width-⅛ ResNet-18s instead of ResNet-101/152, the student is R18a at
 width ⅛, inputs are 128×64 (holistic) and 48×48 (partial) in quick, 64×32 and 32×32 in smoke, and the
 runs last a few epochs, not 80: Adam (lr 1e-3; 5e-4 for distillation) replaces SGD at 0.0025, with a short warm-up, and
-the backbones start from random weights (no ImageNet offline, and source-domain pre-training would cost
-more than the chapter's budget).
+the backbones start from the zoo's SynthReID source-domain pre-training in quick (ImageNet cannot be had
+offline; one cached backbone serves all eight networks) and from random weights in smoke.
 
 ``get_preset("fd", profile)`` returns the holistic teacher's preset (the registry name ``fd_teacher``).
 """
@@ -47,7 +47,7 @@ class FDSettings:
     alpha: float = 4.0                      # Eq. (6)
     beta: float = 2.0                       # Eq. (6)
     erase_threshold: float = 0.4            # §4.1: ignore a view's regressions if > 40 % of it is erased
-    pretrained: str | None = "imagenet"     # teachers' and student's backbone initialisation
+    pretrained: str | None = "imagenet"     # backbones: "imagenet", "source" (SynthReID source domain) or None
     teacher_epochs: int = 80
     student_epochs: int = 80
     distill_epochs: int = 50
@@ -64,7 +64,7 @@ class FDSettings:
 SETTINGS = {
     "full": FDSettings(notes="Factorized Distillation §4.1 (paper 002)."),
     "quick": FDSettings(teacher_arch="resnet18", student="R18a", width=0.125, student_width=0.125,
-                        holistic_size=(128, 64), partial_size=(48, 48), pretrained=None,
+                        holistic_size=(128, 64), partial_size=(48, 48), pretrained="source",
                         teacher_epochs=2, student_epochs=3, distill_epochs=2,
                         notes="§4.1 at laptop scale: width-⅛ ResNet-18 teachers and R18a student, SynthReID quick."),
     "smoke": FDSettings(teacher_arch="resnet18", student="R18a", width=0.125, student_width=0.125,
