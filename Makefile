@@ -20,7 +20,7 @@ test: setup
 	REIDBOOK_QUIET=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q
 
 course: setup
-	MPLBACKEND=Agg $(BIN)/reidbook course --profile $(PROFILE) --data $(DATA) --out build/course
+	$(BIN)/reidbook course --profile $(PROFILE) --data $(DATA) --out build/course
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/

@@ -90,6 +90,9 @@ def run_chapter(path: str | os.PathLike, out_dir: str | os.PathLike, profile: st
     executed = out_dir / path.name
     run = ChapterRun(name=path.stem, title=title, goals=goals, notebook=executed.name, profile=profile)
     t0 = time.perf_counter()
+    # The kernel inherits our environment: a headless MPLBACKEND (e.g. Agg, set by tests) would keep
+    # figures out of the executed notebook, so the kernel gets Jupyter's inline backend instead.
+    saved_backend = os.environ.pop("MPLBACKEND", None)
     try:
         pm.execute_notebook(str(path), str(executed), parameters=dict(PROFILE=profile, DATA=data, DEVICE=device, SEED=seed),
                             cwd=str(path.parent), kernel_name="python3", progress_bar=False,
@@ -97,6 +100,9 @@ def run_chapter(path: str | os.PathLike, out_dir: str | os.PathLike, profile: st
     except Exception as exc:  # papermill.PapermillExecutionError names the failing cell
         run.ok = False
         run.error = f"{type(exc).__name__}: {str(exc)[-2000:]}"
+    finally:
+        if saved_backend is not None:
+            os.environ["MPLBACKEND"] = saved_backend
     run.seconds = time.perf_counter() - t0
     if html_export and executed.exists():
         run.html = _to_html(executed)
