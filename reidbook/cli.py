@@ -16,6 +16,7 @@ Every command takes ``--help``. :func:`main` returns the exit status, so tests c
 from __future__ import annotations
 
 import argparse
+import os
 import importlib
 import json
 import sys
@@ -97,10 +98,11 @@ def _train(args, device="auto") -> dict:
 
 
 def cmd_train(args) -> int:
-    from .engine import is_main_process, launch_train
+    from .engine import launch_train
 
     result = launch_train(_train, args, device=args.device)
-    if is_main_process():
+    # launch_train has left the process group by now, so ask torchrun's environment who we were.
+    if int(os.environ.get("RANK", "0")) == 0:
         _print_metrics(f"{args.model} ({args.profile}, {args.data}, seed {args.seed})", result)
     return 0
 
