@@ -135,17 +135,22 @@ class ResNet(nn.Module):
         """
         if upto not in STAGE_NAMES:
             raise ValueError(f"unknown stage {upto!r}; stages are {STAGE_NAMES}")
-        out: OrderedDict[str, torch.Tensor] = OrderedDict()
-        for name, stage in self.stages().items():
-            x = stage(x)
-            out[name] = x
-            if name == upto:
-                break
-        return out
+        return run_stages(self.stages(), x, upto)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+
+def run_stages(stages: "OrderedDict[str, nn.Module]", x: torch.Tensor, upto: str | None) -> "OrderedDict[str, torch.Tensor]":
+    """Run ``stages`` in order, keeping each output, and stop after the stage named ``upto`` (``None``: all)."""
+    out: OrderedDict[str, torch.Tensor] = OrderedDict()
+    for name, stage in stages.items():
+        x = stage(x)
+        out[name] = x
+        if name == upto:
+            break
+    return out
 
 
 def build_resnet(depth: int, width: float = 1.0, last_stride: int = 2, pretrained=None) -> ResNet:
@@ -212,13 +217,7 @@ class SqueezeNetBackbone(nn.Module):
                            for i, (a, b) in enumerate(self._splits))
 
     def forward_stages(self, x: torch.Tensor, upto: str | None = None):
-        out = OrderedDict()
-        for name, stage in self.stages().items():
-            x = stage(x)
-            out[name] = x
-            if name == upto:
-                break
-        return out
+        return run_stages(self.stages(), x, upto)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
@@ -284,13 +283,7 @@ class DenseNetBackbone(nn.Module):
         return out
 
     def forward_stages(self, x: torch.Tensor, upto: str = "conv5"):
-        out = OrderedDict()
-        for name, stage in self.stages().items():
-            x = stage(x)
-            out[name] = x
-            if name == upto:
-                break
-        return out
+        return run_stages(self.stages(), x, upto)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.features(x))
