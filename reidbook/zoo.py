@@ -32,7 +32,7 @@ from torch import nn
 
 from . import __version__
 from .presets import Preset, check_profile, get_preset, profile_width
-from .utils import atomic_torch_save, atomic_write_json, cache_dir, resolve_device, say, seed_everything
+from .utils import atomic_torch_save, atomic_write_json, cache_dir, file_sha256, resolve_device, say, seed_everything
 
 __all__ = ["ZooEntry", "ZooError", "synthreid", "dataset", "get", "cached", "pretrained_backbone", "load_entry",
            "train_entry", "config_key", "entry_dir", "ZOO_VERSION"]
@@ -89,7 +89,7 @@ def _data_fingerprint(profile: str, data: str, seed: int) -> str | None:
     trained on another generation of the data set are never mistaken for this one's."""
     if data not in ("synth", "synthreid", "synth-source", "synthreid-source"):
         return None
-    return _sha256(synthreid(profile, seed) / "synthreid.json")
+    return file_sha256(synthreid(profile, seed) / "synthreid.json")
 
 
 def dataset(profile: str = "quick", data: str = "synth", seed: int = 0):
@@ -131,13 +131,6 @@ def entry_dir(kind: str, config: dict) -> Path:
     return cache_dir() / "zoo" / kind / config_key(kind, config)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def _check_entry(folder: Path, kind: str, config: dict) -> tuple[dict | None, str]:
     """``(entry, "")`` if ``folder`` holds a complete, intact entry for ``config``, else ``(None, why)``."""
@@ -156,7 +149,7 @@ def _check_entry(folder: Path, kind: str, config: dict) -> tuple[dict | None, st
         f = folder / name
         if not f.exists():
             return None, f"{f} is missing"
-        if _sha256(f) != digest:
+        if file_sha256(f) != digest:
             return None, f"{f} does not match its recorded SHA-256 (corrupt or modified)"
     return entry, ""
 
@@ -165,7 +158,7 @@ def _commit(folder: Path, kind: str, config: dict, files: list[str], extra: dict
     """Write ``entry.json`` last: from now on the folder is a valid entry."""
     entry = {"kind": kind, "config": _jsonable(config), "reidbook": __version__, "zoo": ZOO_VERSION,
              "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-             "files": {name: _sha256(folder / name) for name in files}, **(extra or {})}
+             "files": {name: file_sha256(folder / name) for name in files}, **(extra or {})}
     atomic_write_json(folder / "entry.json", entry)
     return entry
 
@@ -314,7 +307,7 @@ def _resolve_pretrained(name: str, preset: Preset, pretrained, seed: int, device
         p = Path(pretrained).expanduser().resolve()
         if not p.exists():
             raise FileNotFoundError(f"pretrained weights {p} do not exist")
-        return str(p), {"file": str(p), "sha256": _sha256(p)}
+        return str(p), {"file": str(p), "sha256": file_sha256(p)}
     if isinstance(pretrained, dict):
         h = hashlib.sha256()
         for k in sorted(pretrained):

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ..data.views import View
-from ..utils import atomic_torch_save, atomic_write_json
+from ..utils import atomic_torch_save, atomic_write_json, file_sha256
 
 __all__ = ["StoreError", "SRStore", "STORE_VERSION", "dataset_fingerprint", "model_fingerprint", "extract_srs",
            "write_store", "load_store", "MANIFEST"]
@@ -67,13 +67,6 @@ def model_fingerprint(model_or_state) -> str:
         h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
     return h.hexdigest()
 
-
-def _file_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def extract_srs(teacher: nn.Module, items: Sequence, view: View, device="auto", batch_size: int = 128) -> torch.Tensor:
@@ -144,7 +137,7 @@ def write_store(folder, srs: Mapping[str, torch.Tensor], data_fingerprint: str,
             raise ValueError(f"provenance of view {name!r} lacks 'teacher_sha256'")
         fname = f"sr_{name}.pt"
         atomic_torch_save(t.detach().cpu().float().contiguous(), folder / fname)
-        views[name] = {**prov, "file": fname, "sha256": _file_sha(folder / fname), "dim": int(t.shape[1])}
+        views[name] = {**prov, "file": fname, "sha256": file_sha256(folder / fname), "dim": int(t.shape[1])}
     # "order" keeps the views' order (the JSON writer sorts dict keys)
     atomic_write_json(folder / MANIFEST, {"version": STORE_VERSION, "num_items": rows.pop(), "order": list(views),
                                           "data_fingerprint": data_fingerprint, "views": views})
@@ -197,7 +190,7 @@ def load_store(folder, data_fingerprint: str | None = None, teachers: Mapping[st
         path = folder / info["file"]
         if not path.is_file():
             raise StoreError(f"{path} is missing from the SR store. {fix}")
-        if _file_sha(path) != info["sha256"]:
+        if file_sha256(path) != info["sha256"]:
             raise StoreError(f"{path} does not match the SHA-256 recorded in {MANIFEST} (corrupt or modified). {fix}")
         t = torch.load(path, map_location="cpu", weights_only=True)
         if tuple(t.shape) != (meta["num_items"], info["dim"]):
