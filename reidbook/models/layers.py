@@ -38,7 +38,8 @@ class StabilizedGMP(nn.Module):
         self.kernel_size = kernel_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        kh, kw = min(self.kernel_size, x.shape[2]), min(self.kernel_size, x.shape[3])
+        # int(): a constant kernel when traced for ONNX export (reidbook.export); same value in eager mode
+        kh, kw = min(self.kernel_size, int(x.shape[2])), min(self.kernel_size, int(x.shape[3]))
         return F.avg_pool2d(x, (kh, kw), stride=1).amax(dim=(2, 3))
 
 
