@@ -1,0 +1,308 @@
+"""The capstone's comparison: every model the course trained, on the same test split, in one table.
+
+:func:`collect` gathers the course's models from the zoo for a profile (training what is missing):
+the baseline, MGN, GraftedNet, the Factorized-Distillation student, the baseline pruned to the survey's
+C1 and C2 (one-shot ℓ1 + short fine-tuning), PCB and PCB pruned with PSFP on its backbone (BFE, survey
+Table 8), and DaRe at each of its four exits. Each is taken in its **deployed form**
+(:func:`reidbook.export.deployed_model`). :func:`measure` adds parameters (those the test-time forward
+uses), multiply-adds and CPU latency — every model measured **in one run, interleaved** (round-robin,
+so machine load affects all alike), batch 1, one thread. :func:`paper_rows` holds the papers' own
+numbers (Market-1501, single query, no re-ranking) with the table they come from; :func:`with_paper`
+puts them beside ours, labelled as the papers'.
+
+Same test split: every accuracy is measured on ``zoo.dataset(profile, data, seed)``'s query and gallery,
+by the function that trained the model (the zoo's :func:`reidbook.eval.evaluate_model`, FD's
+``evaluate_view`` of the holistic view, :class:`reidbook.eval.anytime.AnytimeEval` for DaRe's exits),
+each with its paper's distance (cosine for GraftedNet and FD, Euclidean otherwise), query and gallery
+embeddings averaged with their horizontal flips. Cached results are reused only when the zoo
+key — which includes the data set's fingerprint — matches.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .export import deployed_model
+from .profile import count_macs, measure_latency
+from .utils import atomic_write_json, say
+
+__all__ = ["Contender", "PAPER", "collect", "pruned", "dare_exits", "inference_params", "measure", "paper_rows",
+           "with_paper", "FINETUNE", "CONTENDERS"]
+
+# Fine-tuning after one-shot pruning (and PSFP's soft-pruning epochs): (epochs, iterations cap per epoch).
+# smoke/quick keep it short so the capstone fits its budget; full retrains for real (survey §4: 30 epochs).
+FINETUNE = {"smoke": (1, 2), "quick": (1, 12), "full": (30, None)}
+
+# The contenders, in table order: key → (label, family, what it compresses).
+CONTENDERS = {
+    "baseline": ("Baseline (ResNet-50)", "reference", None),
+    "mgn": ("MGN", "multi-branch", None),
+    "pcb": ("PCB", "part-based", None),
+    "graftednet": ("GraftedNet", "grafting", "baseline"),
+    "fd_student": ("FD student (R18a)", "distillation", "baseline"),
+    "pruned_l1_c1": ("Baseline pruned L1 @C1", "pruning", "baseline"),
+    "pruned_l1_c2": ("Baseline pruned L1 @C2", "pruning", "baseline"),
+    "pcb_psfp_c1": ("PCB pruned PSFP @C1 (BFE)", "pruning", "pcb"),
+    "dare_exit1": ("DaRe exit 1", "anytime", "dare_exit4"),
+    "dare_exit2": ("DaRe exit 2", "anytime", "dare_exit4"),
+    "dare_exit3": ("DaRe exit 3", "anytime", "dare_exit4"),
+    "dare_exit4": ("DaRe exit 4 (fusion)", "anytime", None),
+}
+
+# The papers' numbers on Market-1501 (single query, no re-ranking). Parameters in millions; "cost" as the
+# paper reports it (the survey's T is GFLOPs; DaRe's exits are its released code's multiply-adds).
+PAPER = {
+    "baseline": {"mAP": 69.16, "rank1": 85.07, "params_M": 23.48, "cost": "6.32 GFLOPs",
+                 "source": "paper 003 (pruning survey), Table 5, ResNet50"},
+    "mgn": {"mAP": 86.9, "rank1": 95.7, "params_M": 70.3, "cost": None,
+            "source": "paper 001 (MGN), Table 2; parameters as quoted by paper 002, Table 5"},
+    "pcb": {"mAP": 77.3, "rank1": 92.4, "params_M": 27.2, "cost": "6.1 GFLOPs",
+            "source": "paper 003 (pruning survey), Table 8, PCB (Baseline), ResNet50"},
+    "graftednet": {"mAP": 81.58, "rank1": 93.02, "params_M": 4.60, "cost": "268.57 ms (16-core Xeon)",
+                   "source": "paper 000 (GraftedNet), Table 3"},
+    "fd_student": {"mAP": 82.50, "rank1": 93.11, "params_M": 11.4, "cost": None,
+                   "source": "paper 002 (Factorized Distillation), Table 3, R18a+FD"},
+    "pruned_l1_c1": {"mAP": 67.04, "rank1": 84.71, "params_M": 11.90, "cost": "2.96 GFLOPs",
+                     "source": "paper 003 (pruning survey), Table 5, L1"},
+    "pcb_psfp_c1": {"mAP": 69.4, "rank1": 90.4, "params_M": 12.0, "cost": "2.6 GFLOPs",
+                    "source": "paper 003 (pruning survey), Table 8, PSFP + PCB (BFE), ResNet50"},
+    "dare_exit1": {"mAP": None, "rank1": None, "params_M": None, "cost": "523.6 M MACs",
+                   "source": "paper 004 (DaRe), released code's cost per exit (DESIGN.md)"},
+    "dare_exit2": {"mAP": None, "rank1": None, "params_M": None, "cost": "1150.1 M MACs",
+                   "source": "paper 004 (DaRe), released code's cost per exit (DESIGN.md)"},
+    "dare_exit3": {"mAP": None, "rank1": None, "params_M": None, "cost": "2060.9 M MACs",
+                   "source": "paper 004 (DaRe), released code's cost per exit (DESIGN.md)"},
+    "dare_exit4": {"mAP": 69.3, "rank1": 86.4, "params_M": 27.98, "cost": "2542.3 M MACs",
+                   "source": "paper 004 (DaRe), Table 1, DaRe(R); 27.98 M parameters, §3.1"},
+}
+
+
+@dataclass
+class Contender:
+    """One row of the comparison: a deployed ``model`` with its test ``metrics`` (fractions) and input size."""
+
+    key: str
+    label: str
+    family: str
+    model: nn.Module
+    input_size: tuple
+    metrics: dict
+    source: str = ""
+    compresses: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _metrics(m: dict) -> dict:
+    return {k: float(m[k]) for k in ("mAP", "rank1", "rank5", "mINP") if k in m}
+
+
+# ----------------------------------------------------------------------------------------------
+# Models that are not a plain preset run: pruned ones and DaRe's exits (cached in the zoo)
+# ----------------------------------------------------------------------------------------------
+def pruned(base: str = "baseline", method: str = "l1", target: float = 0.5, strategy: str = "once",
+           profile: str = "quick", data: str = "synth", seed: int = 0, device="auto") -> Contender:
+    """``base`` (a zoo model with a ResNet backbone) pruned to ``target`` (fraction of its multiply-adds
+    kept; the survey's C1 = 1/2, C2 = 1/3) — ``strategy="once"``: one-shot ``method`` + fine-tuning,
+    ``"psfp"``: progressive soft pruning (survey §3.4) of the backbone, hardened — then evaluated on the
+    test split. Cached in the zoo (kind ``pruned``; saved with :func:`reidbook.prune.save_pruned`)."""
+    from . import zoo
+    from .eval import evaluate_model
+    from .models import build_model
+    from .prune import load_pruned, save_pruned
+    from .prune.strategies import prune_once, progressive_soft_prune
+
+    entry = zoo.get(base, profile, data, seed, device=device)
+    preset = entry.preset
+    size = (preset.height, preset.width)
+    epochs, iters = FINETUNE[profile]
+    num_classes = int(json.loads((entry.path / "entry.json").read_text())["num_classes"])
+    config = {"base": base, "base_key": entry.path.name, "method": method, "target": float(target),
+              "strategy": strategy, "epochs": epochs, "max_iters": iters, "seed": seed}
+
+    def train() -> dict:
+        ds = zoo.dataset(profile, data, seed)
+        say(f"[compare] pruning {base} with {strategy}/{method} to {target:.2f} of its multiply-adds")
+        if strategy == "psfp":
+            net, rep = progressive_soft_prune(entry.model, target, ds, preset, epochs=max(epochs, 2), criterion=method,
+                                              input_size=size, device=device, seed=seed, max_iters_per_epoch=iters)
+        else:
+            net, rep = prune_once(entry.model, method, target, ds, preset, epochs=epochs, input_size=size,
+                                  device=device, seed=seed, max_iters_per_epoch=iters)
+        net = net.cpu().eval()
+        res = evaluate_model(net, ds, *size, device=device, metric=getattr(net, "metric", "euclidean"))
+        return {"model": net, "metrics": {k: float(v) for k, v in res.items() if isinstance(v, (int, float))},
+                "report": rep.to_dict()}
+
+    def save(obj: dict, folder: Path) -> list[str]:
+        save_pruned(obj["model"], folder / "model.pt")
+        atomic_write_json(folder / "metrics.json", {"metrics": obj["metrics"], "report": obj["report"]})
+        return ["model.pt", "metrics.json"]
+
+    def load(folder: Path) -> dict:
+        net = build_model(base, num_classes, profile=preset.profile, **preset.model_options)
+        net = load_pruned(folder / "model.pt", net).eval()
+        saved = json.loads((folder / "metrics.json").read_text())
+        return {"model": net, "metrics": saved["metrics"], "report": saved["report"]}
+
+    obj = zoo.cached("pruned", config, train, load_fn=load, save_fn=save)
+    return Contender(f"{base}:{strategy}:{method}:{target:.3f}", f"{base} pruned {method} → {target:.2f}", "pruning",
+                     obj["model"].eval(), size, _metrics(obj["metrics"]), str(zoo.entry_dir("pruned", config)), base,
+                     {"report": obj["report"]})
+
+
+def dare_exits(profile: str = "quick", data: str = "synth", seed: int = 0, device="auto") -> list[Contender]:
+    """DaRe at each exit: the deployed exit models (:class:`reidbook.export.DaReExit`) and each exit's
+    accuracy on the test split (one extraction of every embedding, :class:`AnytimeEval`; cached)."""
+    from . import zoo
+    from .eval.anytime import AnytimeEval
+
+    entry = zoo.get("dare", profile, data, seed, device=device)
+    size = (entry.preset.height, entry.preset.width)
+    model = entry.model
+
+    def evaluate() -> dict:
+        ev = AnytimeEval.from_model(model, zoo.dataset(profile, data, seed), *size, device=device, costs=[1, 2, 3, 4])
+        return {"mAP": [float(r.mAP) for r in ev.results], "rank1": [float(r.cmc[0]) for r in ev.results]}
+
+    res = zoo.cached("dare_exit_metrics", {"dare_key": entry.path.name, "flip": True, "metric": "euclidean"}, evaluate)
+    out = []
+    for s in range(1, model.num_exits + 1):
+        key = f"dare_exit{s}"
+        out.append(Contender(key, CONTENDERS[key][0], "anytime", deployed_model(model, exit=s), size,
+                             {"mAP": float(res["mAP"][s - 1]), "rank1": float(res["rank1"][s - 1])}, str(entry.path)))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Collect
+# ----------------------------------------------------------------------------------------------
+def _from_zoo(key: str, profile: str, data: str, seed: int, device) -> Contender:
+    from . import zoo
+
+    e = zoo.get(key, profile, data, seed, device=device)
+    return Contender(key, CONTENDERS[key][0], CONTENDERS[key][1], deployed_model(e.model),
+                     (e.preset.height, e.preset.width), _metrics(e.metrics), str(e.path))
+
+
+def _fd_student(profile: str, data: str, seed: int, device) -> Contender:
+    from .distill.pipeline import distilled_student
+    from .presets.fd import fd_settings
+
+    s = distilled_student(profile, data, seed, device)
+    return Contender("fd_student", CONTENDERS["fd_student"][0], "distillation", deployed_model(s.model),
+                     tuple(fd_settings(profile).holistic_size), _metrics(s.metrics), str(s.path))
+
+
+def collect(profile: str = "quick", data: str = "synth", seed: int = 0, device="auto",
+            include: list[str] | None = None) -> list[Contender]:
+    """Every model the course trained (:data:`CONTENDERS`, or those in ``include``), loaded from the zoo
+    (trained now if missing), deployed, with its accuracy on the test split, in table order."""
+    from .prune.strategies import C1, C2
+
+    keys = list(CONTENDERS) if include is None else list(include)
+    unknown = [k for k in keys if k not in CONTENDERS]
+    if unknown:
+        raise KeyError(f"unknown contender(s) {unknown}; the comparison knows {', '.join(CONTENDERS)}")
+    args = (profile, data, seed, device)
+    out: dict[str, Contender] = {}
+    for key in keys:
+        if key in out:
+            continue
+        if key in ("baseline", "mgn", "pcb", "graftednet"):
+            c = _from_zoo(key, *args)
+        elif key == "fd_student":
+            c = _fd_student(*args)
+        elif key.startswith("dare_exit"):
+            for d in dare_exits(*args):
+                if d.key in keys:
+                    out[d.key] = d
+            continue
+        else:
+            base, strategy, method, target = {"pruned_l1_c1": ("baseline", "once", "l1", C1),
+                                              "pruned_l1_c2": ("baseline", "once", "l1", C2),
+                                              "pcb_psfp_c1": ("pcb", "psfp", "psfp", C1)}[key]
+            c = pruned(base, method, target, strategy, *args)
+            c.key, c.label = key, CONTENDERS[key][0]
+        c.family, c.compresses = CONTENDERS[key][1], CONTENDERS[key][2]
+        out[key] = c
+    return [out[k] for k in keys]
+
+
+# ----------------------------------------------------------------------------------------------
+# Measure
+# ----------------------------------------------------------------------------------------------
+def inference_params(model: nn.Module, input_size) -> int:
+    """Parameters the test-time forward actually uses: those owned by the modules that run on one
+    image (classifiers, accompanying branches and later exits never run, so they do not count)."""
+    ran: list[nn.Module] = []
+    handles = [m.register_forward_pre_hook(lambda mod, args: ran.append(mod)) for m in model.modules()]
+    was = model.training
+    try:
+        model.eval()
+        p = next(model.parameters())
+        with torch.no_grad():
+            model(torch.zeros(1, 3, *tuple(input_size)[-2:], device=p.device, dtype=p.dtype))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was)
+    seen: set[int] = set()
+    total = 0
+    for mod in ran:
+        for q in mod.parameters(recurse=False):
+            if id(q) not in seen:
+                seen.add(id(q))
+                total += q.numel()
+    return total
+
+
+def measure(contenders: list[Contender], threads: int = 1, rounds: int = 3, repeats: int = 3,
+            batch_size: int = 1):
+    """The comparison table (a ``pandas.DataFrame`` indexed by key): label, family, what it compresses,
+    mAP and Rank-1 (%), parameters (M, used at test time), multiply-adds (M) and CPU latency (ms, median,
+    ``batch_size`` images, ``threads`` threads; all models measured interleaved in one run), input size."""
+    import pandas as pd
+
+    rows = {}
+    for c in contenders:
+        rows[c.key] = {"label": c.label, "family": c.family, "compresses": c.compresses,
+                       "mAP": 100 * c.metrics.get("mAP", float("nan")),
+                       "rank1": 100 * c.metrics.get("rank1", float("nan")),
+                       "params_M": inference_params(c.model, c.input_size) / 1e6,
+                       "MACs_M": count_macs(c.model, c.input_size) / 1e6,
+                       "input": f"{c.input_size[0]}×{c.input_size[1]}"}
+    samples: dict[str, list[float]] = {c.key: [] for c in contenders}
+    for _ in range(max(1, rounds)):
+        for c in contenders:
+            samples[c.key].append(measure_latency(c.model, c.input_size, batch_size, threads=threads, warmup=1,
+                                                  repeats=repeats)["median_ms"])
+    for c in contenders:
+        rows[c.key]["latency_ms"] = statistics.median(samples[c.key])
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    df.index.name = "key"
+    df.attrs.update(threads=threads, batch_size=batch_size, rounds=rounds)
+    return df
+
+
+# ----------------------------------------------------------------------------------------------
+# The papers' numbers
+# ----------------------------------------------------------------------------------------------
+def paper_rows(keys=None):
+    """:data:`PAPER` as a ``DataFrame`` (``paper_mAP``, ``paper_rank1``, ``paper_params_M``, ``paper_cost``,
+    ``paper_source``), Market-1501; rows for ``keys`` (default: all)."""
+    import pandas as pd
+
+    keys = list(PAPER) if keys is None else [k for k in keys if k in PAPER]
+    df = pd.DataFrame.from_dict({k: {f"paper_{f}": v for f, v in PAPER[k].items()} for k in keys}, orient="index")
+    df.index.name = "key"
+    return df
+
+
+def with_paper(table):
+    """``table`` (from :func:`measure`) with the papers' columns beside ours (NaN where a paper has none)."""
+    return table.join(paper_rows(list(table.index)), how="left")

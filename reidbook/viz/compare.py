@@ -1,0 +1,150 @@
+"""Pareto charts of accuracy against cost, and the "which compression for which budget" guide.
+
+Pure functions over the comparison table of :func:`reidbook.compare.measure` (a ``DataFrame`` indexed
+by model key with ``label``, ``family``, ``mAP``, ``rank1``, ``params_M``, ``MACs_M``, ``latency_ms``):
+
+* :func:`pareto_front` — which rows no other row beats on *both* the cost and the accuracy;
+* :func:`plot_pareto` — accuracy against parameters, multiply-adds and latency, the front joined;
+* :func:`budget_table` / :func:`budget_guide` — for budgets given as fractions of a reference model's
+  cost, the most accurate model that fits, written out as a short guide. Every sentence of the guide is
+  computed from the table; nothing in it is typed by hand.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["AXES", "pareto_front", "plot_pareto", "budget_table", "budget_guide"]
+
+AXES = {"params_M": "parameters (M)", "MACs_M": "multiply-adds (M)", "latency_ms": "CPU latency (ms)"}
+_FAMILY_COLOURS = {"reference": "black", "multi-branch": "tab:purple", "part-based": "tab:brown",
+                   "grafting": "tab:green", "distillation": "tab:orange", "pruning": "tab:red",
+                   "anytime": "tab:blue"}
+
+
+def pareto_front(table, cost: str, accuracy: str = "mAP") -> "np.ndarray":
+    """Boolean mask of the rows on the Pareto front of (lower ``cost``, higher ``accuracy``).
+
+    A row is on the front if no other row is at least as cheap *and* at least as accurate while being
+    strictly better in one of the two. Rows with a missing value are never on it. Ties (two identical
+    rows) are both on it.
+    """
+    c = np.asarray(table[cost], dtype=float)
+    a = np.asarray(table[accuracy], dtype=float)
+    ok = np.isfinite(c) & np.isfinite(a)
+    front = np.zeros(len(c), dtype=bool)
+    for i in np.flatnonzero(ok):
+        dominated = ok & (c <= c[i]) & (a >= a[i]) & ((c < c[i]) | (a > a[i]))
+        front[i] = not dominated.any()
+    return front
+
+
+def plot_pareto(table, accuracy: str = "mAP", axes: Sequence[str] = tuple(AXES), title: str | None = None,
+                annotate: bool = True):
+    """One panel per cost axis (log scale): every model, coloured by family, the Pareto front joined by a
+    line and its models ringed. ``accuracy`` is ``"mAP"`` or ``"rank1"`` (in %)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    fig, axs = plt.subplots(1, len(axes), figsize=(4.4 * len(axes), 3.8), squeeze=False)
+    for ax, cost in zip(axs[0], axes):
+        front = pareto_front(table, cost, accuracy)
+        for fam, g in table.groupby("family", sort=False):
+            ax.scatter(g[cost], g[accuracy], s=36, color=_FAMILY_COLOURS.get(fam, "grey"), label=fam, zorder=3)
+        f = table[front].sort_values(cost)
+        ax.plot(f[cost], f[accuracy], "-", color="k", lw=1, alpha=0.6, zorder=2, label="Pareto front")
+        ax.scatter(f[cost], f[accuracy], s=140, facecolors="none", edgecolors="k", lw=1.2, zorder=4)
+        if annotate:
+            for key, row in table.iterrows():
+                if np.isfinite(row[cost]) and np.isfinite(row[accuracy]):
+                    ax.annotate(str(row.get("label", key)), (row[cost], row[accuracy]), fontsize=6.5,
+                                xytext=(3, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(AXES.get(cost, cost))
+        ax.set_ylabel(f"{'Rank-1' if accuracy == 'rank1' else accuracy} (%)")
+        ax.grid(alpha=0.3)
+    handles, labels = axs[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+def budget_table(table, reference: str = "baseline", fractions: Sequence[float] = (0.1, 0.25, 0.5, 1.0),
+                 axes: Sequence[str] = tuple(AXES), accuracy: str = "mAP"):
+    """For each cost axis and budget (``fraction`` × the ``reference`` row's cost): the most accurate
+    row that fits, how many fit, and its accuracy and cost relative to the reference. A ``DataFrame`` with
+    one row per (axis, fraction); ``best`` is ``None`` where nothing fits."""
+    import pandas as pd
+
+    if reference not in table.index:
+        raise KeyError(f"reference {reference!r} is not in the table; rows: {', '.join(map(str, table.index))}")
+    ref = table.loc[reference]
+    rows = []
+    for cost in axes:
+        for f in fractions:
+            if not f > 0:
+                raise ValueError(f"budget fractions must be > 0, got {f}")
+            budget = f * float(ref[cost])
+            fits = table[(table[cost] <= budget) & np.isfinite(table[accuracy])]
+            row = {"axis": cost, "fraction": f, "budget": budget, "n_fit": len(fits), "best": None,
+                   "label": None, "accuracy": math.nan, "cost": math.nan, "delta": math.nan, "cost_ratio": math.nan}
+            if len(fits):
+                best = fits[accuracy].astype(float).idxmax()
+                b = table.loc[best]
+                row.update(best=best, label=b.get("label", best), accuracy=float(b[accuracy]), cost=float(b[cost]),
+                           delta=float(b[accuracy]) - float(ref[accuracy]), cost_ratio=float(b[cost]) / float(ref[cost]))
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _fmt_cost(axis: str, v: float) -> str:
+    unit = {"params_M": "M parameters", "MACs_M": "M multiply-adds", "latency_ms": "ms"}.get(axis, axis)
+    return f"{v:.3g} {unit}"
+
+
+def budget_guide(table, reference: str = "baseline", fractions: Sequence[float] = (0.1, 0.25, 0.5, 1.0),
+                 axes: Sequence[str] = tuple(AXES), accuracy: str = "mAP") -> str:
+    """"Which compression for which budget", as Markdown computed from ``table``.
+
+    One section per cost axis: for each budget (a fraction of the reference model's cost) the best model
+    that fits, its accuracy and how it compares with the reference; then the models that are on the
+    Pareto front of every axis, and the best model overall.
+    """
+    bt = budget_table(table, reference, fractions, axes, accuracy)
+    ref = table.loc[reference]
+    acc_name = "Rank-1" if accuracy == "rank1" else accuracy
+    ref_label = ref.get("label", reference)
+    lines = [f"*Computed from the table: budgets are fractions of **{ref_label}**'s cost "
+             f"({acc_name} {float(ref[accuracy]):.1f} %).*", ""]
+    for cost in axes:
+        lines.append(f"**Budget in {AXES.get(cost, cost)}** ({ref_label}: {_fmt_cost(cost, float(ref[cost]))})")
+        for _, r in bt[bt["axis"] == cost].iterrows():
+            head = f"- ≤ {r['fraction']:.0%} ({_fmt_cost(cost, r['budget'])}): "
+            if int(r["n_fit"]) == 0:
+                cheapest = table[cost].astype(float).idxmin()
+                lines.append(head + f"nothing fits; the cheapest model is {table.loc[cheapest].get('label', cheapest)} "
+                             f"({_fmt_cost(cost, float(table.loc[cheapest, cost]))}).")
+                continue
+            verdict = "matches or beats" if r["delta"] >= 0 else f"loses {-r['delta']:.1f} points against"
+            lines.append(head + f"**{r['label']}** — {acc_name} {r['accuracy']:.1f} % at "
+                         f"{r['cost_ratio']:.0%} of the cost; it {verdict} {ref_label} "
+                         f"({int(r['n_fit'])} of {len(table)} models fit).")
+        lines.append("")
+    on_all = np.ones(len(table), dtype=bool)
+    for cost in axes:
+        on_all &= pareto_front(table, cost, accuracy)
+    names = [str(table.iloc[i].get("label", table.index[i])) for i in np.flatnonzero(on_all)]
+    lines.append(f"**On the Pareto front of every axis**: {', '.join(names) if names else 'no model'}.")
+    best = table[accuracy].astype(float).idxmax()
+    lines.append(f"**Most accurate overall**: {table.loc[best].get('label', best)} ({acc_name} "
+                 f"{float(table.loc[best, accuracy]):.1f} %, " +
+                 ", ".join(f"{float(table.loc[best, c]) / float(ref[c]):.0%} of the reference's {AXES.get(c, c).split(' (')[0]}"
+                           for c in axes) + ").")
+    return "\n".join(lines)
