@@ -55,3 +55,45 @@ def test_pcb_presets_and_loss():
     crit = build_criterion(s.losses)
     total, parts = crit(m(torch.randn(4, 3, s.height, s.width)), torch.tensor([0, 1, 2, 3]))
     assert torch.isfinite(total)
+
+
+def test_psfp_pcb_bfe_vs_bfe_lc_fc():
+    """Survey Table 8: pruning the local conv + classifiers too saves parameters, not test multiply-adds
+    (PCB's test feature g is taken before the local conv)."""
+    from reidbook.profile import count_macs
+    from reidbook.prune import C1, pcb_head_units, prune_pcb
+
+    torch.manual_seed(0)
+    m = build_model("pcb", num_classes=10, profile="smoke").eval()
+    size = (96, 32)
+    bfe, r1 = prune_pcb(m, C1, "bfe", epochs=2, input_size=size)
+    full, r2 = prune_pcb(m, C1, "bfe+lc+fc", epochs=2, input_size=size)
+    assert r1.reached and r2.reached and r1.strategy == "psfp[bfe]"
+    assert count_macs(bfe, size) == count_macs(full, size)
+    assert r2.params_after < r1.params_after < r1.params_before
+    kept = full.local[0].out_channels
+    assert kept < m.local[0].out_channels == bfe.local[0].out_channels
+    assert full.local[1].num_features == kept and all(c.in_features == kept for c in full.classifiers)
+    full.train()
+    assert all(t.shape == (2, 10) for t in full(torch.randn(2, 3, *size))["logits"])
+    full.eval().feature = "h"
+    with torch.no_grad():
+        assert full(torch.randn(2, 3, *size)).shape == (2, 6 * kept)
+    assert pcb_head_units(m)[0].consumers == [f"classifiers.{i}" for i in range(6)]
+
+
+def test_psfp_pcb_l1_vs_l2_and_bad_part():
+    """Table 9: the criterion is a switch; both reach the target with the same widths."""
+    import pytest
+
+    from reidbook.prune import C1, prune_pcb
+
+    torch.manual_seed(0)
+    m = build_model("pcb", num_classes=10, profile="smoke").eval()
+    a, ra = prune_pcb(m, C1, criterion="l1", epochs=1, input_size=(96, 32))
+    b, rb = prune_pcb(m, C1, criterion="l2", epochs=1, input_size=(96, 32))
+    assert ra.method == "l1" and rb.method == "l2" and ra.macs_after == rb.macs_after
+    with pytest.raises(ValueError, match="part"):
+        prune_pcb(m, C1, part="head")
+    with pytest.raises(ValueError, match="not a PCB"):
+        prune_pcb(build_model("baseline", 10, profile="smoke"), C1, part="bfe+lc+fc", input_size=(64, 32))

@@ -62,3 +62,19 @@ def test_scenario_cli_smoke(smoke_root, tmp_path, capsys):
     assert scenario_cli.main(args) == 0
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["scenario"] == 4 and rep["macs_ratio"] <= 0.6 + 1e-9
+
+
+@pytest.mark.parametrize("n,method", [(1, "auto_balanced"), (3, "thinet")])
+def test_scenarios_with_the_surveys_pairing(n, method, start, source, smoke_dataset):
+    """strategy="auto": Auto-Balanced trains with its regulariser, ThiNet prunes layer by layer."""
+    from reidbook.prune.scenarios import default_strategy
+
+    net, rep = run_scenario(n, method, 0.5, profile="smoke", start=start, source=source, target_data=smoke_dataset,
+                            epochs=1, device="cpu", max_iters_per_epoch=1, evaluate=False)
+    assert rep["strategy"] == default_strategy(method) in ("auto_balanced", "layerwise")
+    assert rep["macs_ratio"] <= 0.5 + 1e-9 and rep["params_after"] < rep["params_before"]
+
+
+def test_psfp_scenario_4_is_not_applicable(start):
+    with pytest.raises(ValueError, match="not applicable"):
+        run_scenario(4, "psfp", 0.5, strategy="auto", start=start, source=object(), target_data=object())

@@ -84,3 +84,15 @@ def test_psfp_prunes_pcb_backbone():
     assert rep.reached and rep.params_after < rep.params_before
     with torch.no_grad():
         assert small(torch.randn(2, 3, *size)).shape == (2, 6 * small.backbone.out_channels)
+
+
+def test_psfp_rate_is_progressive_when_trained(smoke_dataset):
+    """engine.fit numbers epochs from 1: the schedule of Eq. (11) must see 1 … N, ending at the goal."""
+    preset = get_preset("baseline", "smoke")
+    size = (preset.height, preset.width)
+    model = build_model("baseline", smoke_dataset.num_train_pids, profile="smoke")
+    small, rep = progressive_soft_prune(model, C1, dataset=smoke_dataset, preset=preset, epochs=3, input_size=size,
+                                        device="cpu", max_iters_per_epoch=1)
+    rates = [r["rate"] for r in rep.iterations]
+    assert [r["step"] for r in rep.iterations] == [1, 2, 3]
+    assert 0 < rates[0] < rates[1] < rates[2] and rep.reached

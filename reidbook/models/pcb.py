@@ -60,20 +60,26 @@ class PCB(nn.Module):
             classifier_init(c)
         self.num_classes = num_classes
 
-    def stripes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(g, h)``: pooled stripes ``[B, C, p, 1]`` and their reduced version ``[B, local_dim, p, 1]``."""
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's map T ``[B, C, H, W]``, checked to have at least one row per stripe."""
         h_map = self.backbone(x)
         if h_map.shape[2] < self.parts:
             raise ValueError(f"PCB: the feature map has height {h_map.shape[2]} < {self.parts} stripes; "
                              "use taller inputs (PCB uses 384×128)")
-        g = self.pool(h_map)
+        return h_map
+
+    def stripes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(g, h)``: pooled stripes ``[B, C, p, 1]`` and their reduced version ``[B, local_dim, p, 1]``."""
+        g = self.pool(self.feature_map(x))
         return g, self.local(g)
 
     def forward(self, x: torch.Tensor):
+        if not self.training and self.feature == "g":
+            # the test feature g needs neither the local conv nor the classifiers: they cost nothing at test time
+            return self.pool(self.feature_map(x)).flatten(1)  # [B, C·p]
         g, h = self.stripes(x)
         if not self.training:
-            f = g if self.feature == "g" else h
-            return f.flatten(1)  # stripe-major concatenation: [B, p·C]
+            return h.flatten(1)
         logits = [self.classifiers[i](self.dropout(h[:, :, i, 0])) for i in range(self.parts)]
         return {"logits": logits}
 

@@ -20,7 +20,8 @@ __all__ = ["add_arguments", "main"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenario", type=int, required=True, choices=sorted(SCENARIOS))
     parser.add_argument("--method", default="l1", choices=list(METHODS), help="pruning criterion")
-    parser.add_argument("--strategy", default="once", choices=list(STRATEGIES))
+    parser.add_argument("--strategy", default="auto", choices=list(STRATEGIES),
+                        help="auto: the survey's pairing (L1 once, Taylor iterative, Auto-Balanced, PSFP, ThiNet layer-wise)")
     parser.add_argument("--target", type=float, default=0.5, help="fraction of multiply-adds kept (C1 0.5, C2 0.333)")
     parser.add_argument("--model", default="baseline")
     parser.add_argument("--profile", default="quick", choices=["smoke", "quick", "full"])

@@ -27,7 +27,7 @@ from ..profile import count_macs, count_params
 from .api import DATA_METHODS
 from .strategies import C1, progressive_soft_prune, prune_iterative, prune_once
 
-__all__ = ["SCENARIOS", "STRATEGIES", "run_scenario", "rehead"]
+__all__ = ["SCENARIOS", "STRATEGIES", "default_strategy", "run_scenario", "rehead"]
 
 SCENARIOS = {
     1: "prune + retrain on source → fine-tune on target",
@@ -35,7 +35,17 @@ SCENARIOS = {
     3: "fine-tune on target → prune + retrain on target",
     4: "prune on target → fine-tune on target",
 }
-STRATEGIES = ("once", "iterative", "psfp")
+STRATEGIES = ("auto", "once", "iterative", "psfp", "auto_balanced", "play_and_prune", "layerwise")
+# How the survey runs each method (§4.2, Table 2's "strategy" column): L1 and Entropy prune once, Taylor
+# iteratively, Auto-Balanced by regularisation, PSFP (and soft FPGM) while training, ThiNet and Channel
+# Pruning layer by layer.
+_DEFAULT = {"taylor": "iterative", "auto_balanced": "auto_balanced", "psfp": "psfp", "play_and_prune": "play_and_prune",
+            "thinet": "layerwise", "channel_pruning": "layerwise"}
+
+
+def default_strategy(method: str) -> str:
+    """The strategy the survey pairs with ``method`` (``"once"`` for the plain criteria)."""
+    return _DEFAULT.get(method, "once")
 
 
 def rehead(model: nn.Module, num_classes: int) -> nn.Module:
@@ -61,16 +71,27 @@ def rehead(model: nn.Module, num_classes: int) -> nn.Module:
 
 
 def _prune(model, strategy, method, target, dataset, preset, epochs, size, device, seed, max_iters):
-    """One pruning round on ``dataset`` with its retraining (the strategies of :mod:`.strategies`)."""
+    """One pruning round on ``dataset`` with its retraining (the strategies of :mod:`.strategies*`)."""
+    from .strategies_recon import prune_layerwise
+    from .strategies_reg import auto_balanced_prune, play_and_prune
+
     common = dict(input_size=size, device=device, seed=seed, max_iters_per_epoch=max_iters)
     if strategy == "psfp":
         return progressive_soft_prune(model, target, dataset, preset, epochs=max(1, epochs),
                                       criterion=method if method in ("psfp", "l1", "l2", "fpgm") else "psfp", **common)
+    if strategy == "auto_balanced":  # regularised epochs, then the cut and a fine-tuning epoch each
+        return auto_balanced_prune(model, target, dataset, preset, epochs=max(1, epochs), finetune_epochs=epochs,
+                                   **common)
+    if strategy == "play_and_prune":
+        return play_and_prune(model, target, dataset, preset, epochs_per_round=max(1, epochs), **common)
     data = None
-    if method in DATA_METHODS:
+    if method in DATA_METHODS or strategy == "layerwise":
         from .activations import calibration_batches
 
         data = calibration_batches(dataset.train, *size, n_images=32, seed=seed)
+    if strategy == "layerwise":
+        return prune_layerwise(model, method, target, data=data, dataset=dataset, preset=preset, epochs=epochs,
+                               **common)
     if strategy == "once":
         return prune_once(model, method, target, dataset, preset, epochs=epochs, data=data, **common)
     return prune_iterative(model, method, target, dataset=dataset, preset=preset, epochs_per_step=epochs, data=data,
@@ -87,15 +108,16 @@ def _finetune(model, dataset, preset, epochs, device, seed, max_iters):
 
 
 def run_scenario(n: int, method: str = "l1", target: float = C1, profile: str = "quick", model: str = "baseline",
-                 strategy: str = "once", epochs: int = 1, pretrain_epochs: int = 1, data: str = "synth",
+                 strategy: str = "auto", epochs: int = 1, pretrain_epochs: int = 1, data: str = "synth",
                  source=None, target_data=None, start: nn.Module | None = None, device="auto", seed: int = 0,
                  max_iters_per_epoch: int | None = None, evaluate: bool = True) -> tuple[nn.Module, dict]:
     """Run design scenario ``n`` ∈ {1, 2, 3, 4} (Fig. 2) end to end → ``(pruned model, report)``.
 
     ``start`` is a source-trained model; without it ``model`` is built at ``profile`` and trained
     ``pretrain_epochs`` epochs on the source (the "pre-training" stage). Pruning uses ``strategy``
-    (``once``, ``iterative``, ``psfp``) with ``method`` to ``target`` (fraction of the multiply-adds
-    kept); fine-tuning and retraining run ``epochs`` epochs with the model's preset. ``source`` /
+    (:data:`STRATEGIES`; ``"auto"`` = the survey's pairing, :func:`default_strategy`) with ``method`` to
+    ``target`` (fraction of the multiply-adds kept); PSFP is not applicable to scenario 4 (survey §3.4:
+    pruning, retraining and fine-tuning are one step, so there is no "prune on target, then fine-tune"); fine-tuning and retraining run ``epochs`` epochs with the model's preset. ``source`` /
     ``target_data`` override the data sets (default: SynthReID source / ``zoo.dataset(profile, data)``).
     The report lists each stage, the cost before/after and, with ``evaluate``, the target's mAP/Rank-1.
     """
@@ -109,6 +131,10 @@ def run_scenario(n: int, method: str = "l1", target: float = C1, profile: str = 
         raise ValueError(f"unknown pruning strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     if not 0.0 < target <= 1.0:
         raise ValueError(f"target must be in (0, 1] (fraction of the multiply-adds kept), got {target}")
+    strategy = default_strategy(method) if strategy == "auto" else strategy
+    if n == 4 and strategy == "psfp":
+        raise ValueError("scenario 4 with PSFP is not applicable (survey §3.4 and Table 6 'N/A'): PSFP prunes while "
+                         "fine-tuning, so it cannot prune on the target *before* fine-tuning. Use scenario 1, 2 or 3.")
     preset = get_preset(model, profile)
     size = (preset.height, preset.width)
     src = source if source is not None else zoo.dataset(profile, "synth-source", seed=seed)

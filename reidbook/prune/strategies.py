@@ -15,8 +15,10 @@ multiply-adds).
 Every strategy stops on multiply-adds (``target_macs`` = fraction of the original kept, measured at
 ``input_size`` by :class:`reidbook.prune.MacModel` / :func:`reidbook.profile.count_macs`) and returns
 ``(smaller model, StrategyReport)``. Retraining goes through :func:`reidbook.engine.fit` with the preset's
-losses (:func:`reidbook.losses.build_criterion`). Regularisation-based (Auto-Balanced, Play-and-Prune) and
-layer-wise reconstruction strategies (ThiNet, Channel Pruning layer by layer) are not here yet.
+losses (:func:`reidbook.losses.build_criterion`). The other two families of the survey are in
+:mod:`.strategies_reg` (pruning by regularisation: Auto-Balanced, Play-and-Prune's controller loop) and
+:mod:`.strategies_recon` (layer-by-layer reconstruction: ThiNet, Channel Pruning); PCB's head in
+:mod:`.strategies_pcb`.
 """
 from __future__ import annotations
 
@@ -31,8 +33,8 @@ from ..profile import count_macs, count_params
 from .api import DATA_METHODS, MacModel, _check_method, _top, _uniform_widths, finetune, prune, score_channels
 from .surgery import find_units, harden, soft_prune_units
 
-__all__ = ["StrategyReport", "prune_once", "prune_iterative", "progressive_soft_prune", "SOFT_CRITERIA",
-           "C1", "C2"]
+__all__ = ["StrategyReport", "prune_once", "prune_iterative", "progressive_soft_prune", "soft_prune_step",
+           "SOFT_CRITERIA", "C1", "C2", "train_with_penalty", "harden_units"]
 
 C1, C2 = 1 / 2, 1 / 3  # the survey's two compression targets (fraction of the multiply-adds kept, §4)
 SOFT_CRITERIA = {"psfp": "l2", "l2": "l2", "l1": "l1", "fpgm": "fpgm"}  # soft pruning scores filters only
@@ -195,11 +197,89 @@ def soft_prune_step(model: nn.Module, units, criterion: str, rate: float, min_ch
     return zero
 
 
+class _Penalised:
+    """``criterion(outputs, pids) + penalty()``: how a regulariser joins the training loss (survey Eq. 9, 19).
+
+    The penalty's value is reported as the loss part ``name`` so that it shows in the training history."""
+
+    def __init__(self, criterion, penalty, name: str = "penalty"):
+        self.criterion, self.penalty, self.name = criterion, penalty, name
+
+    def __call__(self, outputs, pids):
+        total, parts = self.criterion(outputs, pids)
+        p = self.penalty()
+        parts = dict(parts)
+        parts[self.name] = float(p.detach()) if torch.is_tensor(p) else float(p)
+        return total + p, parts
+
+
+def train_with_penalty(model: nn.Module, dataset, preset, epochs: int, penalty=None, lr_scale: float = 1.0,
+                       device="auto", seed: int = 0, max_iters_per_epoch: int | None = None, on_epoch_end=None,
+                       desc: str = "train"):
+    """Train ``model`` on ``dataset.train`` with the preset's losses **plus** ``penalty()`` (a callable → scalar
+    tensor, e.g. :class:`reidbook.prune.criteria.AutoBalancedRegularizer`) through :func:`reidbook.engine.fit`;
+    constant learning rate = preset lr × ``lr_scale``. ``on_epoch_end(epoch, record, model)`` gets 1-based
+    epochs (as from ``fit``). Returns the ``History``."""
+    from ..data import build_transforms, make_train_loader
+    from ..engine import build_optimizer, fit
+    from ..losses import build_criterion
+    from ..utils import resolve_device
+
+    tf = build_transforms(preset.height, preset.width, is_train=True, **preset.train_aug)
+    loader = make_train_loader(dataset.train, tf, preset.P, preset.K, seed=seed, cache=True)
+    crit = build_criterion(preset.losses)
+    if isinstance(crit, nn.Module):
+        crit.to(resolve_device(device))
+    spec = dict(preset.optimizer)
+    spec["lr"] = spec["lr"] * lr_scale
+    spec.pop("lr_groups", None)
+    opt = build_optimizer(model, spec, crit)
+    loss = _Penalised(crit, penalty) if penalty is not None else crit
+    return fit(model, loader, loss, opt, None, epochs=epochs, device=device, seed=seed,
+               max_iters_per_epoch=max_iters_per_epoch, on_epoch_end=on_epoch_end, desc=desc)
+
+
+@torch.no_grad()
+def harden_units(model: nn.Module, units, min_channels: int = 1) -> dict[str, list[int]]:
+    """Remove the zeroed channels of ``units`` whose consumers may be convs **or linear layers** (a model's
+    head, e.g. PCB's local conv → six classifiers), by slicing, in place → ``{unit: kept indices}``.
+
+    :func:`reidbook.prune.surgery.harden` handles the backbone; a head read by ``nn.Linear`` layers is
+    not traced by the surgery engines (PCB's test path does not even use its classifiers)."""
+    from .surgery import slice_bn_, slice_conv_in_, slice_conv_out_, zeroed_channels
+
+    dead = zeroed_channels(model, units)
+    mods = dict(model.named_modules())
+    kept = {}
+    for u in units:
+        d = set(dead[u.name])
+        keep = [i for i in range(u.channels) if i not in d]
+        if len(keep) < min_channels:
+            keep = sorted(keep + sorted(d)[:min_channels - len(keep)])
+        kept[u.name] = keep
+        if len(keep) == u.channels:
+            continue
+        for conv, bn in u.producers:
+            slice_conv_out_(mods[conv], keep)
+            if bn is not None:
+                slice_bn_(mods[bn], keep)
+        for c in u.consumers:
+            m = mods[c]
+            if isinstance(m, nn.Linear):
+                idx = torch.as_tensor(keep, dtype=torch.long, device=m.weight.device)
+                m.weight = nn.Parameter(m.weight[:, idx].clone())
+                m.in_features = len(keep)
+            else:
+                slice_conv_in_(m, keep)
+        u.channels = len(keep)
+    return kept
+
+
 def progressive_soft_prune(model: nn.Module, target_macs: float = C1, dataset=None, preset=None, epochs: int = 4,
                            criterion: str = "psfp", progressive: bool = True, decay: float = 0.125,
                            input_size=(256, 128), scope: str = "bottleneck", lr_scale: float = 1.0, device="auto",
                            seed: int = 0, max_iters_per_epoch: int | None = None, min_channels: int = 1,
-                           engine: str = "torch_pruning") -> tuple[nn.Module, StrategyReport]:
+                           engine: str = "torch_pruning", head_units=None) -> tuple[nn.Module, StrategyReport]:
     """Soft pruning while training (survey §3.4; PSFP: He et al., Eq. 11–12; soft FPGM: ``criterion="fpgm"``).
 
     The goal rate ``P_i`` is the uniform channel fraction whose widths meet ``target_macs``. Training runs
@@ -209,11 +289,10 @@ def progressive_soft_prune(model: nn.Module, target_macs: float = C1, dataset=No
     soft FPGM do). The last epoch applies exactly ``P_i``; the zeroed channels are then removed
     (:func:`reidbook.prune.surgery.harden`), which leaves the outputs unchanged. Without ``dataset`` /
     ``preset`` the schedule runs without training (zero-shot; useful for tests of the mechanics).
-    The input model is untouched.
+    ``head_units`` (e.g. :func:`reidbook.prune.strategies_pcb.pcb_head_units`) are soft-pruned at the same
+    rate and removed by :func:`harden_units` (they do not count in the multiply-add target: a head read
+    only in training costs nothing at test time). The input model is untouched.
     """
-    from ..data import build_transforms, make_train_loader
-    from ..engine import build_optimizer, fit
-    from ..losses import build_criterion
     from .criteria import psfp_rate
 
     target = _check_target(target_macs)
@@ -224,6 +303,7 @@ def progressive_soft_prune(model: nn.Module, target_macs: float = C1, dataset=No
     score = SOFT_CRITERIA[criterion]
     net = copy.deepcopy(model)
     units = find_units(net, scope)
+    heads = [copy.deepcopy(u) for u in (head_units or [])]
     mm = MacModel(net, units, input_size)
     base_params = count_params(net)
     goal = _rate_for_target(mm, units, target, min_channels)
@@ -234,31 +314,25 @@ def progressive_soft_prune(model: nn.Module, target_macs: float = C1, dataset=No
             return goal
         return psfp_rate(e, goal, epochs, decay) if 0 < goal else 0.0
 
-    def on_epoch_end(epoch: int, record: dict, _model) -> None:
-        e = epoch + 1
+    def on_epoch_end(e: int, record: dict, _model) -> None:  # e is 1-based, as engine.fit passes it
         r = rate_at(e)
         with torch.no_grad():
-            zero = soft_prune_step(net, units, score, r, min_channels)
+            zero = soft_prune_step(net, units + heads, score, r, min_channels)
         widths = {u.name: u.channels - len(zero[u.name]) for u in units}
         rec = {"step": e, "rate": r, "macs_ratio": mm.macs(widths) / mm.base, "loss": _last_loss_rec(record)}
         record["soft_rate"] = r
         records.append(rec)
 
     if dataset is not None and preset is not None:
-        tf = build_transforms(preset.height, preset.width, is_train=True, **preset.train_aug)
-        loader = make_train_loader(dataset.train, tf, preset.P, preset.K, seed=seed, cache=True)
-        crit = build_criterion(preset.losses)
-        spec = dict(preset.optimizer)
-        spec["lr"] = spec["lr"] * lr_scale
-        spec.pop("lr_groups", None)
-        opt = build_optimizer(net, spec, crit)
-        fit(net, loader, crit, opt, None, epochs=epochs, device=device, seed=seed,
-            max_iters_per_epoch=max_iters_per_epoch, on_epoch_end=on_epoch_end, desc="soft prune")
+        train_with_penalty(net, dataset, preset, epochs, None, lr_scale, device, seed, max_iters_per_epoch,
+                           on_epoch_end, desc="soft prune")
     else:
-        for ep in range(epochs):
+        for ep in range(1, epochs + 1):
             on_epoch_end(ep, {}, net)
     net.eval()
     net = harden(net, scope=scope, engine=engine, input_size=input_size, min_channels=min_channels)
+    if heads:
+        harden_units(net, heads, min_channels)
     net.eval()
     name = "psfp" if progressive else "soft"
     return net, StrategyReport(name, criterion, target, tuple(input_size), base_params, count_params(net), mm.base,
