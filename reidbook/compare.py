@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .export import deployed_model
+from .export import deployed_model, inference_params
 from .profile import count_macs, measure_latency
 from .utils import atomic_write_json, say
 
@@ -236,31 +236,6 @@ def collect(profile: str = "quick", data: str = "synth", seed: int = 0, device="
 # ----------------------------------------------------------------------------------------------
 # Measure
 # ----------------------------------------------------------------------------------------------
-def inference_params(model: nn.Module, input_size) -> int:
-    """Parameters the test-time forward actually uses: those owned by the modules that run on one
-    image (classifiers, accompanying branches and later exits never run, so they do not count)."""
-    ran: list[nn.Module] = []
-    handles = [m.register_forward_pre_hook(lambda mod, args: ran.append(mod)) for m in model.modules()]
-    was = model.training
-    try:
-        model.eval()
-        p = next(model.parameters())
-        with torch.no_grad():
-            model(torch.zeros(1, 3, *tuple(input_size)[-2:], device=p.device, dtype=p.dtype))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was)
-    seen: set[int] = set()
-    total = 0
-    for mod in ran:
-        for q in mod.parameters(recurse=False):
-            if id(q) not in seen:
-                seen.add(id(q))
-                total += q.numel()
-    return total
-
-
 def measure(contenders: list[Contender], threads: int = 1, rounds: int = 3, repeats: int = 3,
             batch_size: int = 1):
     """The comparison table (a ``pandas.DataFrame`` indexed by key): label, family, what it compresses,

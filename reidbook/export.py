@@ -39,10 +39,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .profile import count_macs, count_params, measure_latency
+from .profile import count_macs, measure_latency
 from .utils import say
 
-__all__ = ["TOLERANCE", "ExportError", "DaReExit", "deployed_model", "export_onnx", "onnx_session",
+__all__ = ["TOLERANCE", "ExportError", "DaReExit", "deployed_model", "inference_params", "export_onnx", "onnx_session",
            "onnx_embed", "check_parity", "onnx_latency", "compare_latency", "ShipReport", "ship", "export_zoo_model"]
 
 TOLERANCE = {"max_abs_rel": 1e-4, "min_cosine": 0.9999}
@@ -99,6 +99,32 @@ class DaReExit(nn.Module):
         if self.fusion_weights is not None:
             return sum(w * e for w, e in zip(self.fusion_weights, phis))
         return phis[-1]
+
+
+def inference_params(model: nn.Module, input_size) -> int:
+    """Parameters the test-time forward actually uses: those owned by the modules that run on one
+    image (classifiers, accompanying branches and later exits never run, so they do not count — and
+    they are not in the exported graph either)."""
+    ran: list[nn.Module] = []
+    handles = [m.register_forward_pre_hook(lambda mod, args: ran.append(mod)) for m in model.modules()]
+    was = model.training
+    try:
+        model.eval()
+        p = next(model.parameters())
+        with torch.no_grad():
+            model(torch.zeros(1, 3, *tuple(input_size)[-2:], device=p.device, dtype=p.dtype))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was)
+    seen: set[int] = set()
+    total = 0
+    for mod in ran:
+        for q in mod.parameters(recurse=False):
+            if id(q) not in seen:
+                seen.add(id(q))
+                total += q.numel()
+    return total
 
 
 def _harden_if_soft(model: nn.Module) -> nn.Module:
@@ -308,7 +334,7 @@ class ShipReport:
 
     path: str
     input_size: tuple
-    params: int
+    params: int  # used at test time (inference_params)
     macs: int
     onnx_bytes: int
     max_abs: float
@@ -339,7 +365,7 @@ def ship(model: nn.Module, path: str | os.PathLike, input_size=(256, 128), exit:
                           f"{TOLERANCE['max_abs_rel'] * par['scale']:.2e}), min cosine {par['min_cosine']:.6f} "
                           f"(allowed ≥ {TOLERANCE['min_cosine']})")
     lat = compare_latency(net, path, input_size, batch_size, threads, rounds, repeats, deploy=False)
-    return ShipReport(str(path), tuple(input_size), count_params(net), count_macs(net, input_size),
+    return ShipReport(str(path), tuple(input_size), inference_params(net, input_size), count_macs(net, input_size),
                       Path(path).stat().st_size, par["max_abs"], par["min_cosine"], par["ok"], lat["torch_ms"],
                       lat["onnx_ms"], batch_size, threads)
 
