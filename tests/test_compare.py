@@ -135,3 +135,32 @@ def test_collect_and_measure_smoke():
     x = torch.randn(2, 3, 64, 32)
     with torch.no_grad():
         torch.testing.assert_close(again.model(x), cs[1].model(x))
+
+
+def test_map_agreement_known_values():
+    rng = np.random.default_rng(0)
+    a = rng.random((3, 8, 4))
+    got = VC.map_agreement({"ref": a, "same": a.copy(), "flipped": 1 - a, "scaled": 0.5 * a + 0.1}, "ref")
+    assert got["same"] == pytest.approx(1.0) and got["scaled"] == pytest.approx(1.0)
+    assert got["flipped"] == pytest.approx(-1.0)
+
+
+def test_cam_target_layer_is_the_last_spatial_map():
+    from reidbook.export import deployed_model
+    from reidbook.models import build_model
+    from reidbook.models.backbones import ResNet
+    from reidbook.models.layers import FireModule
+
+    assert isinstance(VC.cam_target_layer(build_model("baseline", 10, profile="smoke"), (128, 64)), ResNet)
+    assert isinstance(VC.cam_target_layer(build_model("graftednet", 10, profile="smoke"), (128, 64)), FireModule)
+    dare = build_model("dare", 10, profile="smoke")
+    exit2 = deployed_model(dare, exit=2)
+    assert VC.cam_target_layer(exit2, (128, 64)) is exit2.stages["conv3"]  # the last stage this exit runs
+
+
+def test_pick_pairs(smoke_dataset):
+    qs, ms = VC.pick_pairs(smoke_dataset, n=3, seed=1)
+    assert len({q[1] for q in qs}) == 3
+    assert all(q[1] == m[1] and q[2] != m[2] for q, m in zip(qs, ms))
+    with pytest.raises(ValueError, match="asked for"):
+        VC.pick_pairs(smoke_dataset, n=10_000)

@@ -12,11 +12,13 @@ by model key with ``label``, ``family``, ``mAP``, ``rank1``, ``params_M``, ``MAC
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Sequence
 
 import numpy as np
 
-__all__ = ["AXES", "pareto_front", "plot_pareto", "budget_table", "budget_guide"]
+__all__ = ["AXES", "pareto_front", "plot_pareto", "budget_table", "budget_guide", "cam_target_layer", "inspection_maps", "pick_pairs",
+           "map_agreement", "plot_inspection"]
 
 AXES = {"params_M": "parameters (M)", "MACs_M": "multiply-adds (M)", "latency_ms": "CPU latency (ms)"}
 _FAMILY_COLOURS = {"reference": "black", "multi-branch": "tab:purple", "part-based": "tab:brown",
@@ -148,3 +150,150 @@ def budget_guide(table, reference: str = "baseline", fractions: Sequence[float] 
                  ", ".join(f"{float(table.loc[best, c]) / float(ref[c]):.0%} of the reference's {AXES.get(c, c).split(' (')[0]}"
                            for c in axes) + ").")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# Where do the models look? The same images through uncompressed and compressed models
+# ----------------------------------------------------------------------------------------------
+def cam_target_layer(model, input_size) -> "torch.nn.Module":
+    """The module whose output is the model's last spatial feature map (at least 2×2) on the way to the
+    embedding — the layer Grad-CAM and response maps are taken at. Found by running one image and
+    keeping the last module to *finish* with a 4-D output (so a whole backbone or stage beats its last
+    ReLU); pooled stripes and 1×1 maps are skipped."""
+    import torch
+
+    done: list = []
+    root = model
+
+    def hook(mod, args, out):
+        if mod is not root and isinstance(out, torch.Tensor) and out.dim() == 4 and min(out.shape[2:]) >= 2:
+            done.append(mod)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    was = model.training
+    try:
+        model.eval()
+        p = next(model.parameters())
+        with torch.no_grad():
+            model(torch.zeros(1, 3, *tuple(input_size)[-2:], device=p.device, dtype=p.dtype))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was)
+    if not done:
+        raise ValueError(f"{type(model).__name__} produces no spatial map of at least 2×2 at input {input_size}")
+    return done[-1]
+
+
+def _load(items, size):
+    import torch
+
+    from ..data import build_transforms, read_image
+
+    tf = build_transforms(size[0], size[1], is_train=False)
+    return torch.stack([tf(read_image(path)) for path, *_ in items])
+
+
+def inspection_maps(models: dict, queries, matches, display_size=(128, 64), method: str = "gradcam"):
+    """Response maps of the ``queries`` and Grad-CAMs of their ``matches`` for every model.
+
+    ``models``: ``{label: (model, (H, W))}``, each fed at its own input size; ``queries`` / ``matches``:
+    data-set items ``(path, pid, camid)`` (a query and a gallery image of the same person). Returns
+    ``(query_images, match_images, responses, cams)``: images ``[B, h, w, 3]`` at ``display_size`` and
+    ``{label: [B, h, w]}`` maps in [0, 1]. The response (MGN Fig. 5) is ‖feature‖₂ at each position of the
+    model's last map (:func:`cam_target_layer`); the CAM explains the *cosine similarity of the match's
+    embedding to the query's* (Grad-CAM for embeddings, :mod:`reidbook.viz.gradcam`).
+    """
+    from collections import OrderedDict
+
+    import torch
+    import torch.nn.functional as F
+
+    from .gradcam import embedding_cam
+    from .response import response_map, to_display
+
+    responses, cams = OrderedDict(), OrderedDict()
+    up = lambda m: F.interpolate(torch.as_tensor(m)[:, None].float(), size=tuple(display_size), mode="bilinear",  # noqa: E731
+                                 align_corners=False)[:, 0].clamp(0, 1).numpy()
+    for label, (model, size) in models.items():
+        q, g = _load(queries, size), _load(matches, size)
+        layer = cam_target_layer(model, size)
+        grabbed = {}
+        h = layer.register_forward_hook(lambda m, a, o: grabbed.__setitem__("map", o.detach()))
+        model.eval()
+        try:
+            with torch.no_grad():
+                ref = model(q)
+        finally:
+            h.remove()
+        responses[label] = up(response_map(grabbed["map"]))
+        cams[label] = up(embedding_cam(model, g, ref, layer, method))
+    qd = to_display(F.interpolate(_load(queries, display_size), size=tuple(display_size)))
+    gd = to_display(F.interpolate(_load(matches, display_size), size=tuple(display_size)))
+    return qd, gd, responses, cams
+
+
+def pick_pairs(dataset, n: int = 3, seed: int = 0) -> tuple[list, list]:
+    """``n`` queries of distinct identities (drawn with ``seed``) and, for each, a gallery image of the
+    same person from another camera (its true match): ``(queries, matches)`` as data-set items."""
+    rng = np.random.default_rng(seed)
+    by_pid: dict = {}
+    for g in dataset.gallery:
+        by_pid.setdefault(g[1], []).append(g)
+    queries, matches, seen = [], [], set()
+    for i in rng.permutation(len(dataset.query)):
+        q = dataset.query[int(i)]
+        cands = [g for g in by_pid.get(q[1], []) if g[2] != q[2]]
+        if q[1] in seen or not cands:
+            continue
+        seen.add(q[1])
+        queries.append(q)
+        matches.append(cands[int(rng.integers(len(cands)))])
+        if len(queries) == n:
+            break
+    if len(queries) < n:
+        raise ValueError(f"only {len(queries)} queries have a match from another camera; asked for {n}")
+    return queries, matches
+
+
+def map_agreement(maps: dict, reference: str) -> dict:
+    """Mean Pearson correlation, image by image, between each model's maps and the ``reference``
+    model's (1 = the same places light up; 0 = unrelated). ``{label: float}``."""
+    ref = np.asarray(maps[reference], dtype=float)
+    out = {}
+    for label, m in maps.items():
+        m = np.asarray(m, dtype=float)
+        cs = []
+        for a, b in zip(ref, m):
+            a, b = a.ravel() - a.mean(), b.ravel() - b.mean()
+            d = np.linalg.norm(a) * np.linalg.norm(b)
+            cs.append(float(a @ b / d) if d > 0 else 0.0)
+        out[label] = float(np.mean(cs))
+    return out
+
+
+def plot_inspection(query_images, match_images, responses: dict, cams: dict, row_titles=None, alpha: float = 0.5):
+    """Two rows per person: the query with each model's response map, then its gallery match with each
+    model's Grad-CAM (similarity to the query). Columns: the image, then one model each."""
+    import matplotlib.pyplot as plt
+
+    from .response import overlay
+
+    B, H, W = query_images.shape[:3]
+    labels = list(responses)
+    cols = 1 + len(labels)
+    fig, axes = plt.subplots(2 * B, cols, figsize=(1.25 * cols, 2.3 * B * H / W * 0.55 + 0.6), squeeze=False)
+    for b in range(B):
+        for r, (img, maps, kind) in enumerate(((query_images, responses, "query · response"),
+                                               (match_images, cams, "match · Grad-CAM"))):
+            row = axes[2 * b + r]
+            row[0].imshow(img[b])
+            row[0].set_ylabel((f"{row_titles[b]}\n" if row_titles is not None else "") + kind, fontsize=7)
+            for c, label in enumerate(labels, start=1):
+                row[c].imshow(overlay(img[b], maps[label][b], alpha))
+            for ax in row:
+                ax.set_xticks([]), ax.set_yticks([])
+    for c, name in enumerate(["image", *labels]):
+        axes[0, c].set_title(textwrap.fill(str(name), 14), fontsize=7)
+    fig.tight_layout()
+    return fig
