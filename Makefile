@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.reidbook-installed
 PROFILE ?= quick
 DATA    ?= synth
 
-.PHONY: setup test course lab bench clean
+.PHONY: setup test course lab bench clean readme-results
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ test: setup
 
 course: setup
 	$(BIN)/reidbook course --profile $(PROFILE) --data $(DATA) --out build/course
+
+readme-results: setup
+	REIDBOOK_QUIET=1 MPLBACKEND=Agg $(BIN)/python scripts/readme_results.py --profile $(PROFILE) --data $(DATA)
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/
