@@ -1,0 +1,29 @@
+"""The course map (build/course/index.html): every chapter's title, learning goals, run time, profile, links."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reidbook.course import ChapterRun, chapter_info, find_chapters, write_index
+
+
+def test_index_lists_goals_time_profile_and_links(tmp_path):
+    runs = [ChapterRun("00_data", "00 · Data", ["read CMC", "compute mAP"], "00_data.ipynb", "00_data.html", 61.2,
+                       profile="quick"),
+            ChapterRun("01_base", "01 · Baseline", ["train a baseline"], "01_base.ipynb", None, 5.0, ok=False,
+                       error="PapermillExecutionError: boom", profile="quick")]
+    page = write_index(runs, tmp_path, "quick", "synth").read_text()
+    for text in ("00 · Data", "<li>read CMC</li>", "<li>compute mAP</li>", "profile <b>quick</b>", "61 s",
+                 'href="00_data.html"', 'href="00_data.ipynb"', "01 · Baseline", "failed", "boom"):
+        assert text in page, text
+    meta = json.loads((tmp_path / "course.json").read_text())
+    assert meta["profile"] == "quick" and [c["name"] for c in meta["chapters"]] == ["00_data", "01_base"]
+    assert meta["total_seconds"] == pytest.approx(66.2)
+
+
+@pytest.mark.parametrize("path", find_chapters(), ids=lambda p: p.stem)
+def test_every_chapter_states_title_and_goals(path):
+    title, goals = chapter_info(path)
+    assert title != path.stem and title.startswith(path.stem[:2]), title
+    assert len(goals) >= 3, f"{path.name}: the index page needs its learning goals (a bullet list after 'Learning goals')"
