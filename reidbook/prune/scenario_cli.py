@@ -27,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="quick", choices=["smoke", "quick", "full"])
     parser.add_argument("--data", default="synth", help="target data: synth or a data set name/path")
     parser.add_argument("--epochs", type=int, default=1, help="(re)training epochs per stage")
-    parser.add_argument("--pretrain-epochs", type=int, default=1, help="source pre-training epochs")
+    parser.add_argument("--pretrain-epochs", type=int, default=1, help="source pre-training epochs (with --start scratch)")
+    parser.add_argument("--start", default="source", choices=["source", "scratch"],
+                        help="source: the zoo's cached source-domain backbone; scratch: pre-train here")
     parser.add_argument("--max-iters", type=int, default=None, help="cap on iterations per epoch (smoke runs)")
     parser.add_argument("--no-eval", action="store_true", help="skip the target evaluation")
     parser.add_argument("--device", default="auto")
@@ -39,7 +41,8 @@ def main(args: argparse.Namespace) -> int:
     _, report = run_scenario(args.scenario, args.method, args.target, profile=args.profile, model=args.model,
                              strategy=args.strategy, epochs=args.epochs, pretrain_epochs=args.pretrain_epochs,
                              data=args.data, device=args.device, seed=args.seed,
-                             max_iters_per_epoch=args.max_iters, evaluate=not args.no_eval)
+                             max_iters_per_epoch=args.max_iters, evaluate=not args.no_eval,
+                             start="source" if getattr(args, "start", "source") == "source" else None)
     if args.out:
         atomic_write_json(args.out, report)
     print(json.dumps(report, indent=2, default=float))

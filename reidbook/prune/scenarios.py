@@ -27,7 +27,8 @@ from ..profile import count_macs, count_params
 from .api import DATA_METHODS
 from .strategies import C1, progressive_soft_prune, prune_iterative, prune_once
 
-__all__ = ["SCENARIOS", "STRATEGIES", "default_strategy", "run_scenario", "rehead"]
+__all__ = ["SCENARIOS", "STRATEGIES", "default_strategy", "run_scenario", "rehead", "source_model", "SURVEY_MARKET",
+           "survey_table"]
 
 SCENARIOS = {
     1: "prune + retrain on source → fine-tune on target",
@@ -46,6 +47,40 @@ _DEFAULT = {"taylor": "iterative", "auto_balanced": "auto_balanced", "psfp": "ps
 def default_strategy(method: str) -> str:
     """The strategy the survey pairs with ``method`` (``"once"`` for the plain criteria)."""
     return _DEFAULT.get(method, "once")
+
+
+# The survey's own numbers on Market-1501 (paper 003, §5), for side-by-side display; never mixed with ours.
+# M = parameters (millions), T = GFLOPs as the paper reports them, mAP and rank-1 in %.
+SURVEY_MARKET = {
+    5: {"columns": ["model", "M", "T", "mAP", "rank1"],
+        "rows": [["ResNet-50", 23.48, 6.32, 69.16, 85.07], ["ResNet-34", 21.28, 6.67, 67.44, 84.09],
+                 ["ResNet-18", 11.12, 3.09, 61.23, 81.18], ["L1", 11.90, 2.96, 67.04, 84.71],
+                 ["Taylor", 12.09, 3.21, 66.35, 84.44], ["Auto-Balanced", 11.90, 2.96, 65.46, 83.64],
+                 ["Entropy", 11.90, 2.96, 65.16, 82.39], ["PSFP", 11.90, 2.96, 65.92, 83.72]]},
+    7: {"columns": ["scenario", "target", "method", "mAP", "rank1"],
+        "rows": [[sc, tg, m, a, r] for sc, tg, vals in [
+            (1, "C1", (67.04, 84.71, 65.46, 83.64, 65.92, 83.72)), (2, "C1", (47.46, 69.36, 47.57, 70.46, 65.55, 82.69)),
+            (3, "C1", (53.22, 72.21, 54.73, 74.05, 65.88, 82.19)), (1, "C2", (63.63, 81.95, 63.16, 81.29, 63.58, 82.47)),
+            (2, "C2", (49.18, 70.67, 47.36, 68.74, 65.03, 80.85)), (3, "C2", (41.93, 62.62, 48.30, 69.00, 65.88, 82.91))]
+            for m, a, r in zip(("L1", "Auto-Balanced", "PSFP"), vals[0::2], vals[1::2])]
+        # Table 6, scenario 4 (a milder compression, T 5.08 GFLOPs); PSFP is "N/A" there.
+        + [[4, "T=5.08", "L1", 31.41, 55.70], [4, "T=5.08", "Auto-Balanced", 59.27, 78.80]]},
+    8: {"columns": ["model", "M", "T", "mAP", "rank1"],
+        "rows": [["PCB (baseline)", 27.2, 6.1, 77.3, 92.4], ["PSFP + PCB (BFE)", 12.0, 2.6, 69.4, 90.4],
+                 ["PSFP + PCB (BFE + LC + FC)", 11.16, 2.6, 69.1, 89.1]]},
+    9: {"columns": ["criterion", "M", "T", "mAP", "rank1"],
+        "rows": [["l1-norm", 12.0, 2.6, 68.7, 90.0], ["l2-norm", 12.0, 2.6, 69.4, 90.4]]},
+}
+
+
+def survey_table(n: int):
+    """The survey's Table ``n`` ∈ {5, 7, 8, 9} on Market-1501 as a ``pandas.DataFrame`` (the *paper's*
+    numbers; Table 7 also holds Table 6's scenario-4 rows for L1 and Auto-Balanced)."""
+    import pandas as pd
+
+    if n not in SURVEY_MARKET:
+        raise ValueError(f"survey_table: tables {sorted(SURVEY_MARKET)} are stored, not {n}")
+    return pd.DataFrame(SURVEY_MARKET[n]["rows"], columns=SURVEY_MARKET[n]["columns"])
 
 
 def rehead(model: nn.Module, num_classes: int) -> nn.Module:
@@ -107,14 +142,31 @@ def _finetune(model, dataset, preset, epochs, device, seed, max_iters):
     return model
 
 
+def source_model(model: str = "baseline", num_classes: int = 1, profile: str = "quick", seed: int = 0,
+                 device="auto") -> nn.Module:
+    """``model`` at ``profile`` on the zoo's source-domain pre-trained backbone (:func:`reidbook.zoo.pretrained_backbone`,
+    cached; SynthReID's source stands in for ImageNet) with a fresh head of ``num_classes`` identities."""
+    from .. import zoo
+    from ..models import build_model
+    from ..presets import get_preset, profile_width
+
+    preset = get_preset(model, profile)
+    opts = dict(preset.model_options)
+    arch = opts.get("arch", "resnet50")
+    state = zoo.pretrained_backbone(arch, opts.get("width", profile_width(profile)), profile, seed, device=device)
+    torch.manual_seed(seed)
+    return build_model(model, num_classes, profile=profile, pretrained=state, **opts)
+
+
 def run_scenario(n: int, method: str = "l1", target: float = C1, profile: str = "quick", model: str = "baseline",
                  strategy: str = "auto", epochs: int = 1, pretrain_epochs: int = 1, data: str = "synth",
                  source=None, target_data=None, start: nn.Module | None = None, device="auto", seed: int = 0,
                  max_iters_per_epoch: int | None = None, evaluate: bool = True) -> tuple[nn.Module, dict]:
     """Run design scenario ``n`` ∈ {1, 2, 3, 4} (Fig. 2) end to end → ``(pruned model, report)``.
 
-    ``start`` is a source-trained model; without it ``model`` is built at ``profile`` and trained
-    ``pretrain_epochs`` epochs on the source (the "pre-training" stage). Pruning uses ``strategy``
+    ``start`` is a source-trained model, ``"source"`` (:func:`source_model`: the zoo's cached source-domain
+    backbone, the one the zoo's target models start from) or ``None``: ``model`` is then built at ``profile``
+    and trained ``pretrain_epochs`` epochs on the source (the "pre-training" stage). Pruning uses ``strategy``
     (:data:`STRATEGIES`; ``"auto"`` = the survey's pairing, :func:`default_strategy`) with ``method`` to
     ``target`` (fraction of the multiply-adds kept); PSFP is not applicable to scenario 4 (survey §3.4:
     pruning, retraining and fine-tuning are one step, so there is no "prune on target, then fine-tune"); fine-tuning and retraining run ``epochs`` epochs with the model's preset. ``source`` /
@@ -140,6 +192,12 @@ def run_scenario(n: int, method: str = "l1", target: float = C1, profile: str = 
     src = source if source is not None else zoo.dataset(profile, "synth-source", seed=seed)
     tgt = target_data if target_data is not None else zoo.dataset(profile, data, seed=seed)
     stages: list[dict] = []
+    if isinstance(start, str):
+        if start != "source":
+            raise ValueError(f"start must be a model, None (pre-train here) or 'source' (the zoo's cached "
+                             f"source-domain backbone), got {start!r}")
+        start = source_model(model, src.num_train_pids, profile, seed, device)
+        stages.append({"stage": "source backbone from the zoo (zoo.pretrained_backbone)"})
     if start is None:
         torch.manual_seed(seed)
         net = build_model(model, src.num_train_pids, profile=profile, **preset.model_options)
@@ -159,8 +217,9 @@ def run_scenario(n: int, method: str = "l1", target: float = C1, profile: str = 
                        "steps": len(rep.iterations)})
         return out
 
-    def tune_on_target(m):
-        rehead(m, tgt.num_train_pids)
+    def tune_on_target(m, new_head=True):
+        if new_head:  # scenario 4 re-heads before pruning on the target and keeps that head
+            rehead(m, tgt.num_train_pids)
         _finetune(m, tgt, preset, epochs, device, seed, max_iters_per_epoch)
         stages.append({"stage": "fine-tune on target", "epochs": epochs})
         return m
@@ -176,7 +235,7 @@ def run_scenario(n: int, method: str = "l1", target: float = C1, profile: str = 
         net = prune_on(tune_on_target(net), tgt, "target", target)
     else:
         net = rehead(net, tgt.num_train_pids)
-        net = tune_on_target(prune_on(net, tgt, "target", target))
+        net = tune_on_target(prune_on(net, tgt, "target", target), new_head=False)
     net.eval()
     report = {"scenario": n, "description": SCENARIOS[n], "method": method, "strategy": strategy, "target": target,
               "profile": profile, "model": model, "stages": stages, "macs_before": base_macs,

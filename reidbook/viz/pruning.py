@@ -7,6 +7,14 @@
 * :func:`plot_sensitivity` — Li et al.'s one-layer-at-a-time sensitivity scan;
 * :func:`plot_macs_vs_latency` — why 2× fewer multiply-adds is not 2× faster;
 * :func:`pruning_view` — the pruning slider's pure function: figure + the numbers it shows.
+
+Chapter 06 (strategies, scenarios, PCB):
+
+* :func:`plot_tradeoff` — the survey's Fig. 3: accuracy vs multiply-adds and vs parameters, networks and
+  pruned models side by side (top right is best);
+* :func:`plot_reconstruction` — layer-wise pruning's reconstruction error per unit, plain vs least squares;
+* :func:`plot_strategy_curves` — what happens during a strategy (PSFP's rate, Auto-Balanced's weak share);
+* :func:`plot_scenarios` — the design scenarios' accuracy per method (Tables 6–7).
 """
 from __future__ import annotations
 
@@ -14,7 +22,8 @@ import numpy as np
 import torch
 
 __all__ = ["short_name", "score_distributions", "rank_agreement", "plot_agreement", "plot_widths",
-           "plot_sensitivity", "plot_macs_vs_latency", "pruning_view"]
+           "plot_sensitivity", "plot_macs_vs_latency", "pruning_view", "plot_tradeoff", "plot_reconstruction",
+           "plot_strategy_curves", "plot_scenarios"]
 
 
 def short_name(unit: str) -> str:
@@ -199,3 +208,98 @@ def pruning_view(model, criterion: str, ratio: float, input_size=(128, 64), scor
         a2.set_title(f"mAP after fine-tuning: {nums['mAP']:.1f}", fontsize=9)
     fig.tight_layout()
     return fig, nums
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapter 06: strategies, scenarios, PCB
+# ---------------------------------------------------------------------------------------------
+def plot_tradeoff(df, metrics=(("MACs_M", "mAP"), ("params_M", "rank1")), label: str = "model", kind: str = "kind",
+                  title: str = ""):
+    """The survey's Fig. 3: one panel per ``(x, y)`` pair of columns of ``df`` (default: mAP vs multiply-adds,
+    Rank-1 vs parameters), one point per row, labelled by ``df[label]``. Rows whose ``df[kind]`` is
+    ``"network"`` (un-pruned ResNets) are drawn as squares, the others (pruned) as circles.
+    Look for: the top-left corner (accurate and cheap) — a pruned ResNet-50 there beats a small ResNet."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.8))
+    axes = np.atleast_1d(axes)
+    for ax, (x, y) in zip(axes, metrics):
+        for i, row in enumerate(df.to_dict("records")):
+            is_net = row.get(kind) == "network"
+            ax.plot(row[x], row[y], "s" if is_net else "o", ms=8 if is_net else 7,
+                    color="0.3" if is_net else f"C{i % 10}", label=row[label])
+            ax.annotate(str(row[label]), (row[x], row[y]), textcoords="offset points", xytext=(5, 4), fontsize=7)
+        ax.set_xlabel(x.replace("_", " "))
+        ax.set_ylabel(y)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_reconstruction(records, title: str = "layer-wise pruning: next layer's relative reconstruction error"):
+    """Bars of ``err_plain`` (kept channels, old weights) and ``err_recon`` (after least squares) per unit, from
+    a layer-wise :class:`~reidbook.prune.strategies.StrategyReport`'s ``iterations`` (log scale).
+    Look for: how much the least-squares step recovers, and which layers stay hard to reconstruct."""
+    import matplotlib.pyplot as plt
+
+    recs = [r for r in records if "err_plain" in r]
+    x = np.arange(len(recs))
+    fig, ax = plt.subplots(figsize=(max(6, 0.3 * len(recs)), 3.2))
+    ax.bar(x - 0.2, [r["err_plain"] for r in recs], 0.4, color="0.7", label="plain selection")
+    if any("err_recon" in r for r in recs):
+        ax.bar(x + 0.2, [r.get("err_recon", np.nan) for r in recs], 0.4, color="C0", label="+ least squares")
+    ax.set_yscale("log")
+    ax.set_xticks(x, [short_name(r["unit"]) for r in recs], rotation=90, fontsize=7)
+    ax.set_ylabel("‖Y − Ŷ‖² / ‖Y‖²")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_strategy_curves(curves: dict, xlabel: str = "epoch", ylabel: str = "", title: str = "", ax=None):
+    """Line plot of named sequences ``{name: (xs, ys)}`` (e.g. PSFP's rate per epoch next to the schedule of
+    Eq. 11, or Auto-Balanced's weak share before/after each epoch)."""
+    import matplotlib.pyplot as plt
+
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+    for name, (xs, ys) in curves.items():
+        ax.plot(list(xs), list(ys), "o-" if len(list(xs)) < 30 else "-", ms=4, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    if fig is not None:
+        fig.tight_layout()
+    return fig if fig is not None else ax.figure
+
+
+def plot_scenarios(df, value: str = "mAP", title: str = ""):
+    """Grouped bars of ``df[value]`` per design scenario (x) and method (colour); ``df`` has columns
+    ``scenario``, ``method`` and ``value`` (optionally ``target`` — one panel per target, e.g. C1 and C2).
+    Look for: which scenario keeps the most accuracy for each method (the survey: scenario 1)."""
+    import matplotlib.pyplot as plt
+
+    targets = sorted(df["target"].unique(), reverse=True) if "target" in df else [None]
+    fig, axes = plt.subplots(1, len(targets), figsize=(4.6 * len(targets), 3.4), squeeze=False)
+    methods = list(dict.fromkeys(df["method"]))
+    for ax, t in zip(axes[0], targets):
+        sub = df if t is None else df[df["target"] == t]
+        scen = sorted(sub["scenario"].unique())
+        w = 0.8 / max(1, len(methods))
+        for j, m in enumerate(methods):
+            vals = [sub[(sub["scenario"] == s) & (sub["method"] == m)][value] for s in scen]
+            ys = [float(v.iloc[0]) if len(v) else np.nan for v in vals]
+            ax.bar(np.arange(len(scen)) + (j - (len(methods) - 1) / 2) * w, ys, w, label=m, color=f"C{j}")
+        ax.set_xticks(range(len(scen)), [f"scenario {s}" for s in scen])
+        ax.set_ylabel(value)
+        ax.set_title(f"{title} (MACs kept ≤ {t:.2f})" if t is not None else title, fontsize=9)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
