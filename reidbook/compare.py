@@ -29,9 +29,10 @@ from torch import nn
 
 from .export import deployed_model, inference_params
 from .profile import count_macs, measure_latency
+from .prune.strategies import C1, C2
 from .utils import atomic_write_json, say
 
-__all__ = ["Contender", "PAPER", "collect", "pruned", "dare_exits", "inference_params", "measure", "paper_rows",
+__all__ = ["Contender", "PAPER", "collect", "is_cached", "pruned", "dare_exits", "inference_params", "measure", "paper_rows",
            "with_paper", "FINETUNE", "CONTENDERS"]
 
 # Fine-tuning after one-shot pruning (and PSFP's soft-pruning epochs): (epochs, iterations cap per epoch).
@@ -104,6 +105,13 @@ def _metrics(m: dict) -> dict:
 # ----------------------------------------------------------------------------------------------
 # Models that are not a plain preset run: pruned ones and DaRe's exits (cached in the zoo)
 # ----------------------------------------------------------------------------------------------
+def _pruned_config(base: str, base_path: Path, method: str, target: float, strategy: str, profile: str,
+                   seed: int) -> dict:
+    epochs, iters = FINETUNE[profile]
+    return {"base": base, "base_key": Path(base_path).name, "method": method, "target": float(target),
+            "strategy": strategy, "epochs": epochs, "max_iters": iters, "seed": seed}
+
+
 def pruned(base: str = "baseline", method: str = "l1", target: float = 0.5, strategy: str = "once",
            profile: str = "quick", data: str = "synth", seed: int = 0, device="auto") -> Contender:
     """``base`` (a zoo model with a ResNet backbone) pruned to ``target`` (fraction of its multiply-adds
@@ -121,8 +129,7 @@ def pruned(base: str = "baseline", method: str = "l1", target: float = 0.5, stra
     size = (preset.height, preset.width)
     epochs, iters = FINETUNE[profile]
     num_classes = int(json.loads((entry.path / "entry.json").read_text())["num_classes"])
-    config = {"base": base, "base_key": entry.path.name, "method": method, "target": float(target),
-              "strategy": strategy, "epochs": epochs, "max_iters": iters, "seed": seed}
+    config = _pruned_config(base, entry.path, method, target, strategy, profile, seed)
 
     def train() -> dict:
         ds = zoo.dataset(profile, data, seed)
@@ -198,16 +205,44 @@ def _fd_student(profile: str, data: str, seed: int, device) -> Contender:
                      tuple(fd_settings(profile).holistic_size), _metrics(s.metrics), str(s.path))
 
 
-def collect(profile: str = "quick", data: str = "synth", seed: int = 0, device="auto",
-            include: list[str] | None = None) -> list[Contender]:
-    """Every model the course trained (:data:`CONTENDERS`, or those in ``include``), loaded from the zoo
-    (trained now if missing), deployed, with its accuracy on the test split, in table order."""
-    from .prune.strategies import C1, C2
+# key → (base, strategy, method, target): the survey's C1 = 1/2 and C2 = 1/3 of the multiply-adds kept.
+_PRUNED = {"pruned_l1_c1": ("baseline", "once", "l1", C1), "pruned_l1_c2": ("baseline", "once", "l1", C2),
+           "pcb_psfp_c1": ("pcb", "psfp", "psfp", C1)}
 
+
+def is_cached(key: str, profile: str = "quick", data: str = "synth", seed: int = 0) -> bool:
+    """Whether contender ``key`` is already in the zoo (nothing is loaded or trained)."""
+    from . import zoo
+
+    if key not in CONTENDERS:
+        raise KeyError(f"unknown contender {key!r}; the comparison knows {', '.join(CONTENDERS)}")
+    if key == "fd_student":
+        raise ValueError("whether the FD student is cached depends on its teachers' and store's files; "
+                         "is_cached cannot tell without loading them (leave fd_student out of only_cached)")
+    if key.startswith("dare_exit"):
+        key = "dare"
+    if key in _PRUNED:
+        base, strategy, method, target = _PRUNED[key]
+        base_path = zoo.entry_path(base, profile, data, seed)
+        return (base_path / "entry.json").exists() and \
+            (zoo.entry_dir("pruned", _pruned_config(base, base_path, method, target, strategy, profile, seed))
+             / "entry.json").exists()
+    return (zoo.entry_path(key, profile, data, seed) / "entry.json").exists()
+
+
+def collect(profile: str = "quick", data: str = "synth", seed: int = 0, device="auto",
+            include: list[str] | None = None, only_cached=()) -> list[Contender]:
+    """Every model the course trained (:data:`CONTENDERS`, or those in ``include``), loaded from the zoo
+    (trained now if missing), deployed, with its accuracy on the test split, in table order.
+
+    Keys in ``only_cached`` are taken only if the zoo already holds them (:func:`is_cached`) and left
+    out otherwise — for models too slow to train inside a time budget; the caller says what is missing.
+    """
     keys = list(CONTENDERS) if include is None else list(include)
     unknown = [k for k in keys if k not in CONTENDERS]
     if unknown:
         raise KeyError(f"unknown contender(s) {unknown}; the comparison knows {', '.join(CONTENDERS)}")
+    keys = [k for k in keys if k not in set(only_cached) or is_cached(k, profile, data, seed)]
     args = (profile, data, seed, device)
     out: dict[str, Contender] = {}
     for key in keys:
@@ -223,9 +258,7 @@ def collect(profile: str = "quick", data: str = "synth", seed: int = 0, device="
                     out[d.key] = d
             continue
         else:
-            base, strategy, method, target = {"pruned_l1_c1": ("baseline", "once", "l1", C1),
-                                              "pruned_l1_c2": ("baseline", "once", "l1", C2),
-                                              "pcb_psfp_c1": ("pcb", "psfp", "psfp", C1)}[key]
+            base, strategy, method, target = _PRUNED[key]
             c = pruned(base, method, target, strategy, *args)
             c.key, c.label = key, CONTENDERS[key][0]
         c.family, c.compresses = CONTENDERS[key][1], CONTENDERS[key][2]

@@ -35,7 +35,7 @@ from .presets import Preset, check_profile, get_preset, profile_width
 from .utils import atomic_torch_save, atomic_write_json, cache_dir, file_sha256, resolve_device, say, seed_everything
 
 __all__ = ["ZooEntry", "ZooError", "synthreid", "dataset", "get", "cached", "pretrained_backbone", "load_entry",
-           "train_entry", "config_key", "entry_dir", "ZOO_VERSION"]
+           "train_entry", "config_key", "entry_dir", "entry_path", "ZOO_VERSION"]
 
 ZOO_VERSION = 1  # bump when the on-disk format or the training procedure changes meaning
 
@@ -473,6 +473,15 @@ def get(name: str, profile: str = "quick", data: str = "synth", seed: int = 0, d
                 why = str(exc)
         _invalidate(folder, why)
     return train_entry(name, preset, data, seed, device, pretrained, folder=folder)
+
+
+def entry_path(name: str, profile: str = "quick", data: str = "synth", seed: int = 0, pretrained="auto",
+               **overrides) -> Path:
+    """The cache folder :func:`get` with these arguments uses, without loading or training anything
+    (it may not exist yet: ``(entry_path(...) / "entry.json").exists()`` says whether it was trained)."""
+    preset = get_preset(name, profile).replace(**overrides) if overrides else get_preset(name, profile)
+    _, pre_key = _peek_pretrained_key(name, preset, pretrained, seed)
+    return entry_dir(name, _run_config(name, preset, data, seed, pre_key))
 
 
 def _peek_pretrained_key(name: str, preset: Preset, pretrained, seed: int) -> tuple[Any, Any]:

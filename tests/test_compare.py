@@ -164,3 +164,16 @@ def test_pick_pairs(smoke_dataset):
     assert all(q[1] == m[1] and q[2] != m[2] for q, m in zip(qs, ms))
     with pytest.raises(ValueError, match="asked for"):
         VC.pick_pairs(smoke_dataset, n=10_000)
+
+
+@pytest.mark.slow
+def test_only_cached_leaves_out_what_the_zoo_lacks(tmp_path, monkeypatch):
+    from reidbook import zoo
+
+    monkeypatch.setenv("REIDBOOK_CACHE", str(tmp_path))  # an empty zoo: nothing is cached
+    assert not C.is_cached("pcb", "smoke") and not C.is_cached("pcb_psfp_c1", "smoke")
+    assert C.collect("smoke", include=["pcb", "pcb_psfp_c1"], only_cached=["pcb", "pcb_psfp_c1"]) == []
+    zoo.get("pcb", "smoke")
+    assert C.is_cached("pcb", "smoke") and not C.is_cached("pcb_psfp_c1", "smoke")
+    with pytest.raises(ValueError, match="FD student"):
+        C.is_cached("fd_student", "smoke")
