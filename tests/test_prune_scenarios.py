@@ -78,3 +78,28 @@ def test_scenarios_with_the_surveys_pairing(n, method, start, source, smoke_data
 def test_psfp_scenario_4_is_not_applicable(start):
     with pytest.raises(ValueError, match="not applicable"):
         run_scenario(4, "psfp", 0.5, strategy="auto", start=start, source=object(), target_data=object())
+
+
+def test_survey_tables_and_chapter_06_figures():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from reidbook.prune.scenarios import survey_table
+    from reidbook.viz import pruning as vp
+
+    t5 = survey_table(5)
+    assert t5.set_index("model").loc["ResNet-50", "mAP"] == 69.16 and len(t5) == 8
+    assert len(survey_table(7)) == 20 and set(survey_table(8).columns) >= {"M", "T", "mAP", "rank1"}
+    with pytest.raises(ValueError, match="tables"):
+        survey_table(3)
+    df = pd.DataFrame({"model": ["R50", "L1"], "kind": ["network", "pruned"], "MACs_M": [2.0, 1.0],
+                       "params_M": [1.0, 0.5], "mAP": [50.0, 40.0], "rank1": [60.0, 55.0]})
+    assert len(vp.plot_tradeoff(df).axes) == 2
+    sc = pd.DataFrame({"scenario": [1, 3, 3], "method": ["l1", "l1", "psfp"], "target": [0.5, 0.5, 0.5],
+                       "mAP": [1.0, 2.0, 3.0]})
+    assert len(vp.plot_scenarios(sc).axes) == 1
+    recs = [{"unit": "backbone.layer1.0.conv1", "err_plain": 0.5, "err_recon": 0.2}, {"unit": "fine-tune", "loss": 1.0}]
+    assert vp.plot_reconstruction(recs).axes[0].get_yscale() == "log"
+    assert vp.plot_strategy_curves({"rate": ([0, 1], [0.0, 0.5])}).axes

@@ -11,7 +11,7 @@
 Chapter 06 (strategies, scenarios, PCB):
 
 * :func:`plot_tradeoff` — the survey's Fig. 3: accuracy vs multiply-adds and vs parameters, networks and
-  pruned models side by side (top right is best);
+  pruned models side by side (top left is best);
 * :func:`plot_reconstruction` — layer-wise pruning's reconstruction error per unit, plain vs least squares;
 * :func:`plot_strategy_curves` — what happens during a strategy (PSFP's rate, Auto-Balanced's weak share);
 * :func:`plot_scenarios` — the design scenarios' accuracy per method (Tables 6–7).
@@ -274,6 +274,7 @@ def plot_strategy_curves(curves: dict, xlabel: str = "epoch", ylabel: str = "", 
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    ax.ticklabel_format(axis="y", useOffset=False)
     if fig is not None:
         fig.tight_layout()
     return fig if fig is not None else ax.figure
