@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .profile import count_macs, measure_latency
+from .profile import count_macs, measure_latency, run_once
 from .utils import say
 
 __all__ = ["TOLERANCE", "ExportError", "DaReExit", "deployed_model", "inference_params", "export_onnx", "onnx_session",
@@ -106,17 +106,7 @@ def inference_params(model: nn.Module, input_size) -> int:
     image (classifiers, accompanying branches and later exits never run, so they do not count — and
     they are not in the exported graph either)."""
     ran: list[nn.Module] = []
-    handles = [m.register_forward_pre_hook(lambda mod, args: ran.append(mod)) for m in model.modules()]
-    was = model.training
-    try:
-        model.eval()
-        p = next(model.parameters())
-        with torch.no_grad():
-            model(torch.zeros(1, 3, *tuple(input_size)[-2:], device=p.device, dtype=p.dtype))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was)
+    run_once(model, input_size, lambda mod, args: ran.append(mod), pre=True)
     seen: set[int] = set()
     total = 0
     for mod in ran:

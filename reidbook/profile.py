@@ -205,3 +205,22 @@ def cost_table(models: "dict[str, nn.Module]", input_size=(256, 128), batch_size
     df.attrs["threads"] = threads if threads is not None else torch.get_num_threads()
     df.attrs["input_size"] = tuple(input_size)
     return df
+
+
+def run_once(model: nn.Module, input_size: Sequence[int], hook, pre: bool = False) -> None:
+    """One test-time forward of a zero image of ``input_size`` (``(H, W)`` or ``(C, H, W)``) with ``hook``
+    registered on every module (a forward hook, or a forward pre-hook when ``pre``); the hooks are removed
+    and the model's train/eval mode restored afterwards, even on error."""
+    register = "register_forward_pre_hook" if pre else "register_forward_hook"
+    handles = [getattr(m, register)(hook) for m in model.modules()]
+    was = model.training
+    try:
+        model.eval()
+        p = next(model.parameters())
+        with torch.no_grad():
+            model(torch.zeros(1, 3, *tuple(input_size)[-2:], device=p.device, dtype=p.dtype))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was)
+

@@ -246,17 +246,12 @@ def harden_units(model: nn.Module, units, min_channels: int = 1) -> dict[str, li
 
     :func:`reidbook.prune.surgery.harden` handles the backbone; a head read by ``nn.Linear`` layers is
     not traced by the surgery engines (PCB's test path does not even use its classifiers)."""
-    from .surgery import slice_bn_, slice_conv_in_, slice_conv_out_, zeroed_channels
+    from .surgery import kept_after_zeroing, slice_bn_, slice_conv_in_, slice_conv_out_
 
-    dead = zeroed_channels(model, units)
     mods = dict(model.named_modules())
-    kept = {}
+    kept = kept_after_zeroing(model, units, min_channels)
     for u in units:
-        d = set(dead[u.name])
-        keep = [i for i in range(u.channels) if i not in d]
-        if len(keep) < min_channels:
-            keep = sorted(keep + sorted(d)[:min_channels - len(keep)])
-        kept[u.name] = keep
+        keep = kept[u.name]
         if len(keep) == u.channels:
             continue
         for conv, bn in u.producers:

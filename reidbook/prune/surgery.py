@@ -287,6 +287,13 @@ def harden(model: nn.Module, scope: str = "bottleneck", engine: str = "torch_pru
     does not change the network's output. At least ``min_channels`` per unit are kept.
     """
     units = find_units(model, scope)
+    return apply_selection(model, units, kept_after_zeroing(model, units, min_channels), engine=engine,
+                           input_size=input_size)
+
+
+def kept_after_zeroing(model: nn.Module, units, min_channels: int = 1) -> dict[str, list[int]]:
+    """``{unit: indices of the channels that are not zeroed}``, topped up with the lowest zeroed indices
+    so that every unit keeps at least ``min_channels`` (a layer with no channel would cut the network)."""
     dead = zeroed_channels(model, units)
     keep = {}
     for u in units:
@@ -295,7 +302,7 @@ def harden(model: nn.Module, scope: str = "bottleneck", engine: str = "torch_pru
         if len(k) < min_channels:
             k = sorted(k + sorted(d)[:min_channels - len(k)])
         keep[u.name] = k
-    return apply_selection(model, units, keep, engine=engine, input_size=input_size)
+    return keep
 
 
 # ---------------------------------------------------------------------------------------------

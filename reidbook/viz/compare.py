@@ -162,6 +162,8 @@ def cam_target_layer(model, input_size) -> "torch.nn.Module":
     ReLU); pooled stripes and 1×1 maps are skipped."""
     import torch
 
+    from ..profile import run_once
+
     done: list = []
     root = model
 
@@ -169,17 +171,7 @@ def cam_target_layer(model, input_size) -> "torch.nn.Module":
         if mod is not root and isinstance(out, torch.Tensor) and out.dim() == 4 and min(out.shape[2:]) >= 2:
             done.append(mod)
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()]
-    was = model.training
-    try:
-        model.eval()
-        p = next(model.parameters())
-        with torch.no_grad():
-            model(torch.zeros(1, 3, *tuple(input_size)[-2:], device=p.device, dtype=p.dtype))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was)
+    run_once(model, input_size, hook)
     if not done:
         raise ValueError(f"{type(model).__name__} produces no spatial map of at least 2×2 at input {input_size}")
     return done[-1]
