@@ -29,3 +29,26 @@ def smoke_dataset(smoke_root):
     from reidbook.data import load_dataset
 
     return load_dataset(smoke_root)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module's tests: on the shared 2-core machine it is much faster than
+    oversubscribed cores (use with ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def net():
+    """A smoke-size baseline (width 1/8, 10 classes) in eval mode, one per test module."""
+    import torch
+
+    from reidbook.models import build_model
+
+    torch.manual_seed(0)
+    return build_model("baseline", 10, profile="smoke").eval()

@@ -3,45 +3,23 @@ import torch
 
 from reidbook.models import build_model
 from reidbook.presets import get_preset
-from reidbook.profile import count_macs, count_params
 from reidbook.prune.strategies import C1, C2, prune_iterative, prune_once, progressive_soft_prune
 
-SIZE = (64, 32)
+from prune_checks import SIZE, check_smaller
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The test machine is shared: one intra-op thread is much faster than oversubscribed cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def net():
-    torch.manual_seed(0)
-    return build_model("baseline", 10, profile="smoke").eval()
-
-
-def _check_smaller(model, small, rep, target):
-    assert rep.reached and rep.macs_ratio <= target + 1e-9
-    assert count_macs(small, SIZE) == rep.macs_after <= target * count_macs(model, SIZE)
-    assert count_params(small) == rep.params_after < count_params(model)
-    small.eval()
-    with torch.no_grad():
-        assert torch.isfinite(small(torch.randn(2, 3, *SIZE))).all()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_prune_once_reaches_c1_without_training(net):
     small, rep = prune_once(net, "l1", C1, input_size=SIZE)
-    _check_smaller(net, small, rep, C1)
+    check_smaller(net, small, rep, C1)
     assert len(rep.iterations) == 1
 
 
 def test_iterative_reaches_target_in_small_steps(net):
     small, rep = prune_iterative(net, "l2", 0.7, step=0.05, input_size=SIZE)
-    _check_smaller(net, small, rep, 0.7)
+    check_smaller(net, small, rep, 0.7)
     ratios = [r["macs_ratio"] for r in rep.iterations]
     assert len(ratios) >= 3 and all(a > b for a, b in zip(ratios, ratios[1:]))  # monotone, several steps
     assert ratios[0] >= 1 - (1 - 0.05) ** 2 - 0.02 - 1e-9 and ratios[0] < 1  # first step ≈ 10 % of MACs
@@ -49,7 +27,7 @@ def test_iterative_reaches_target_in_small_steps(net):
 
 def test_psfp_schedule_is_progressive_and_hardens_to_c2(net):
     small, rep = progressive_soft_prune(net, C2, epochs=3, input_size=SIZE)
-    _check_smaller(net, small, rep, C2)
+    check_smaller(net, small, rep, C2)
     rates = [r["rate"] for r in rep.iterations]
     assert rates == sorted(rates) and rates[0] < rates[-1]
     soft, rep2 = progressive_soft_prune(net, C2, epochs=2, criterion="fpgm", progressive=False, input_size=SIZE)
@@ -65,7 +43,7 @@ def test_strategies_retrain_through_engine_fit(net, smoke_dataset):
     assert rep.reached and all(r["loss"] is not None for r in rep.iterations)
     small, rep = progressive_soft_prune(model, C1, dataset=smoke_dataset, preset=preset, epochs=2, input_size=size,
                                         device="cpu", max_iters_per_epoch=1)
-    _check_smaller(model, small, rep, C1)
+    check_smaller(model, small, rep, C1)
     assert all(r["loss"] is not None for r in rep.iterations)
 
 

@@ -4,25 +4,13 @@ import torch
 
 from reidbook.models import build_model
 from reidbook.presets import get_preset
-from reidbook.profile import count_macs, count_params
 from reidbook.prune import C1, C2, prune_layerwise
 from reidbook.prune.strategies_recon import _reconstruct, conv_samples, relative_error
 
-SIZE = (64, 32)
+from prune_checks import SIZE, check_smaller
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # shared test machine: avoid oversubscription
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def net():
-    torch.manual_seed(0)
-    return build_model("baseline", 10, profile="smoke").eval()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -31,19 +19,10 @@ def calib():
     return [(torch.randn(16, 3, *SIZE, generator=g), torch.randint(0, 10, (16,), generator=g)) for _ in range(2)]
 
 
-def _check_smaller(model, small, rep, target, size=SIZE):
-    assert rep.reached and rep.macs_ratio <= target + 1e-9
-    assert count_macs(small, size) == rep.macs_after <= target * count_macs(model, size)
-    assert count_params(small) == rep.params_after < count_params(model)
-    small.eval()
-    with torch.no_grad():
-        assert torch.isfinite(small(torch.randn(2, 3, *size))).all()
-
-
 @pytest.mark.parametrize("method,target", [("thinet", C1), ("channel_pruning", C2), ("l1", C1), ("taylor", C2)])
 def test_layerwise_reaches_target_and_reconstruction_beats_plain_selection(net, calib, method, target):
     small, rep = prune_layerwise(net, method, target, data=calib, input_size=SIZE, n_positions=256)
-    _check_smaller(net, small, rep, target)
+    check_smaller(net, small, rep, target)
     recs = rep.iterations
     assert len(recs) == 32  # every conv1/conv2 of the 16 bottlenecks, one at a time
     # least squares on the layer's samples: never worse than keeping the old weights, better overall
@@ -100,7 +79,7 @@ def test_layerwise_fine_tunes_and_works_on_pcb(smoke_dataset):
     data = calibration_batches(smoke_dataset.train, *size, n_images=16, seed=0)
     small, rep = prune_layerwise(pcb, "thinet", C1, data=data, dataset=smoke_dataset, preset=preset, epochs=1,
                                  input_size=size, n_positions=128, device="cpu", max_iters_per_epoch=1)
-    _check_smaller(pcb, small, rep, C1, size)
+    check_smaller(pcb, small, rep, C1, size)
     assert rep.iterations[-1]["unit"] == "fine-tune"
 
 

@@ -4,35 +4,14 @@ import torch
 
 from reidbook.models import build_model
 from reidbook.presets import get_preset
-from reidbook.profile import count_macs, count_params
 from reidbook.prune import C1, C2, auto_balanced_prune, holdout_split, play_and_prune
 from reidbook.prune.strategies_reg import BalancedPenalty, weak_share
 from reidbook.prune.surgery import find_units
 
-SIZE = (64, 32)
+from prune_checks import SIZE, check_smaller
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # shared test machine: avoid oversubscription
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def net():
-    torch.manual_seed(0)
-    return build_model("baseline", 10, profile="smoke").eval()
-
-
-def _check_smaller(model, small, rep, target, size=SIZE):
-    assert rep.reached and rep.macs_ratio <= target + 1e-9
-    assert count_macs(small, size) == rep.macs_after <= target * count_macs(model, size)
-    assert count_params(small) == rep.params_after < count_params(model)
-    small.eval()
-    with torch.no_grad():
-        assert torch.isfinite(small(torch.randn(2, 3, *size))).all()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_balanced_penalty_cancels_in_value_and_moves_weights_apart(net):
@@ -61,7 +40,7 @@ def test_balanced_penalty_cancels_in_value_and_moves_weights_apart(net):
 
 def test_auto_balanced_zero_shot_reaches_c2(net):
     small, rep = auto_balanced_prune(net, C2, input_size=SIZE)
-    _check_smaller(net, small, rep, C2)
+    check_smaller(net, small, rep, C2)
     assert rep.strategy == "auto_balanced" and rep.method == "l1"
 
 
@@ -72,7 +51,7 @@ def test_auto_balanced_training_moves_mass_out_of_the_weak_set(smoke_dataset):
     model = build_model("baseline", smoke_dataset.num_train_pids, profile="smoke")
     small, rep = auto_balanced_prune(model, C1, smoke_dataset, preset, epochs=1, alpha=1.0, finetune_epochs=1,
                                      input_size=size, device="cpu", max_iters_per_epoch=2, lr_scale=1.0)
-    _check_smaller(model, small, rep, C1, size)
+    check_smaller(model, small, rep, C1, size)
     first = rep.iterations[0]
     assert first["penalty"] is not None and first["loss"] is not None
     assert first["weak_share_after"] < first["weak_share_before"]  # the regulariser did its job
@@ -90,7 +69,7 @@ def test_play_and_prune_controller_plays_when_accuracy_drops(net):
     "play"), after which the rate restarts and the loop reaches the multiply-add target."""
     accs = iter([50.0, 50.0, 50.0, 45.0] + [50.0] * 40)  # ξ = 50, ε = 2: the third round falls out of tolerance
     small, rep = play_and_prune(net, C1, evaluate=lambda m: next(accs), eps=2.0, step=0.1, input_size=SIZE)
-    _check_smaller(net, small, rep, C1)
+    check_smaller(net, small, rep, C1)
     recs = rep.iterations
     assert rep.xi == 50.0
     assert recs[2]["slack"] < 0 and recs[2]["next_rate"] == 0.0 and recs[2]["pruned"]
@@ -128,7 +107,7 @@ def test_play_and_prune_trains_on_train_minus_holdout(smoke_dataset):
     model = build_model("baseline", smoke_dataset.num_train_pids, profile="smoke")
     small, rep = play_and_prune(model, 0.7, smoke_dataset, preset, eps=100.0, step=0.2, holdout_ids=5,
                                 input_size=size, device="cpu", max_iters_per_epoch=1)
-    _check_smaller(model, small, rep, 0.7, size)
+    check_smaller(model, small, rep, 0.7, size)
     assert all(r["loss"] is not None and 0.0 <= r["accuracy"] <= 100.0 for r in rep.iterations)
 
 
