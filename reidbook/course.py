@@ -4,7 +4,9 @@
 ``PROFILE``, ``DATA``, ``DEVICE``, ``SEED`` into each chapter's ``parameters`` cell), writes the
 executed notebook and its HTML to ``build/course/``, times each chapter, and writes
 ``build/course/index.html``: the course map with each chapter's learning goals, links, run time and
-the profile used. ``make course`` and ``reidbook course`` both call it.
+the profile used. ``make course`` and ``reidbook course`` both call it. Before the first chapter it
+runs :func:`reidbook.zoo.prepare_course` (SynthReID and the source-domain backbones, the offline
+stand-in for downloading ImageNet weights), so no chapter's time pays for another's backbone.
 """
 from __future__ import annotations
 
@@ -120,10 +122,13 @@ def _to_html(executed: Path) -> str:
     return target.name
 
 
-def write_index(runs: list[ChapterRun], out_dir: str | os.PathLike, profile: str, data: str) -> Path:
+def write_index(runs: list[ChapterRun], out_dir: str | os.PathLike, profile: str, data: str,
+                prepared: dict[str, float] | None = None) -> Path:
     """The course map: one card per chapter with goals, links, run time and status."""
     out_dir = Path(out_dir)
     total = sum(r.seconds for r in runs)
+    prep = sum((prepared or {}).values())
+    prep_items = ", ".join(f"{k} {v:.0f} s" for k, v in (prepared or {}).items()) or "nothing"
     cards = []
     for r in runs:
         goals = "".join(f"<li>{html.escape(g)}</li>" for g in r.goals)
@@ -139,18 +144,20 @@ def write_index(runs: list[ChapterRun], out_dir: str | os.PathLike, profile: str
 .fail{{color:#b00;font-weight:bold}}pre{{white-space:pre-wrap;font-size:80%}}</style></head><body>
 <h1>reidbook — compressing person re-identification models</h1>
 <p>Executed with profile <b>{html.escape(profile)}</b> on data <b>{html.escape(data)}</b>;
-{len(runs)} chapters, {total / 60:.1f} minutes in all, {time.strftime('%Y-%m-%d %H:%M')}.</p>
+{len(runs)} chapters, {total / 60:.1f} minutes in all, {time.strftime('%Y-%m-%d %H:%M')}.
+Before them: {prep / 60:.1f} minutes of preparation ({html.escape(prep_items)}).</p>
 {''.join(cards)}</body></html>"""
     target = out_dir / "index.html"
     atomic_write_text(target, page)
     atomic_write_json(out_dir / "course.json", {"profile": profile, "data": data, "total_seconds": total,
-                                                 "chapters": [asdict(r) for r in runs]})
+                                                 "prepare_seconds": prepared or {}, "chapters": [asdict(r) for r in runs]})
     return target
 
 
 def run_course(profile: str = "quick", data: str = "synth", out: str | os.PathLike = "build/course",
                chapters: list[str] | None = None, device: str = "auto", seed: int = 0,
-               notebooks: str | os.PathLike | None = None, html_export: bool = True) -> list[ChapterRun]:
+               notebooks: str | os.PathLike | None = None, html_export: bool = True,
+               prepare: bool = True) -> list[ChapterRun]:
     """Execute every chapter in order under ``profile`` and write ``out/index.html``.
 
     A failing chapter is recorded (and shown on the index page) and the rest still run; the function
@@ -162,14 +169,22 @@ def run_course(profile: str = "quick", data: str = "synth", out: str | os.PathLi
     out = Path(out)
     runs: list[ChapterRun] = []
     paths = find_chapters(notebooks, chapters)
+    prepared: dict[str, float] = {}
+    if prepare:
+        from . import zoo
+
+        say(f"[reidbook course] preparing SynthReID and the source-domain backbones ({profile}) …")
+        prepared = zoo.prepare_course(profile, seed, device)
+        say(f"[reidbook course] prepared in {sum(prepared.values()):.0f} s")
     for path in paths:
         say(f"[reidbook course] {path.stem} ({profile}) …")
         run = run_chapter(path, out, profile, data, device, seed, html_export=html_export)
         say(f"[reidbook course] {path.stem}: {'ok' if run.ok else 'FAILED'} in {run.seconds:.0f} s")
         runs.append(run)
-        write_index(runs, out, profile, data)
-    index = write_index(runs, out, profile, data)
-    print(f"[reidbook course] wrote {index.resolve()} ({sum(r.seconds for r in runs) / 60:.1f} min)")
+        write_index(runs, out, profile, data, prepared)
+    index = write_index(runs, out, profile, data, prepared)
+    print(f"[reidbook course] wrote {index.resolve()} ({sum(r.seconds for r in runs) / 60:.1f} min of chapters, "
+          f"{sum(prepared.values()) / 60:.1f} min of preparation)")
     failed = [r.name for r in runs if not r.ok]
     if failed:
         raise RuntimeError(f"chapters failed: {', '.join(failed)} — see {index} and the executed notebooks in {out}")

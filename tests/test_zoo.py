@@ -135,3 +135,26 @@ def test_imagenet_in_full_offline_is_a_clear_error(monkeypatch):
         from reidbook.models import build_model
 
         build_model("baseline", 5, profile="full", pretrained="imagenet", **preset.model_options)
+
+
+def test_prepare_course_pretrains_every_course_backbone_once(smoke_root, monkeypatch):
+    calls = []
+    real = zoo.pretrained_backbone
+    monkeypatch.setattr(zoo, "pretrained_backbone", lambda *a, **kw: calls.append(a[:2]) or real(*a, **kw))
+    spent = zoo.prepare_course("smoke")
+    # smoke's own width is 1/8, so FD's width-1/8 ResNet-18 is the same backbone: trained once
+    assert calls == [("resnet50", 0.125), ("resnet18", 0.125), ("resnet34", 0.125)]
+    assert list(spent) == ["SynthReID"] + [f"{a} x0.125 (source domain)" for a, _ in calls]
+    # full starts from ImageNet: only the data is prepared
+    monkeypatch.setattr(zoo, "synthreid", lambda profile, seed=0: smoke_root)
+    calls.clear()
+    assert list(zoo.prepare_course("full")) == ["SynthReID"] and calls == []
+
+
+def test_source_trunk_starts_its_residual_blocks_as_identities():
+    trunk = zoo._build_trunk("resnet50", 0.125)
+    block = trunk.layer1[1]  # no downsample: out = relu(x + F(x)) with F's last BN scale at zero
+    x = torch.randn(2, block.conv1.in_channels, 8, 4).relu()
+    with torch.no_grad():
+        assert torch.allclose(block.eval()(x), x)
+    assert B.zero_init_residual(B.resnet18(width=0.125)) == 8  # every BasicBlock of ResNet-18

@@ -53,13 +53,17 @@ PRESETS = {
     "quick": Preset(
         model="baseline", profile="quick",
         model_options={"arch": "resnet50", "last_stride": 1, "bnneck": True},
-        height=128, width=64, train_aug={"flip": True, "pad": 5, "random_crop": True, "random_erasing": 0.5},
+        height=128, width=64, train_aug={"flip": True, "pad": 5, "random_crop": True, "random_erasing": 0.0},
         P=8, K=4, epochs=4,
-        optimizer={"name": "adam", "lr": 3e-3, "weight_decay": 5e-4, "betas": (0.9, 0.999)},
+        # Departures from BoT for a 4-epoch CPU run (measured, stop 13, from the source-domain backbone):
+        # SGD 0.05 reaches mAP 46 % (no flip) where BoT's Adam recipe reached 25 %; random erasing, a
+        # regulariser for 120-epoch runs, is left out because four epochs never reach the over-fitting it fights.
+        optimizer={"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4},
         schedule={"name": "warmup_step", "milestones": [3], "gamma": 0.1,
                   "warmup": 0.5, "warmup_factor": 0.1},
         losses=loss_specs("both"), eval_every=0,
-        notes="BoT recipe at width 1/4, 128x64, on SynthReID quick, few epochs (tuned for a 2-core CPU).",
+        notes="BoT losses and BN-neck at width 1/4, 128x64, on SynthReID quick, 4 epochs of SGD from the "
+              "source-domain backbone (tuned for a 2-core CPU).",
     ),
     "smoke": Preset(
         model="baseline", profile="smoke",

@@ -48,13 +48,16 @@ PRESETS = {
     ),
     "quick": Preset(
         model="graftednet", profile="quick", model_options={"variant": "graftednet"},
-        height=128, width=64, train_aug={"flip": True, "pad": 5, "random_crop": True, "random_erasing": 0.5},
-        P=8, K=4, epochs=3,
+        height=128, width=64, train_aug={"flip": True, "pad": 5, "random_crop": True, "random_erasing": 0.0},
+        P=8, K=4, epochs=5,
         optimizer={"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "lr_groups": lr_groups()},
-        schedule={"name": "warmup_step", "milestones": [2], "gamma": 0.1, "warmup": 0.5, "warmup_factor": 0.1},
+        schedule={"name": "warmup_step", "milestones": [4], "gamma": 0.1, "warmup": 0.5, "warmup_factor": 0.1},
         losses=loss_specs(True), eval_every=0,
-        notes="GraftedNet §4.2 recipe at width 1/4, 128x64, SynthReID quick, 3 epochs: chapter 03 trains four "
-              "variants (with/without AL, -MF, -PF) within its 3-minute 2-core CPU budget.",
+        # Measured (stop 13, source-domain rootstock): the randomly initialised scion is what needs the
+        # epochs: 3 epochs gave mAP 26 %, 6 gave 45 %; random erasing off (26 % vs 25 % at 3 epochs) since
+        # a run this short does not over-fit. 5 epochs keep chapter 03's two trainings within its budget.
+        notes="GraftedNet §4.2 recipe at width 1/4, 128x64, SynthReID quick, 5 epochs: chapter 03 trains "
+              "GraftedNet with and without AL in quick (the -MF/-PF rows in smoke and full).",
     ),
     "smoke": Preset(
         model="graftednet", profile="smoke", model_options={"variant": "graftednet"},
