@@ -6,12 +6,14 @@ same in-memory batches:
 
 * ``raw``: a bare ``forward / backward / step`` loop;
 * ``fit``: :func:`reidbook.engine.fit` over a DataLoader (progress bar, finiteness check, per-iteration
-  schedule, loss bookkeeping).
+  schedule, loss bookkeeping), in its default ``channels_last`` (NHWC) memory format;
+* ``fit NCHW``: the same with ``channels_last=False`` (PyTorch's default layout, what ``raw`` uses).
 
-The two loops alternate ``--repeats`` times and the medians are reported, so a busy machine
+The three loops alternate ``--repeats`` times and the medians are reported, so a busy machine
 disturbs both alike.
 
-``fit/raw`` is the engine's overhead ratio (1.00 = none). Run::
+``fitNCHW/raw`` is the engine's overhead ratio (1.00 = none); ``NHWC/NCHW`` is what the engine's
+channels-last default buys. Run::
 
     .venv/bin/python benchmarks/bench_train.py            # 128×64, the three quick-profile networks
     .venv/bin/python benchmarks/bench_train.py --size 256x128 --iters 5
@@ -80,14 +82,15 @@ def bench_raw(model, x, y, batch: int, warmup: int) -> float:
     return (n - warmup) * batch / (time.perf_counter() - t0)
 
 
-def bench_fit(model, x, y, batch: int, warmup: int) -> float:
+def bench_fit(model, x, y, batch: int, warmup: int, channels_last: bool = True) -> float:
     ds = TensorDataset(x, y, torch.zeros_like(y), torch.arange(len(y)))
     loader = DataLoader(ds, batch_size=batch, shuffle=False, drop_last=True)
     opt = build_optimizer(model, {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4})
     sched = build_scheduler(opt, {"name": "warmup_step", "warmup": 1, "milestones": [1]}, 1, len(loader))
-    fit(model, loader, ce_criterion, opt, sched, epochs=1, device="cpu", max_iters_per_epoch=warmup)  # warm-up
+    fit(model, loader, ce_criterion, opt, sched, epochs=1, device="cpu", max_iters_per_epoch=warmup,
+        channels_last=channels_last)  # warm-up
     hist = fit(model, loader, ce_criterion, opt, sched, epochs=1, device="cpu",
-               max_iters_per_epoch=len(loader) - warmup)
+               max_iters_per_epoch=len(loader) - warmup, channels_last=channels_last)
     return hist[-1]["images_per_s"]
 
 
@@ -109,18 +112,20 @@ def main() -> None:
     x, y = _batches(args.iters + args.warmup, args.batch, h, w)
     print(f"training throughput, batch {args.batch}, {h}x{w}, SGD, CPU threads {torch.get_num_threads()}, "
           f"torch {torch.__version__}")
-    print(f"{'network':<16}{'params (M)':>11}{'raw img/s':>11}{'fit img/s':>11}{'fit/raw':>9}")
+    print(f"{'network':<16}{'params (M)':>11}{'raw img/s':>11}{'fit NCHW':>10}{'fit NHWC':>10}"
+          f"{'fitNCHW/raw':>12}{'NHWC/NCHW':>11}")
     for name in args.networks:
         depth, width = NETWORKS[name]
         torch.manual_seed(0)
         model = BaselineLike(depth, width)
         params = sum(p.numel() for p in model.parameters()) / 1e6
-        raws, fits = [], []
-        for _ in range(args.repeats):  # interleaved, so both loops see the same machine load
+        raws, nchw, nhwc = [], [], []
+        for _ in range(args.repeats):  # interleaved, so all loops see the same machine load
             raws.append(bench_raw(model, x, y, args.batch, args.warmup))
-            fits.append(bench_fit(model, x, y, args.batch, args.warmup))
-        raw, fitted = statistics.median(raws), statistics.median(fits)
-        print(f"{name:<16}{params:>11.2f}{raw:>11.1f}{fitted:>11.1f}{fitted / raw:>9.2f}", flush=True)
+            nchw.append(bench_fit(model, x, y, args.batch, args.warmup, channels_last=False))
+            nhwc.append(bench_fit(model, x, y, args.batch, args.warmup, channels_last=True))
+        raw, a, b = statistics.median(raws), statistics.median(nchw), statistics.median(nhwc)
+        print(f"{name:<16}{params:>11.2f}{raw:>11.1f}{a:>10.1f}{b:>10.1f}{a / raw:>12.2f}{b / a:>11.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -117,7 +117,7 @@ def fit(model: nn.Module, train_loader, criterion: Callable, optimizer: torch.op
         checkpoint_dir: str | Path | None = None, resume: bool = True, seed: int = 0,
         max_iters_per_epoch: int | None = None, grad_clip: float | None = None,
         on_epoch_end: Callable[[int, dict, nn.Module], None] | None = None, config: dict | None = None,
-        find_unused_parameters: bool = False, desc: str = "train") -> History:
+        find_unused_parameters: bool = False, desc: str = "train", channels_last: bool = True) -> History:
     """Train ``model`` for ``epochs`` epochs and return its :class:`History`.
 
     Args:
@@ -139,6 +139,10 @@ def fit(model: nn.Module, train_loader, criterion: Callable, optimizer: torch.op
         on_epoch_end: ``on_epoch_end(epoch, record, model)`` after each epoch (before the checkpoint;
             changes to ``record`` are kept in the history).
         find_unused_parameters: passed to DDP for models whose forward skips parameters.
+        channels_last: train with 4-D weights and images in ``torch.channels_last`` memory format (NHWC).
+            Same numbers up to float rounding; on this 2-core CPU a width-¼ ResNet-50 step at 128×64 runs
+            1.35× faster (296 → 398 images/s; ResNet-18 1.21×; ``benchmarks/bench_train.py``). The model is
+            returned in the default (contiguous) format.
 
     Raises ``FloatingPointError`` at the first non-finite loss, naming the epoch, iteration and loss
     parts; the checkpoint of the last completed epoch stays as it was. The model is returned to
@@ -150,6 +154,8 @@ def fit(model: nn.Module, train_loader, criterion: Callable, optimizer: torch.op
     if device.type == "cuda" and is_distributed():
         device = torch.device("cuda", torch.cuda.current_device())
     model.to(device)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(memory_format=fmt)  # parameters change format in place: the optimizer keeps its references
     if isinstance(criterion, nn.Module):
         criterion.to(device)
     seed_everything(seed + rank)
@@ -183,6 +189,8 @@ def fit(model: nn.Module, train_loader, criterion: Callable, optimizer: torch.op
             if it >= n_iter:
                 break
             images = batch[0].to(device, non_blocking=True)
+            if images.dim() == 4:
+                images = images.contiguous(memory_format=fmt)
             pids = batch[1].to(device, non_blocking=True)
             outputs = net(images)
             parts, loss, cause = {}, float("nan"), ""
@@ -257,5 +265,6 @@ def fit(model: nn.Module, train_loader, criterion: Callable, optimizer: torch.op
                                 config, criterion if isinstance(criterion, nn.Module) else None)
             saved_epoch = epoch + 1
             barrier()
+    model.to(memory_format=torch.contiguous_format)
     model.eval()
     return history
