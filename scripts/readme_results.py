@@ -60,11 +60,15 @@ def course_times_figure(course: dict, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     ch = course["chapters"]
-    fig, ax = plt.subplots(figsize=(7, 3))
-    ax.barh([c["name"] for c in ch][::-1], [c["seconds"] / 60 for c in ch][::-1],
-            color=["tab:blue" if c["ok"] else "tab:red" for c in ch][::-1])
+    prep = sum(course.get("prepare_seconds", {}).values())  # SynthReID + source backbones, before chapter 00
+    names = [c["name"] for c in ch] + (["preparation (data, backbones)"] if prep else [])
+    minutes = [c["seconds"] / 60 for c in ch] + ([prep / 60] if prep else [])
+    colors = ["tab:blue" if c["ok"] else "tab:red" for c in ch] + (["tab:gray"] if prep else [])
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.barh(names[::-1], minutes[::-1], color=colors[::-1])
     ax.set_xlabel("minutes")
-    ax.set_title(f"make course: {course['total_seconds'] / 60:.1f} min in all (profile {course['profile']})", fontsize=10)
+    ax.set_title(f"make course: {(course['total_seconds'] + prep) / 60:.1f} min in all, {prep / 60:.1f} of them "
+                 f"preparation (profile {course['profile']})", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
