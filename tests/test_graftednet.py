@@ -291,3 +291,11 @@ def test_grafting_figures():
     with pytest.raises(ValueError):
         vg.stage_params_figure({})
     plt.close("all")
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick", "full"])
+def test_table2_variants_keep_their_profiles_learning_rates(profile):
+    base = get_preset("graftednet", profile).optimizer["lr_groups"]
+    assert variant_preset("no_mf", profile).optimizer["lr_groups"] == base  # same rates as the model it ablates
+    assert variant_preset("no_al", profile).optimizer["lr_groups"] == {"rootstock": base["rootstock"]}
+    assert base["accompanying"] == (0.1 if profile == "quick" else 0.01)  # quick's departure, §4.2 elsewhere
