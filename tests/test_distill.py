@@ -20,6 +20,43 @@ def test_regression_loss_eq3_known_values():
     assert float(regression_loss(pred, target, keep)) == pytest.approx(2 * 6 / 8)
     with pytest.raises(ValueError, match="store.dims"):
         regression_loss(torch.zeros(4, 5), target)
+    # the laptop profiles' per-dimension reduction: the same sum divided by D = 6
+    assert float(regression_loss(pred, target, reduction="mean")) == pytest.approx(6 / 2 / 6)
+    assert float(regression_loss(pred, target, keep, "mean")) == pytest.approx(2 * 6 / 8 / 6)
+    with pytest.raises(ValueError, match="reduction"):
+        regression_loss(pred, target, reduction="max")
+
+
+def test_branch_warmup_trains_only_the_branches(smoke_dataset):
+    """warm_up_branches: FMFBs/RFBs move, every student parameter and BN statistic stays, and the student
+    is trainable again afterwards."""
+    from reidbook.distill.student import distill_student, is_branch_parameter, make_distill_loader, warm_up_branches
+    from reidbook.presets.fd import distill_preset
+
+    preset = distill_preset("smoke")
+    views = make_views((preset.height, preset.width), (32, 32), ["holistic", "up1"])
+    items = smoke_dataset.train[:96]
+    torch.manual_seed(0)
+    student = build_student(smoke_dataset.num_train_pids, profile="smoke", arch="R18a", width=0.125)
+    store = SRStore({"holistic": torch.randn(len(items), 64), "up1": torch.randn(len(items), 32)}, "fp")
+    student.add_branches(store.dims, 64)
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    loader = make_distill_loader(items, views, preset)
+    crit = FDCriterion(store, ["holistic", "up1"], loader.context, regression="mean")
+    hist = warm_up_branches(student, loader, crit, preset, epochs=1, device="cpu")
+    after = student.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith(("fmfb.", "rfb.")) for k in moved), sorted(moved)[:5]
+    assert any(is_branch_parameter(n) for n, _ in student.named_parameters())
+    assert all(p.requires_grad for p in student.parameters())
+    assert len(hist.records) == 1 and "attr" in hist.records[0]
+    # the whole distillation with a warm-up returns the joint stage's history and the warm-up's
+    h = distill_student(student, items, store, views, preset, device="cpu", regression="mean",
+                        branch_warmup_epochs=1)
+    assert h.warmup is not None and len(h.warmup.records) == 1 and len(h.records) == preset.epochs
+    assert any(not torch.equal(after[k], v) for k, v in student.state_dict().items() if k.startswith("backbone."))
+    with pytest.raises(ValueError, match="branch_warmup_epochs"):
+        distill_student(student, items, store, views, preset, device="cpu", branch_warmup_epochs=-1)
 
 
 def _criterion(use=("attr", "metric"), n=6, dims=(4, 3)):
