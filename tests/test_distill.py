@@ -222,3 +222,17 @@ def test_cli_distill_smoke(capsys):
     assert main(["distill", "--profile", "smoke", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "teachers" in out and "without FD" in out and "SR store" in out
+
+
+def test_teacher_ensemble_of_one_is_the_teacher(smoke_dataset):
+    """evaluate_ensemble: one model equals evaluate_view (cosine of normalised features is unchanged), and a
+    model without a view is refused."""
+    from reidbook.distill.teachers import evaluate_ensemble, evaluate_view
+
+    (hol,) = make_views((64, 32), (32, 32), ["holistic"])
+    torch.manual_seed(0)
+    t = build_teacher(smoke_dataset.num_train_pids, profile="smoke", arch="resnet18", view="holistic", width=0.125).eval()
+    one = evaluate_view(t, smoke_dataset, hol, device="cpu")
+    assert evaluate_ensemble({"holistic": t}, smoke_dataset, [hol], device="cpu")["mAP"] == pytest.approx(one["mAP"])
+    with pytest.raises(ValueError, match="no view"):
+        evaluate_ensemble({"up1": t}, smoke_dataset, [hol], device="cpu")

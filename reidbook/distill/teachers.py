@@ -17,7 +17,7 @@ from ..data.views import View, ViewDataset, view_transform
 from ..presets import Preset
 from ..utils import resolve_device
 
-__all__ = ["train_view_model", "evaluate_view", "view_loader"]
+__all__ = ["train_view_model", "evaluate_view", "evaluate_ensemble", "view_loader"]
 
 
 def view_loader(items, view: View, preset: Preset, seed: int = 0):
@@ -42,6 +42,45 @@ def train_view_model(model: nn.Module, items, view: View, preset: Preset, device
     return fit(model, loader, criterion, optimizer, scheduler, epochs=preset.epochs, device=device,
                checkpoint_dir=checkpoint_dir, seed=seed, config=preset.to_dict(),
                desc=desc or f"{getattr(model, 'name', 'fd')} ({view.name})")
+
+
+def _view_features(model: nn.Module, dataset, view: View, device, batch_size: int) -> dict:
+    from torch.utils.data import DataLoader
+
+    from ..engine import extract_features
+
+    return {split: extract_features(model, DataLoader(ViewDataset(getattr(dataset, split), view), batch_size=batch_size,
+                                                      shuffle=False), device=device, flip=True,
+                                    desc=f"{split} features ({view.name})")
+            for split in ("query", "gallery")}
+
+
+def evaluate_ensemble(models: dict[str, nn.Module], dataset, views: list[View], device="auto",
+                      batch_size: int = 128) -> dict:
+    """mAP / CMC of several view models together: each model's flip-averaged ``r`` of its own view,
+    L2-normalised, concatenated, ranked by cosine distance.
+
+    Not in the paper: it measures what the teachers *jointly* know — an upper view of what FD can
+    transfer (Eq. 6 asks the student to predict all of these representations at once).
+    """
+    import torch.nn.functional as F
+
+    from ..eval import evaluate_features
+
+    if not models:
+        raise ValueError("evaluate_ensemble needs at least one model")
+    by_name = {v.name: v for v in views}
+    missing = [k for k in models if k not in by_name]
+    if missing:
+        raise ValueError(f"no view given for model(s) {missing}; views: {list(by_name)}")
+    dev = resolve_device(device)
+    parts = {k: _view_features(m, dataset, by_name[k], dev, batch_size) for k, m in models.items()}
+    first = next(iter(parts.values()))
+    (_, qp, qc), (_, gp, gc) = first["query"], first["gallery"]
+    qf = torch.cat([F.normalize(p["query"][0], dim=1) for p in parts.values()], dim=1)
+    gf = torch.cat([F.normalize(p["gallery"][0], dim=1) for p in parts.values()], dim=1)
+    out = evaluate_features(qf, gf, qp, gp, qc, gc, metric="cosine")
+    return {k: float(v) for k, v in out.items() if isinstance(v, numbers.Real) and not isinstance(v, bool)}
 
 
 def evaluate_view(model: nn.Module, dataset, view: View, device="auto", metric: str = "cosine",
