@@ -203,7 +203,7 @@ def distill_student(student: nn.Module, items, store: SRStore, views: Sequence[V
 
 
 def is_branch_parameter(name: str) -> bool:
-    """Whether ``name`` (from ``named_parameters()``) belongs to an FMFB or an RFB."""
+    """Whether ``name`` (from ``named_parameters()`` or ``named_modules()``) belongs to an FMFB or an RFB."""
     return name.startswith(("fmfb.", "rfb."))
 
 
@@ -224,7 +224,7 @@ def warm_up_branches(student: nn.Module, loader, criterion: FDCriterion, preset:
     # BatchNorm still normalises with batch statistics (as in the joint stage); momentum 0 keeps the
     # student's running statistics as they are.
     body_bns = [m for n, m in student.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-                and not n.startswith(("fmfb", "rfb"))]
+                and not is_branch_parameter(n)]
     momenta = [m.momentum for m in body_bns]
     counts = [None if m.num_batches_tracked is None else m.num_batches_tracked.clone() for m in body_bns]
     for m in body_bns:

@@ -89,16 +89,9 @@ def evaluate_view(model: nn.Module, dataset, view: View, device="auto", metric: 
 
     Returns :func:`reidbook.eval.evaluate_features`' dict without the raw result and distance matrix.
     """
-    from torch.utils.data import DataLoader
-
-    from ..engine import extract_features
     from ..eval import evaluate_features
 
-    dev = resolve_device(device)
-    feats = {}
-    for split in ("query", "gallery"):
-        loader = DataLoader(ViewDataset(getattr(dataset, split), view), batch_size=batch_size, shuffle=False)
-        feats[split] = extract_features(model, loader, device=dev, flip=True, desc=f"{split} features ({view.name})")
+    feats = _view_features(model, dataset, view, resolve_device(device), batch_size)
     (qf, qp, qc), (gf, gp, gc) = feats["query"], feats["gallery"]
     out = evaluate_features(qf, gf, qp, gp, qc, gc, metric=metric)
     return {k: float(v) for k, v in out.items() if isinstance(v, numbers.Real) and not isinstance(v, bool)}
