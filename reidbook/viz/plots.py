@@ -194,7 +194,9 @@ def bar_chart(values: Mapping[str, float], ylabel: str = "", title: str | None =
                     fontsize=8)
     for i, (label, v) in enumerate((reference or {}).items()):
         ax.axhline(float(v) * scale, ls="--", color="0.3", lw=1)
-        ax.annotate(f"{label}: {fmt.format(float(v) * scale)}", (-0.45, float(v) * scale), ha="left", va="bottom",
+        # labels alternate between the left and the right end, so that two close lines stay readable
+        x, ha = (-0.45, "left") if i % 2 == 0 else (len(names) - 0.55, "right")
+        ax.annotate(f"{label}: {fmt.format(float(v) * scale)}", (x, float(v) * scale), ha=ha, va="bottom",
                     fontsize=8, color="0.2", zorder=5)
     ax.set_ylabel(ylabel)
     if title:
