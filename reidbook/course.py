@@ -6,7 +6,9 @@ executed notebook and its HTML to ``build/course/``, times each chapter, and wri
 ``build/course/index.html``: the course map with each chapter's learning goals, links, run time and
 the profile used. ``make course`` and ``reidbook course`` both call it. Before the first chapter it
 runs :func:`reidbook.zoo.prepare_course` (SynthReID and the source-domain backbones, the offline
-stand-in for downloading ImageNet weights), so no chapter's time pays for another's backbone.
+stand-in for downloading ImageNet weights) and, outside ``full``, trains chapter 04's seven FD teachers
+(:func:`reidbook.distill.pipeline.prepare_teachers`, the stand-in for downloading trained teachers), so
+no chapter's time pays for another's backbone and chapter 04 fits its budget.
 """
 from __future__ import annotations
 
@@ -175,6 +177,11 @@ def run_course(profile: str = "quick", data: str = "synth", out: str | os.PathLi
 
         say(f"[reidbook course] preparing SynthReID and the source-domain backbones ({profile}) …")
         prepared = zoo.prepare_course(profile, seed, device)
+        if profile != "full":  # full trains its ResNet-101 teachers in chapter 04, on the researcher's GPU
+            from .distill.pipeline import prepare_teachers
+
+            say(f"[reidbook course] training the Factorized Distillation teachers ({profile}) …")
+            prepared.update(prepare_teachers(profile, data, seed, device))
         say(f"[reidbook course] prepared in {sum(prepared.values()):.0f} s")
     for path in paths:
         say(f"[reidbook course] {path.stem} ({profile}) …")

@@ -57,6 +57,35 @@ def test_branch_warmup_trains_only_the_branches(smoke_dataset):
     assert any(not torch.equal(after[k], v) for k, v in student.state_dict().items() if k.startswith("backbone."))
     with pytest.raises(ValueError, match="branch_warmup_epochs"):
         distill_student(student, items, store, views, preset, device="cpu", branch_warmup_epochs=-1)
+    with pytest.raises(ValueError, match="learning rate"):  # the warm-up's own lr reaches warm_up_branches
+        distill_student(student, items, store, views, preset, device="cpu", branch_warmup_epochs=1,
+                        branch_warmup_lr=0.0)
+
+
+def test_branch_warmup_lr_sets_the_step(smoke_dataset):
+    """The warm-up's ``lr`` replaces the preset's: ten times the learning rate moves the branches further
+    (Adam's step is proportional to it), and leaves the student untouched either way."""
+    from reidbook.distill.student import make_distill_loader, warm_up_branches
+    from reidbook.presets.fd import distill_preset
+
+    preset = distill_preset("smoke")
+    views = make_views((preset.height, preset.width), (32, 32), ["holistic"])
+    items = smoke_dataset.train[:64]
+    store = SRStore({"holistic": torch.randn(len(items), 64)}, "fp")
+    moved = {}
+    for lr in (1e-4, 1e-3):
+        torch.manual_seed(0)
+        student = build_student(smoke_dataset.num_train_pids, profile="smoke", arch="R18a", width=0.125)
+        student.add_branches(store.dims, 64)
+        before = {k: v.clone() for k, v in student.state_dict().items()}
+        loader = make_distill_loader(items, views, preset)
+        warm_up_branches(student, loader, FDCriterion(store, ["holistic"], loader.context, regression="mean"),
+                         preset, epochs=1, device="cpu", lr=lr)
+        after = student.state_dict()
+        moved[lr] = sum(float((after[k] - before[k]).abs().sum()) for k in before
+                        if k.startswith("rfb.") and after[k].is_floating_point() and "running" not in k)
+        assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith(("fmfb.", "rfb.")))
+    assert moved[1e-3] > 5 * moved[1e-4] > 0
 
 
 def _criterion(use=("attr", "metric"), n=6, dims=(4, 3)):
@@ -214,6 +243,27 @@ def test_pipeline_end_to_end_smoke(smoke_dataset):
     assert again.path == res.student.path and again.metrics == res.student.metrics
     for a, b in zip(again.model.state_dict().values(), s.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_distillation_settings_do_not_retrain_the_teachers(smoke_dataset, monkeypatch):
+    """Teachers, the initial student and the SRs are keyed by what made them, not by α, β or the warm-up:
+    tuning the distillation reuses them; the distilled student itself gets a new key."""
+    import dataclasses
+
+    from reidbook.distill import pipeline as pl
+    from reidbook.presets import fd as pfd
+
+    before = pl.run_pipeline("smoke", device="cpu")
+    monkeypatch.setitem(pfd.SETTINGS, "smoke", dataclasses.replace(pfd.SETTINGS["smoke"], alpha=2.0, branch_warmup_lr=3e-3))
+    trained = []
+    monkeypatch.setattr(pl, "_train_and_score", lambda *a, **k: trained.append(a) or pytest.fail("retrained"))
+    teacher = pl.train_teacher("up1", "smoke", device="cpu")
+    assert teacher.path == before.teachers["up1"].path and not trained
+    assert pl.initial_student("smoke", device="cpu").path == before.initial.path
+    store = pl.supervisory_representations(before.teachers, "smoke", device="cpu")
+    assert store.path == before.store.path
+    key = pl._base_config("smoke", "synth", 0)["settings"]
+    assert key["alpha"] == 2.0 and key["branch_warmup_lr"] == 3e-3  # …while the student's key sees them
 
 
 def test_cli_distill_smoke(capsys):

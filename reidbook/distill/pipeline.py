@@ -42,8 +42,8 @@ from .store import SRStore, dataset_fingerprint, extract_srs, load_store, model_
 from .student import LOSS_CHOICES, distill_student
 from .teachers import evaluate_view, train_view_model
 
-__all__ = ["Trained", "FDResult", "views_for", "train_teacher", "train_teachers", "initial_student",
-           "supervisory_representations", "distilled_student", "run_pipeline"]
+__all__ = ["Trained", "FDResult", "views_for", "train_teacher", "train_teachers", "prepare_teachers",
+           "initial_student", "supervisory_representations", "distilled_student", "run_pipeline"]
 
 
 @dataclass
@@ -86,11 +86,17 @@ def _zoo():
     return zoo
 
 
-def _base_config(profile: str, data: str, seed: int) -> dict:
+def _base_config(profile: str, data: str, seed: int, settings: bool = True) -> dict:
+    """What every FD cache key holds. ``settings=False`` (teachers, the initial student, their SRs) leaves
+    out the profile's :class:`FDSettings`, whose distillation fields (α, β, regression, warm-up …) do not
+    change those networks: their own presets and ``pretrained`` are in their keys instead, so tuning the
+    distillation does not retrain seven teachers."""
     zoo = _zoo()
-    return {"profile": profile, "data": zoo._data_key(data), "seed": seed,
-            "data_sha256": zoo._data_fingerprint(profile, data, seed),
-            "settings": dataclasses.asdict(fd_settings(profile))}
+    config = {"profile": profile, "data": zoo._data_key(data), "seed": seed,
+              "data_sha256": zoo._data_fingerprint(profile, data, seed)}
+    if settings:
+        config["settings"] = dataclasses.asdict(fd_settings(profile))
+    return config
 
 
 def _pretrained(profile: str, arch: str, width: float, seed: int, device):
@@ -153,9 +159,10 @@ def train_teacher(view: str, profile: str = "quick", data: str = "synth", seed: 
 
     zoo = _zoo()
     preset = teacher_preset(view, profile)
-    config = {**_base_config(profile, data, seed), "view": view, "preset": preset.to_dict()}
-    ds = zoo.dataset(profile, data, seed)
     (v,) = views_for(profile, [view])
+    config = {**_base_config(profile, data, seed, settings=False), "view": v.to_dict(),
+              "pretrained": fd_settings(profile).pretrained, "preset": preset.to_dict()}
+    ds = zoo.dataset(profile, data, seed)
 
     def build(pretrained=None):
         return build_model("fd_teacher", ds.num_train_pids, profile=profile, pretrained=pretrained,
@@ -176,13 +183,30 @@ def train_teachers(views: Sequence[str] = VIEW_NAMES, profile: str = "quick", da
     return {v: train_teacher(v, profile, data, seed, device) for v in views}
 
 
+def prepare_teachers(profile: str = "quick", data: str = "synth", seed: int = 0, device="auto") -> dict[str, float]:
+    """Train (or load) every teacher before the course's chapters run; seconds spent per teacher (0 if cached).
+
+    The laptop profiles' stand-in for downloading trained teachers: FD needs teachers that know clearly
+    more than the student (:mod:`reidbook.distill.student` measured why), and seven of them cost more
+    than a chapter's three minutes. ``reidbook course`` calls this after :func:`reidbook.zoo.prepare_course`;
+    chapter 04 then loads them from the zoo (and trains them itself if they are missing).
+    """
+    spent = {}
+    for view in VIEW_NAMES:
+        t0 = time.perf_counter()
+        train_teacher(view, profile, data, seed, device)
+        spent[f"FD teacher {view}"] = time.perf_counter() - t0
+    return spent
+
+
 def initial_student(profile: str = "quick", data: str = "synth", seed: int = 0, device="auto") -> Trained:
     """The initial holistic student (cached as ``fd_student_initial``): the student *without* FD."""
     from ..models import build_model
 
     zoo = _zoo()
     preset = student_preset(profile)
-    config = {**_base_config(profile, data, seed), "preset": preset.to_dict()}
+    config = {**_base_config(profile, data, seed, settings=False), "pretrained": fd_settings(profile).pretrained,
+              "preset": preset.to_dict()}
     ds = zoo.dataset(profile, data, seed)
     (v,) = views_for(profile, ["holistic"])
 
@@ -210,7 +234,7 @@ def supervisory_representations(teachers: dict[str, Trained], profile: str = "qu
     views = views_for(profile, list(teachers))
     data_fp = dataset_fingerprint(ds.train)
     teacher_fp = {v: model_fingerprint(t.model) for v, t in teachers.items()}
-    config = {**_base_config(profile, data, seed), "teachers": {v: t.key for v, t in teachers.items()},
+    config = {**_base_config(profile, data, seed, settings=False), "teachers": {v: t.key for v, t in teachers.items()},
               "teacher_sha256": teacher_fp, "views": [v.to_dict() for v in views]}
     expect = dict(data_fingerprint=data_fp, teachers=teacher_fp, views={v.name: v.to_dict() for v in views})
 
@@ -282,6 +306,7 @@ def distilled_student(profile: str = "quick", data: str = "synth", seed: int = 0
         history = distill_student(student, ds.train, store if use else SRStore({}, ""), vs, preset, use=use,
                                   alpha=s.alpha, beta=s.beta, erase_threshold=s.erase_threshold, device=device,
                                   regression=s.regression, branch_warmup_epochs=s.branch_warmup_epochs,
+                                  branch_warmup_lr=s.branch_warmup_lr,
                                   seed=seed, checkpoint_dir=_zoo().entry_dir("fd_student", config) / "train",
                                   desc=f"distill {'+'.join(use) or 'cls'}")
         student = student.cpu().eval()
