@@ -241,6 +241,9 @@ def test_pipeline_end_to_end_smoke(smoke_dataset):
     # cached: the same call loads the same entry
     again = distilled_student("smoke", device="cpu")
     assert again.path == res.student.path and again.metrics == res.student.metrics
+    # the branch warm-up's records are saved beside the joint stage's, and come back with it
+    assert len(res.student.warmup) == 1 and "attr" in res.student.warmup[0] and "cls" in res.student.warmup[0]
+    assert again.warmup == res.student.warmup and (res.student.path / "warmup.json").is_file()
     for a, b in zip(again.model.state_dict().values(), s.state_dict().values()):
         assert torch.equal(a, b)
 

@@ -57,6 +57,7 @@ class Trained:
     path: Path
     config: dict
     trained: nn.Module | None = None  # a distilled student *with* its FMFBs/RFBs (for Fig. 4); else None
+    warmup: list[dict] = field(default_factory=list)  # a distilled student's branch warm-up records
 
     @property
     def key(self) -> str:
@@ -116,16 +117,22 @@ def _save(folder: Path, obj: dict) -> list[str]:
     atomic_torch_save({k: v.detach().cpu() for k, v in obj["model"].state_dict().items()}, folder / "model.pt")
     atomic_write_json(folder / "metrics.json", obj["metrics"])
     atomic_write_json(folder / "history.json", obj["history"])
+    files = ["model.pt", "metrics.json", "history.json"]
+    if obj.get("warmup"):  # the branch warm-up of a distilled student (its own stage, its own records)
+        atomic_write_json(folder / "warmup.json", obj["warmup"])
+        files.append("warmup.json")
     shutil.rmtree(folder / "train", ignore_errors=True)  # resume checkpoints are not needed any more
-    return ["model.pt", "metrics.json", "history.json"]
+    return files
 
 
 def _loader(build):
     def load(folder: Path) -> dict:
         model = build()
         model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
+        warmup = folder / "warmup.json"
         return {"model": model.eval(), "metrics": json.loads((folder / "metrics.json").read_text()),
-                "history": json.loads((folder / "history.json").read_text())}
+                "history": json.loads((folder / "history.json").read_text()),
+                "warmup": json.loads(warmup.read_text()) if warmup.exists() else []}
     return load
 
 
@@ -135,7 +142,7 @@ def _cached_model(kind: str, config: dict, build, train) -> Trained:
     model = obj["model"].cpu().eval()
     if getattr(model, "has_branches", False):  # keep the branches for Fig. 4; the model is the deployed one
         return Trained(model.deploy().eval(), obj["metrics"], obj["history"], zoo.entry_dir(kind, config), config,
-                       trained=model)
+                       trained=model, warmup=obj.get("warmup") or [])
     return Trained(model, obj["metrics"], obj["history"], zoo.entry_dir(kind, config), config)
 
 
@@ -313,7 +320,8 @@ def distilled_student(profile: str = "quick", data: str = "synth", seed: int = 0
         (hol,) = views_for(profile, ["holistic"])
         metrics = evaluate_view(student.deploy(), ds, hol, device=device)  # the deployed student is scored
         metrics["train_seconds"] = time.perf_counter() - t0
-        return {"model": student, "metrics": metrics, "history": history.records}
+        return {"model": student, "metrics": metrics, "history": history.records,
+                "warmup": history.warmup.records if history.warmup is not None else []}
 
     return _cached_model("fd_student", config, build, train)
 
