@@ -67,7 +67,7 @@ def course_times_figure(course: dict, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 3.2))
     ax.barh(names[::-1], minutes[::-1], color=colors[::-1])
     ax.set_xlabel("minutes")
-    ax.set_title(f"make course: {(course['total_seconds'] + prep) / 60:.1f} min in all, {prep / 60:.1f} of them "
+    ax.set_title(f"make course: {(course['total_seconds'] + prep) / 60:.1f} min in all,\n{prep / 60:.1f} of them "
                  f"preparation (profile {course['profile']})", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
