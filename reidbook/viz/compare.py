@@ -17,6 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .labels import annotate_points
+
 __all__ = ["AXES", "pareto_front", "plot_pareto", "budget_table", "budget_guide", "cam_target_layer", "inspection_maps", "pick_pairs",
            "map_agreement", "plot_inspection"]
 
@@ -58,11 +60,6 @@ def plot_pareto(table, accuracy: str = "mAP", axes: Sequence[str] = tuple(AXES),
         f = table[front].sort_values(cost)
         ax.plot(f[cost], f[accuracy], "-", color="k", lw=1, alpha=0.6, zorder=2, label="Pareto front")
         ax.scatter(f[cost], f[accuracy], s=140, facecolors="none", edgecolors="k", lw=1.2, zorder=4)
-        if annotate:
-            for key, row in table.iterrows():
-                if np.isfinite(row[cost]) and np.isfinite(row[accuracy]):
-                    ax.annotate(str(row.get("label", key)), (row[cost], row[accuracy]), fontsize=6.5,
-                                xytext=(3, 3), textcoords="offset points")
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
@@ -75,6 +72,13 @@ def plot_pareto(table, accuracy: str = "mAP", axes: Sequence[str] = tuple(AXES),
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
+    if annotate:  # after the layout, so that the labels are placed in the final axes (viz/labels.py)
+        for ax, cost in zip(axs[0], axes):
+            front = pareto_front(table, cost, accuracy)
+            ok = np.isfinite(table[cost].to_numpy(float)) & np.isfinite(table[accuracy].to_numpy(float))
+            rows = table[ok].assign(_front=front[ok]).sort_values(["_front", accuracy], ascending=False)
+            annotate_points(ax, rows[cost].to_numpy(float), rows[accuracy].to_numpy(float),
+                            [str(r.get("label", k)) for k, r in rows.iterrows()])
     return fig
 
 
