@@ -109,7 +109,7 @@ def cmd_train(args) -> int:
 
 def cmd_eval(args) -> int:
     from . import zoo
-    from .eval import evaluate_model
+    from .eval import evaluate_model, scalar_metrics
 
     target = Path(args.model).expanduser()
     if target.exists():
@@ -126,7 +126,7 @@ def cmd_eval(args) -> int:
     ds = zoo.dataset(profile, data, seed)
     metrics = evaluate_model(entry.model, ds, entry.preset.height, entry.preset.width, device=args.device,
                              rerank=args.rerank)
-    metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    metrics = scalar_metrics(metrics)
     _print_metrics(f"{entry.config.get('name', args.model)} on {data}" + (" (re-ranked)" if args.rerank else ""),
                    {"path": str(entry.path), **metrics})
     return 0

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import numbers
 import os
 import shutil
 import time
@@ -376,11 +375,6 @@ def _train_loader(ds, preset: Preset, seed: int):
                              num_replicas=world, rank=rank)
 
 
-def _plain_metrics(metrics: dict) -> dict[str, float]:
-    """The scalar entries of an evaluation dict as plain floats (drops the raw result object)."""
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, numbers.Real) and not isinstance(v, bool)}
-
-
 def _fit(model: nn.Module, ds, preset: Preset, device, seed: int, checkpoint_dir: Path | None,
          evaluate: bool = True):
     """Train ``model`` on ``ds.train`` with ``preset`` through :func:`reidbook.engine.fit`; its History."""
@@ -393,10 +387,10 @@ def _fit(model: nn.Module, ds, preset: Preset, device, seed: int, checkpoint_dir
     scheduler = build_scheduler(optimizer, preset.schedule, preset.epochs, len(loader))
     evaluate_fn = None
     if evaluate and preset.eval_every:
-        from .eval import evaluate_model
+        from .eval import evaluate_model, scalar_metrics
 
         def evaluate_fn(m):
-            return _plain_metrics(evaluate_model(m, ds, preset.height, preset.width, device=device))
+            return scalar_metrics(evaluate_model(m, ds, preset.height, preset.width, device=device))
     return fit(model, loader, criterion, optimizer, scheduler, epochs=preset.epochs, device=device,
                evaluate=evaluate_fn, eval_every=preset.eval_every if evaluate_fn else 0,
                checkpoint_dir=checkpoint_dir, resume=True, seed=seed, config=preset.to_dict(),
@@ -417,7 +411,7 @@ def train_entry(name: str, preset: Preset, data: str = "synth", seed: int = 0, d
     optimiser and schedule from the preset; :func:`reidbook.engine.fit` (checkpoints in ``folder/train``,
     so an interrupted run resumes); :func:`reidbook.eval.evaluate_model` on query/gallery; save.
     """
-    from .eval import evaluate_model
+    from .eval import evaluate_model, scalar_metrics
     from .models import build_model
 
     dev = resolve_device(device)
@@ -437,7 +431,7 @@ def train_entry(name: str, preset: Preset, data: str = "synth", seed: int = 0, d
     model = _deployed(model.cpu().eval())
     metrics = {}
     if evaluate:
-        metrics = _plain_metrics(evaluate_model(model, ds, preset.height, preset.width, device=dev,
+        metrics = scalar_metrics(evaluate_model(model, ds, preset.height, preset.width, device=dev,
                                                 metric=getattr(model, "metric", "euclidean")))
         model = model.cpu().eval()
     metrics["train_seconds"] = train_seconds

@@ -348,3 +348,12 @@ def test_evaluate_model_on_tiny_image_folder(tmp_path):
     assert res["mAP"] == 1.0
     with pytest.raises(TypeError, match="query"):
         evaluate_model(MeanColour(), SimpleNamespace(gallery=[]), 16, 8)
+
+
+def test_scalar_metrics_keeps_numbers_only():
+    import numpy as np
+
+    from reidbook.eval import scalar_metrics
+
+    out = scalar_metrics({"mAP": np.float32(0.5), "rank1": 1, "flag": True, "result": object(), "distmat": np.zeros(2)})
+    assert out == {"mAP": 0.5, "rank1": 1.0} and all(type(v) is float for v in out.values())

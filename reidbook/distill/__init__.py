@@ -11,9 +11,9 @@ from .store import SRStore, StoreError, dataset_fingerprint, extract_srs, load_s
 from .student import BatchContext, DistillLoader, FDCriterion, distill_student, make_distill_loader, regression_loss
 from .teachers import evaluate_ensemble, evaluate_view, train_view_model
 
-__all__ = ["evaluate_ensemble", "SRStore", "StoreError", "dataset_fingerprint", "extract_srs", "load_store", "model_fingerprint",
+__all__ = ["SRStore", "StoreError", "dataset_fingerprint", "extract_srs", "load_store", "model_fingerprint",
            "write_store", "BatchContext", "DistillLoader", "FDCriterion", "distill_student", "make_distill_loader",
-           "regression_loss", "evaluate_view", "train_view_model", "run_pipeline", "distilled_student",
+           "regression_loss", "evaluate_view", "evaluate_ensemble", "train_view_model", "run_pipeline", "distilled_student",
            "initial_student", "train_teachers", "supervisory_representations"]
 
 

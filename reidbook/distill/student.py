@@ -197,6 +197,7 @@ def distill_student(student: nn.Module, items, store: SRStore, views: Sequence[V
         raise ValueError(f"the SR store has {len(store)} rows but the training list {len(items)} items")
     if branch_warmup_epochs < 0:
         raise ValueError(f"branch_warmup_epochs must be ≥ 0, got {branch_warmup_epochs}")
+    _check_warmup_lr(branch_warmup_lr)
     loader = make_distill_loader(items, views, preset, seed)
     criterion = FDCriterion(store, names, loader.context, alpha, beta, use, erase_threshold, regression)
     config = {**preset.to_dict(), "use": list(use), "views": names, "regression": regression,
@@ -219,6 +220,11 @@ def is_branch_parameter(name: str) -> bool:
     return name.startswith(("fmfb.", "rfb."))
 
 
+def _check_warmup_lr(lr: float | None) -> None:
+    if lr is not None and not lr > 0:  # also refuses NaN
+        raise ValueError(f"the branch warm-up's learning rate must be > 0 (or None: the preset's), got {lr}")
+
+
 def warm_up_branches(student: nn.Module, loader, criterion: FDCriterion, preset: Preset, epochs: int,
                      device="auto", seed: int = 0, checkpoint_dir=None, config: dict | None = None,
                      grad_clip: float | None = None, desc: str = "distill", lr: float | None = None):
@@ -231,6 +237,7 @@ def warm_up_branches(student: nn.Module, loader, criterion: FDCriterion, preset:
     """
     from ..engine import build_optimizer, build_scheduler, fit
 
+    _check_warmup_lr(lr)
     frozen = [p for n, p in student.named_parameters() if not is_branch_parameter(n) and p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)
@@ -243,8 +250,6 @@ def warm_up_branches(student: nn.Module, loader, criterion: FDCriterion, preset:
     for m in body_bns:
         m.momentum = 0.0
     try:
-        if lr is not None and not lr > 0:
-            raise ValueError(f"the branch warm-up's learning rate must be > 0, got {lr}")
         optimizer = build_optimizer(student, preset.optimizer if lr is None else {**preset.optimizer, "lr": lr})
         scheduler = build_scheduler(optimizer, {"name": "constant"}, epochs, len(loader))
         return fit(student, loader, criterion, optimizer, scheduler, epochs=epochs, device=device,

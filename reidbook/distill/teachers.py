@@ -8,8 +8,6 @@ for a partial teacher, query and gallery are seen through the same view (Table 3
 """
 from __future__ import annotations
 
-import numbers
-
 import torch
 from torch import nn
 
@@ -65,7 +63,7 @@ def evaluate_ensemble(models: dict[str, nn.Module], dataset, views: list[View], 
     """
     import torch.nn.functional as F
 
-    from ..eval import evaluate_features
+    from ..eval import evaluate_features, scalar_metrics
 
     if not models:
         raise ValueError("evaluate_ensemble needs at least one model")
@@ -79,8 +77,7 @@ def evaluate_ensemble(models: dict[str, nn.Module], dataset, views: list[View], 
     (_, qp, qc), (_, gp, gc) = first["query"], first["gallery"]
     qf = torch.cat([F.normalize(p["query"][0], dim=1) for p in parts.values()], dim=1)
     gf = torch.cat([F.normalize(p["gallery"][0], dim=1) for p in parts.values()], dim=1)
-    out = evaluate_features(qf, gf, qp, gp, qc, gc, metric="cosine")
-    return {k: float(v) for k, v in out.items() if isinstance(v, numbers.Real) and not isinstance(v, bool)}
+    return scalar_metrics(evaluate_features(qf, gf, qp, gp, qc, gc, metric="cosine"))
 
 
 def evaluate_view(model: nn.Module, dataset, view: View, device="auto", metric: str = "cosine",
@@ -89,11 +86,10 @@ def evaluate_view(model: nn.Module, dataset, view: View, device="auto", metric: 
 
     Returns :func:`reidbook.eval.evaluate_features`' dict without the raw result and distance matrix.
     """
-    from ..eval import evaluate_features
+    from ..eval import evaluate_features, scalar_metrics
 
     feats = _view_features(model, dataset, view, resolve_device(device), batch_size)
     (qf, qp, qc), (gf, gp, gc) = feats["query"], feats["gallery"]
-    out = evaluate_features(qf, gf, qp, gp, qc, gc, metric=metric)
-    return {k: float(v) for k, v in out.items() if isinstance(v, numbers.Real) and not isinstance(v, bool)}
+    return scalar_metrics(evaluate_features(qf, gf, qp, gp, qc, gc, metric=metric))
 
 

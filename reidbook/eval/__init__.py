@@ -8,7 +8,7 @@ sub-modules can be read one at a time:
   :func:`pool_multi_query`;
 - ``distance.py`` — :func:`compute_distmat` (euclidean, squared euclidean, cosine);
 - ``rerank.py``   — :func:`re_ranking`, :func:`re_ranking_features` (Zhong et al. CVPR 2017);
-- ``evaluate.py`` — :func:`evaluate_model`, :func:`evaluate_features`.
+- ``evaluate.py`` — :func:`evaluate_model`, :func:`evaluate_features`, :func:`scalar_metrics`.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ _EXPORTS = {
     "re_ranking_features": "rerank",
     "evaluate_model": "evaluate",
     "evaluate_features": "evaluate",
+    "scalar_metrics": "evaluate",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -6,6 +6,8 @@ optionally re-rank them (Zhong et al. CVPR 2017), then score with the Market-150
 """
 from __future__ import annotations
 
+import numbers
+
 import time
 
 import numpy as np
@@ -14,7 +16,13 @@ from .distance import compute_distmat
 from .metrics import evaluate_rank
 from .rerank import re_ranking_features
 
-__all__ = ["evaluate_features", "evaluate_model"]
+__all__ = ["evaluate_features", "evaluate_model", "scalar_metrics"]
+
+
+def scalar_metrics(metrics: dict) -> dict[str, float]:
+    """The numbers of an evaluation dict as plain floats, for JSON and tables: drops the raw ``result``
+    object and the ``distmat`` that :func:`evaluate_features` / :func:`evaluate_model` also return."""
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, numbers.Real) and not isinstance(v, bool)}
 
 
 def evaluate_features(qf, gf, q_pids, g_pids, q_camids, g_camids, metric: str = "euclidean",

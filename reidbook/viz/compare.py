@@ -53,8 +53,9 @@ def plot_pareto(table, accuracy: str = "mAP", axes: Sequence[str] = tuple(AXES),
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     fig, axs = plt.subplots(1, len(axes), figsize=(4.4 * len(axes), 3.8), squeeze=False)
+    fronts = {}
     for ax, cost in zip(axs[0], axes):
-        front = pareto_front(table, cost, accuracy)
+        front = fronts[cost] = pareto_front(table, cost, accuracy)
         for fam, g in table.groupby("family", sort=False):
             ax.scatter(g[cost], g[accuracy], s=36, color=_FAMILY_COLOURS.get(fam, "grey"), label=fam, zorder=3)
         f = table[front].sort_values(cost)
@@ -73,10 +74,9 @@ def plot_pareto(table, accuracy: str = "mAP", axes: Sequence[str] = tuple(AXES),
         fig.suptitle(title, fontsize=11)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     if annotate:  # after the layout, so that the labels are placed in the final axes (viz/labels.py)
-        for ax, cost in zip(axs[0], axes):
-            front = pareto_front(table, cost, accuracy)
+        for ax, cost in zip(axs[0], axes):  # front models first: they get the free spots
             ok = np.isfinite(table[cost].to_numpy(float)) & np.isfinite(table[accuracy].to_numpy(float))
-            rows = table[ok].assign(_front=front[ok]).sort_values(["_front", accuracy], ascending=False)
+            rows = table[ok].assign(_front=fronts[cost][ok]).sort_values(["_front", accuracy], ascending=False)
             annotate_points(ax, rows[cost].to_numpy(float), rows[accuracy].to_numpy(float),
                             [str(r.get("label", k)) for k, r in rows.iterrows()])
     return fig
