@@ -23,9 +23,9 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["main", "build_parser"]
+from .profiles import PROFILES
 
-PROFILES = ("smoke", "quick", "full")
+__all__ = ["main", "build_parser"]
 
 
 def _add_common(p: argparse.ArgumentParser, data: bool = True) -> None:

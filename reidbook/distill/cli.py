@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 
 from ..data.views import VIEW_NAMES
+from ..profiles import PROFILES
 from .student import LOSS_CHOICES
 
 __all__ = ["add_arguments", "main"]
@@ -22,7 +23,7 @@ __all__ = ["add_arguments", "main"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``reidbook distill`` (called by ``reidbook.cli``)."""
-    parser.add_argument("--profile", choices=("smoke", "quick", "full"), default="quick",
+    parser.add_argument("--profile", choices=PROFILES, default="quick",
                         help="smoke (tests), quick (CPU, minutes; default) or full (§4.1 settings, GPU)")
     parser.add_argument("--data", default="synth", help="'synth' (SynthReID), a data set name or a folder")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")

@@ -12,20 +12,9 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-PROFILES = ("smoke", "quick", "full")
+from ..profiles import PROFILES, check_profile, profile_width
 
-_WIDTH = {"smoke": 0.125, "quick": 0.25, "full": 1.0}
-
-
-def check_profile(profile: str) -> str:
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    return profile
-
-
-def profile_width(profile: str) -> float:
-    """Channel-width multiplier of a profile's networks: full 1, quick 1/4, smoke 1/8."""
-    return _WIDTH[check_profile(profile)]
+__all__ = ["PROFILES", "Preset", "check_profile", "get_preset", "profile_width"]
 
 
 @dataclass
@@ -74,4 +63,7 @@ def get_preset(model: str, profile: str = "quick") -> Preset:
         if exc.name != f"reidbook.presets.{model}":
             raise
         raise KeyError(f"no presets for model {model!r}; add reidbook/presets/{model}.py") from None
+    if not hasattr(module, "PRESETS"):
+        raise KeyError(f"reidbook.presets.{model} holds settings, not a model's presets; "
+                       f"see its docstring for the functions that build them")
     return dataclasses.replace(module.PRESETS[profile])

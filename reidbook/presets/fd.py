@@ -26,8 +26,6 @@ short warm-up, and the backbones start from the zoo's SynthReID source-domain pr
 takes Eq. (3)/(4) per SR dimension, warms the fresh FMFBs/RFBs up alone (six epochs at lr 1e-2 in quick)
 before the joint stage, and uses α = 1, β = 0.5; ``reidbook/distill/student.py`` says why and what each
 change measured.
-
-``get_preset("fd", profile)`` returns the holistic teacher's preset (the registry name ``fd_teacher``).
 """
 from __future__ import annotations
 
@@ -35,7 +33,7 @@ from dataclasses import dataclass, field
 
 from . import Preset, check_profile
 
-__all__ = ["FDSettings", "SETTINGS", "PRESETS", "fd_settings", "teacher_preset", "student_preset",
+__all__ = ["FDSettings", "SETTINGS", "fd_settings", "teacher_preset", "student_preset",
            "distill_preset", "TABLE2"]
 
 
@@ -164,6 +162,3 @@ def distill_preset(profile: str = "quick") -> Preset:
                   epochs=s.distill_epochs, optimizer=_optimizer(profile, "distill"),
                   schedule=_schedule(profile, "distill", s.distill_epochs), losses=losses,
                   notes=f"FD final student: §3.6 step 3, Eq. (6), §4.1 (40 % erasing rule). {s.notes}")
-
-
-PRESETS = {p: teacher_preset("holistic", p) for p in ("smoke", "quick", "full")}

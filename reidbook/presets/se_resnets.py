@@ -7,6 +7,7 @@ batch-hard soft-margin triplet loss on its one embedding. Only the loss list and
 """
 from __future__ import annotations
 
+from ..profiles import PROFILES
 from .dare import PRESETS as _DARE
 
 __all__ = ["PRESETS", "SE_ARCHS"]
@@ -22,4 +23,4 @@ def _member(profile: str):
                         notes="SE-ResNets member (paper 004 §5.3.1) trained with DaRe's recipe: " + base.notes)
 
 
-PRESETS = {p: _member(p) for p in ("smoke", "quick", "full")}
+PRESETS = {p: _member(p) for p in PROFILES}
