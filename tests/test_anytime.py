@@ -87,6 +87,76 @@ def test_confidences_by_hand():
         A.confidence(d, "oracle")
 
 
+def test_confidences_leave_out_each_querys_junk():
+    """The released code computes confidences on the gallery without the query's same-identity,
+    same-camera items (``get_junk``): a hand-made 2 × 4 matrix where the junk item is the nearest."""
+    d = np.array([[0.1, 1.0, 2.0, 4.0],
+                  [0.2, 0.3, 3.0, 0.9]])
+    g_pids, g_cams = np.array([5, 5, 6, 7]), np.array([0, 1, 0, 0])
+    q_pids, q_cams = np.array([5, 6]), np.array([0, 0])
+    junk = A.junk_mask(q_pids, g_pids, q_cams, g_cams)
+    # query 0 (pid 5, cam 0): gallery 0 is junk; query 1 (pid 6, cam 0): gallery 2 is junk
+    np.testing.assert_array_equal(junk, [[True, False, False, False], [False, False, True, False]])
+    # distance: nearest remaining item 1.0 (q0) and 0.2 (q1)
+    np.testing.assert_allclose(A.confidence(d, "distance", g_pids, junk=junk), [-1.0, -0.2])
+    np.testing.assert_allclose(A.confidence(d, "distance", g_pids), [-0.1, -0.2])  # whole gallery
+    # margin: q0 nearest is pid 5 at 1.0, nearest other identity (6) at 2.0 -> 1.0 (with the junk
+    # item it would be 2.0 - 0.1); q1 nearest pid 5 at 0.2, other (7) at 0.9 -> 0.7
+    np.testing.assert_allclose(A.confidence(d, "margin", g_pids, junk=junk), [1.0, 0.7])
+    np.testing.assert_allclose(A.confidence(d, "margin", g_pids), [1.9, 0.7])
+    # junk images (pid -1) are left out for every query
+    assert A.junk_mask([1], [-1, 1], [0], [1]).tolist() == [[True, False]]
+    with pytest.raises(ValueError, match="junk mask"):
+        A.confidence(d, "distance", junk=junk[:, :2])
+    # AnytimeEval uses the junk-free gallery by default
+    ev = A.AnytimeEval(d[None], [1.0], q_pids, g_pids, q_cams, g_cams)
+    np.testing.assert_allclose(ev.confidences("distance")[0], [-1.0, -0.2])
+    np.testing.assert_allclose(ev.confidences("distance", exclude_junk=False)[0], [-0.1, -0.2])
+
+
+# ------------------------------------------------------------------ the paper's random baseline (§5.3.2)
+def test_random_plan_mixes_the_two_adjacent_exits():
+    """``get_p_given_budget_random`` of the released code: p on the two exits around the budget."""
+    c = np.array([1.0, 2.0, 4.0, 8.0])
+    np.testing.assert_allclose(A.random_exit_distribution(c, 3.0).p, [0, 0.5, 0.5, 0])
+    np.testing.assert_allclose(A.random_exit_distribution(c, 1.25).p, [0.75, 0.25, 0, 0])
+    np.testing.assert_allclose(A.random_exit_distribution(c, 7.0).p, [0, 0, 0.25, 0.75])
+    np.testing.assert_allclose(A.random_exit_distribution(c, 2.0).p, [0, 1, 0, 0])
+    np.testing.assert_allclose(A.random_exit_distribution(c, 8.0).p, [0, 0, 0, 1])
+    for b in np.linspace(1, 8, 15):
+        plan = A.random_exit_distribution(c, b)
+        assert plan.expected_cost == pytest.approx(b) and np.isnan(plan.a)
+        assert np.count_nonzero(plan.p) <= 2  # never more than two exits, unlike Eq. (3)
+    assert np.count_nonzero(A.exit_distribution(c, 3.0).p) == 4
+    assert A.plan_for(c, 3.0, "random").p.tolist() == [0, 0.5, 0.5, 0]
+    np.testing.assert_allclose(A.plan_for(c, 3.0, "random_eq3").p, A.exit_distribution(c, 3.0).p)
+    with pytest.raises(ValueError, match=r"outside \[C_1, C_S\]"):
+        A.random_exit_distribution(c, 9.0)
+
+
+def test_random_curve_is_the_chord_between_adjacent_exits():
+    """Fig. 6's straight lines: random routing's accuracy at a budget is the linear interpolation of the
+    two single exits around it; its simulated coins average to the same line."""
+    ev = _toy_eval()
+    acc = np.array([r.rank(1) for r in ev.results])
+    maps = np.array([r.mAP for r in ev.results])
+    budgets = [1.0, 1.25, 1.5, 2.0, 2.6, 3.0]
+    df = A.budgeted_curve(ev, budgets, rules=("random",))
+    want = np.interp(budgets, ev.costs, acc)
+    np.testing.assert_allclose(df.rank1, want, atol=1e-12)
+    np.testing.assert_allclose(df.mAP, np.interp(budgets, ev.costs, maps), atol=1e-12)
+    np.testing.assert_allclose(df.cost, budgets)
+    # the simulated coins (one per query, as the released code) agree on average
+    sim = A.budgeted_curve(ev, budgets, rules=("random",), seeds=range(300), random_expected=False)
+    np.testing.assert_allclose(sim.rank1, want, atol=0.02)
+    np.testing.assert_allclose(sim.cost, budgets, rtol=0.02)
+    # and the exits a simulated stream uses are the two around the budget only
+    used = np.unique(A.budgeted_stream(ev, 2.5, "random", seed=3).exits)
+    assert set(used.tolist()) <= {2, 3}
+    # blind exits at Eq. (3)'s rates use all three exits at the same budget
+    assert len(np.unique(A.budgeted_stream(ev, 2.0, "random_eq3", seed=3).exits)) == 3
+
+
 # ------------------------------------------------------------------ routing
 def test_distance_routing_by_hand():
     # two stages, q_1 = 0.5: exit if fewer than 0.5·(n+1) of the n earlier confidences are higher
@@ -141,12 +211,12 @@ def test_random_routing_rates():
     np.testing.assert_allclose(np.bincount(exits - 1) / len(exits), p, atol=0.015)
 
 
-@pytest.mark.parametrize("rule", ["distance", "margin", "random"])
+@pytest.mark.parametrize("rule", ["distance", "margin", "random", "random_eq3"])
 def test_realised_cost_within_budget_in_expectation(rule):
     """Simulated stream: i.i.d. confidences; averaged over streams the realised cost does not exceed B."""
     costs = np.array([1.0, 2.0, 3.0, 4.0])
     for budget in (1.3, 2.0, 2.5, 3.6):
-        plan = A.exit_distribution(costs, budget)
+        plan = A.plan_for(costs, budget, rule)
         per_query = []
         for seed in range(20):
             conf = np.random.default_rng(seed).normal(size=(4, 400))

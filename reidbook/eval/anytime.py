@@ -1,8 +1,8 @@
 """Re-ID under a computational budget: anytime and budgeted-stream inference (paper 004, §4, §5.3).
 
 A model with several **exits** (DaRe: after each of its 4 stages, the last one using the fusion;
-SE-ResNets: after each member network) gives a query an embedding after ``C_s`` multiply-adds
-(``C_1 < … < C_S``, cumulative). Two settings (§4):
+the paper's sequential ensemble of ResNets: after each member network) gives a query an embedding
+after ``C_s`` multiply-adds (``C_1 < … < C_S``, cumulative). Two settings (§4):
 
 * **Anytime** (§4.1, Fig. 5): the budget of a query is unknown in advance; when it runs out, the most
   recent embedding is used. For a per-query budget ``b`` that means the deepest exit with
@@ -14,21 +14,37 @@ SE-ResNets: after each member network) gives a query an embedding after ``C_s`` 
   if its confidence is among the top ``q_s`` of the confidences that earlier queries had at that
   stage (:func:`route_stream`). Confidences (:func:`confidence`): ``distance`` (closeness of the
   nearest gallery item), ``margin`` (distance to the nearest gallery item of another identity than
-  the nearest one, minus the nearest distance; uses gallery labels), or ``random`` routing.
+  the nearest one, minus the nearest distance; uses gallery labels).
+* **Random routing** (§5.3.2, the paper's baseline, ``random``): "randomly deciding to exit queries at
+  either one of the two corresponding stages" around the budget — the released code's
+  ``get_p_given_budget_random``: for ``C_k ≤ B < C_{k+1}``, ``p_k = (C_{k+1} − B)/(C_{k+1} − C_k)``,
+  ``p_{k+1} = 1 − p_k`` (:func:`random_exit_distribution`), each query flipping its own coin. Its
+  expected accuracy is the chord between the two single exits (:func:`random_chord`): the straight
+  lines of Fig. 6. ``random_eq3`` (not in the paper) draws blind exits from Eq. (3)'s distribution
+  instead: the same exit fractions as ``distance``/``margin``, so it isolates what the confidence adds.
 
 Rules where the paper is silent (and why):
   * The threshold at stage ``s`` is the running ``(1 − q_s)``-quantile of the confidences earlier
     queries had at that stage, counted with the query's own (see :func:`route_stream`), so that a
-    stream exits *at least* a fraction ``q_s`` there and the realised cost stays within the budget.
-  * Hence the first query to reach a stage (no earlier confidences) **exits** there if ``q_s > 0``.
+    stream exits *at least* a fraction ``q_s`` at each stage it reaches, in expectation. The released
+    code takes ``sorted(conf)[int((n − 1)·q_s)]`` of the confidences including the query's own.
+    Neither enforces the budget: a finite stream's realised average cost can exceed ``B`` (the
+    queries that reach a later stage are not an exchangeable sample of the stream). Measure it:
+    :attr:`StreamResult.overrun` and the ``overrun`` column of :func:`budgeted_curve`; chapter 07
+    prints the largest one of its run.
+  * Hence the first query to reach a stage (no earlier confidences) **exits** there if ``q_s > 0``
+    (as in the released code).
   * The last stage always exits (``q_S = 1``). ``q_s = 0`` never exits, ``q_s = 1`` always does.
   * A budget outside ``[C_1, C_S]`` is an error (no exit distribution meets it); clamp it yourself.
-  * Routing ignores the query's own camera and identity (a deployed system does not know them); the
-    evaluation then scores the chosen exit's ranking with the usual Market-1501 protocol.
+  * Confidences are computed, as in the released code, on the gallery *without* the query's junk
+    items (same identity **and** same camera: the items the Market-1501 protocol does not score;
+    ``exclude_junk=True``, the default). ``exclude_junk=False`` uses the whole gallery: what a
+    deployed system that knows neither the query's identity nor its camera could compute.
 
 Costs: :func:`exit_costs` measures cumulative multiply-adds per exit with :mod:`reidbook.profile`
 on the actual model and input; :data:`PAPER_RESNET50_MACS_M` is the paper code's table for
-ResNet-50 at 256×128 (Caffe-style; torchvision's ResNet-50 counts 3–5 % more).
+ResNet-50 at 256×128 (Caffe-style, netscope). Our torchvision-style ResNet-50 measures between
+−1.9 % (exit 1) and +5.2 % (exit 4) of it (chapter 07 prints the ratio per exit).
 :func:`exit_latency` measures CPU time per exit, to show that time follows multiply-adds.
 """
 from __future__ import annotations
@@ -48,16 +64,18 @@ from .metrics import RankResult, evaluate_rank
 __all__ = [
     "PAPER_RESNET50_MACS_M", "ROUTINGS", "exit_costs", "exit_latency", "exit_names", "exit_slots",
     "ExitEmbeddings", "exit_features", "AnytimeEval", "anytime_curve",
-    "ExitPlan", "exit_distribution", "solve_exit_base", "conditional_exit_rates", "expected_cost",
+    "ExitPlan", "exit_distribution", "random_exit_distribution", "plan_for", "random_chord",
+    "solve_exit_base", "conditional_exit_rates", "expected_cost", "ALL_ROUTINGS", "junk_mask",
     "confidence", "route_stream", "StreamResult", "budgeted_stream", "budgeted_curve", "budget_grid",
     "easy_hard_queries", "fusion_fixes",
 ]
 
-# The paper code's cumulative multiply-adds (millions) per exit of DaRe(R) at 256×128 (the paper's
-# numbers, Caffe-style ResNet-50; DESIGN.md "Fidelity numbers").
+# The paper code's cumulative multiply-adds (millions) per exit of DaRe(R) at 256×128 (DARENet's
+# budgeted_stream/main.py, FLOPs = [523568640, 1150094336, 2060915200, 2542295040], Caffe-style ResNet-50).
 PAPER_RESNET50_MACS_M = (523.6, 1150.1, 2060.9, 2542.3)
 
-ROUTINGS = ("distance", "margin", "random")
+ROUTINGS = ("distance", "margin", "random")  # the paper's three (Fig. 6)
+ALL_ROUTINGS = (*ROUTINGS, "random_eq3")     # + blind exits at Eq. (3)'s rates (a control of ours)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -199,7 +217,7 @@ class AnytimeEval:
         for s, r in enumerate(self.results):
             self._ap[s, valid] = r.all_AP
         self._hit1 = np.stack([r.first_hit == 1 for r in self.results]) & valid[None]
-        self._conf: dict[str, np.ndarray] = {}
+        self._conf: dict[tuple, np.ndarray] = {}
         self._emb_results: list[RankResult] | None = None
 
     @classmethod
@@ -263,11 +281,14 @@ class AnytimeEval:
         """``[S, Q]`` bool: the query's nearest (protocol-filtered) gallery item is a true match at exit ``s``."""
         return self._hit1.copy()
 
-    def confidences(self, rule: str) -> np.ndarray:
-        """``[S, Q]`` confidences of :func:`confidence` at every exit (cached)."""
-        if rule not in self._conf:
-            self._conf[rule] = np.stack([confidence(d, rule, self.g_pids) for d in self.distmats])
-        return self._conf[rule]
+    def confidences(self, rule: str, exclude_junk: bool = True) -> np.ndarray:
+        """``[S, Q]`` confidences of :func:`confidence` at every exit (cached). ``exclude_junk``: leave
+        out each query's junk gallery items (same identity and camera), as the released code does."""
+        key = (rule, bool(exclude_junk))
+        if key not in self._conf:
+            junk = junk_mask(self.q_pids, self.g_pids, self.q_camids, self.g_camids) if exclude_junk else None
+            self._conf[key] = np.stack([confidence(d, rule, self.g_pids, junk=junk) for d in self.distmats])
+        return self._conf[key]
 
     def combine(self, exits: np.ndarray) -> dict:
         """Rank-1 and mAP when query ``i`` is answered by exit ``exits[i]`` (1-based), from the per-exit
@@ -401,21 +422,84 @@ def exit_distribution(costs, budget: float) -> ExitPlan:
     return ExitPlan(float(budget), a, p, conditional_exit_rates(p), c)
 
 
-def confidence(distmat, rule: str, g_pids=None) -> np.ndarray:
+def random_exit_distribution(costs, budget: float) -> ExitPlan:
+    """§5.3.2's random baseline (released code: ``get_p_given_budget_random``): all queries exit at the
+    two exits around the budget, ``C_k ≤ B < C_{k+1}``, with ``p_k = (C_{k+1} − B)/(C_{k+1} − C_k)`` and
+    ``p_{k+1} = 1 − p_k`` (``B = C_S``: all at exit ``S``), so that ``Σ p_s C_s = B``. ``a`` is NaN (no Eq. 3)."""
+    c = _check_costs(costs)
+    b = float(budget)
+    if not math.isfinite(b) or b < c[0] - 1e-9 * c[-1] or b > c[-1] + 1e-9 * c[-1]:
+        raise ValueError(f"budget {b:.6g} is outside [C_1, C_S] = [{c[0]:.6g}, {c[-1]:.6g}]: no mix of exits "
+                         "has that average cost. Clamp it: np.clip(budget, costs[0], costs[-1]).")
+    p = np.zeros(len(c))
+    k = int(np.searchsorted(c, b, side="right")) - 1  # C_k ≤ B < C_{k+1} (0-based k)
+    k = min(max(k, 0), len(c) - 1)
+    if k == len(c) - 1 or c[k + 1] == c[k]:
+        p[k] = 1.0
+    else:
+        p[k] = (c[k + 1] - b) / (c[k + 1] - c[k])
+        p[k + 1] = 1.0 - p[k]
+    return ExitPlan(b, math.nan, p, conditional_exit_rates(p), c)
+
+
+def plan_for(costs, budget: float, rule: str) -> ExitPlan:
+    """The exit distribution a routing ``rule`` targets: the adjacent-exit mix of
+    :func:`random_exit_distribution` for ``random`` (the paper's baseline), Eq. (3) for the others."""
+    if rule not in ALL_ROUTINGS:
+        raise ValueError(f"unknown routing rule {rule!r}; choose one of {', '.join(ALL_ROUTINGS)}")
+    return random_exit_distribution(costs, budget) if rule == "random" else exit_distribution(costs, budget)
+
+
+def random_chord(ev: "AnytimeEval", budgets: Sequence[float]):
+    """The expectation of random routing (§5.3.2) at each budget, computed exactly: cost ``Σ p_s C_s``
+    (= the budget) and ``Σ p_s acc_s`` — the straight line between the two single exits around the
+    budget (Fig. 6). A table ``rule, budget, cost, overrun, rank1, mAP``."""
+    import pandas as pd
+
+    acc = {"rank1": np.array([r.rank(1) for r in ev.results]), "mAP": np.array([r.mAP for r in ev.results])}
+    rows = []
+    for b in budgets:
+        p = random_exit_distribution(ev.costs, b).p
+        cost = float(p @ ev.costs)
+        rows.append({"rule": "random", "budget": float(b), "cost": cost, "overrun": cost / float(b) - 1.0,
+                     "rank1": float(p @ acc["rank1"]), "mAP": float(p @ acc["mAP"])})
+    return pd.DataFrame(rows)
+
+
+def junk_mask(q_pids, g_pids, q_camids, g_camids) -> np.ndarray:
+    """``[Q, G]`` bool: gallery item ``j`` is junk for query ``i`` — same identity **and** same camera
+    (Market-1501 protocol; the released DaRe code's ``get_junk``), or a junk image (pid ``-1``)."""
+    qp, gp = np.asarray(q_pids), np.asarray(g_pids)
+    qc, gc = np.asarray(q_camids), np.asarray(g_camids)
+    return ((qp[:, None] == gp[None, :]) & (qc[:, None] == gc[None, :])) | (gp[None, :] == -1)
+
+
+def confidence(distmat, rule: str, g_pids=None, junk=None) -> np.ndarray:
     """How sure a query's answer is, per query row of ``distmat`` ``[Q, G]`` (higher = easier).
 
     ``distance``: ``−d_q``, minus the distance to the nearest gallery item (§4.2: a close nearest
     neighbour probably is a match). ``margin``: ``d'_q − d_q`` where ``d'_q`` is the
     distance to the nearest gallery item whose identity differs from the nearest item's (the paper's
-    margin of certainty; needs ``g_pids``). ``random``: zeros (routing ignores it).
+    margin of certainty; needs ``g_pids``). ``random`` / ``random_eq3``: zeros (routing ignores them).
+    ``junk``: an optional ``[Q, G]`` bool mask (:func:`junk_mask`) of gallery items left out for each
+    query, as the released code does (``valid_idx``); a query whose gallery is all junk gets confidence −∞.
     """
     d = np.asarray(distmat, dtype=np.float64)
     if d.ndim != 2 or d.shape[1] < 1:
         raise ValueError(f"distmat must be [queries, gallery] with a non-empty gallery, got {d.shape}")
-    if rule == "random":
+    if rule in ("random", "random_eq3"):
         return np.zeros(d.shape[0])
+    if rule not in ROUTINGS:
+        raise ValueError(f"unknown routing rule {rule!r}; choose one of {', '.join(ALL_ROUTINGS)}")
+    if junk is not None:
+        junk = np.asarray(junk, dtype=bool)
+        if junk.shape != d.shape:
+            raise ValueError(f"junk mask has shape {junk.shape}, distmat {d.shape}: build it with junk_mask(q_pids, g_pids, q_camids, g_camids)")
+        d = np.where(junk, np.inf, d)
     nn_idx = d.argmin(1)
     d1 = d[np.arange(len(d)), nn_idx]
+    if rule == "distance":
+        return -d1
     if rule == "distance":
         return -d1
     if rule == "margin":
@@ -427,8 +511,10 @@ def confidence(distmat, rule: str, g_pids=None) -> np.ndarray:
         other = g[None, :] != g[nn_idx][:, None]
         d2 = np.where(other, d, np.inf).min(1)
         # a gallery of one identity has no "other": infinitely certain, capped for arithmetic
-        return np.where(np.isfinite(d2), d2, d.max() + 1.0) - d1
-    raise ValueError(f"unknown routing rule {rule!r}; choose one of {', '.join(ROUTINGS)}")
+        finite = d[np.isfinite(d)]
+        cap = (finite.max() if finite.size else 0.0) + 1.0
+        out = np.where(np.isfinite(d2), d2, cap) - d1
+        return np.where(np.isfinite(d1), out, -np.inf)
 
 
 def route_stream(conf, q, rule: str = "distance", seed: int = 0) -> np.ndarray:
@@ -443,20 +529,24 @@ def route_stream(conf, q, rule: str = "distance", seed: int = 0) -> np.ndarray:
     confidences together with its own. Consequences: the first query at a stage (``n = 0``) exits
     whenever ``q_s > 0``; ``q_s = 0`` never exits, ``q_s = 1`` always does; and for a stream of
     exchangeable queries a query exits with probability ``⌈q_s(n+1)⌉/(n+1) ≥ q_s`` (at most
-    ``1/(n+1)`` more), so the realised cost stays within the budget in expectation. (The plain
+    ``1/(n+1)`` more) at each stage. That does not bound the realised average cost: the confidences
+    of the queries that reach stage ``s`` depend on who left before, and a finite stream can spend
+    more than the budget (:attr:`StreamResult.overrun` measures it). (The plain
     ``np.quantile`` of the earlier ones alone exits slightly *fewer* than ``q_s`` when ``q_s > ½``.)
-    ``random``: exit at stage ``s`` with probability ``q_s`` (seeded). Stage ``S`` always exits.
+    ``random`` / ``random_eq3``: exit at stage ``s`` with probability ``q_s`` (seeded), one coin per
+    query and stage as in the released code; the two differ only in the plan their ``q`` comes from
+    (:func:`plan_for`). Stage ``S`` always exits.
     """
     q = np.asarray(q, dtype=np.float64)
     S = len(q)
-    if rule not in ROUTINGS:
-        raise ValueError(f"unknown routing rule {rule!r}; choose one of {', '.join(ROUTINGS)}")
+    if rule not in ALL_ROUTINGS:
+        raise ValueError(f"unknown routing rule {rule!r}; choose one of {', '.join(ALL_ROUTINGS)}")
     conf = np.asarray(conf, dtype=np.float64)
     if conf.ndim != 2 or conf.shape[0] < S - 1:
         raise ValueError(f"conf must be [stages, queries] with at least {S - 1} stages, got {conf.shape}")
     Q = conf.shape[1]
     exits = np.full(Q, S, dtype=np.int64)
-    if rule == "random":
+    if rule in ("random", "random_eq3"):
         u = np.random.default_rng(seed).random((Q, S))
         for i in range(Q):
             for s in range(S - 1):
@@ -490,6 +580,11 @@ class StreamResult:
     result: RankResult
 
     @property
+    def overrun(self) -> float:
+        """``realised cost / budget − 1``: positive when the stream spent more than its budget."""
+        return self.realised_cost / self.plan.budget - 1.0
+
+    @property
     def exit_fractions(self) -> np.ndarray:
         return np.bincount(self.exits - 1, minlength=len(self.plan.p)) / len(self.exits)
 
@@ -503,12 +598,12 @@ class StreamResult:
 
 
 def budgeted_stream(ev: AnytimeEval, budget: float, rule: str = "distance", seed: int = 0,
-                    order: Sequence[int] | None = None) -> StreamResult:
+                    order: Sequence[int] | None = None, exclude_junk: bool = True) -> StreamResult:
     """Route ``ev``'s queries (in ``order``, default as stored) under average budget ``budget`` with
-    ``rule`` and score the answers with :func:`evaluate_rank`."""
-    plan = exit_distribution(ev.costs, budget)
+    ``rule`` (its plan: :func:`plan_for`) and score the answers with :func:`evaluate_rank`."""
+    plan = plan_for(ev.costs, budget, rule)
     order = np.arange(len(ev.q_pids)) if order is None else np.asarray(order)
-    conf = ev.confidences(rule)[:, order]
+    conf = ev.confidences(rule, exclude_junk)[:, order]
     exits = np.empty(len(order), dtype=np.int64)
     exits[order] = route_stream(conf, plan.q, rule, seed)
     composed = ev.distmats[exits - 1, np.arange(len(exits))]
@@ -523,28 +618,36 @@ def budget_grid(costs, n: int = 13) -> np.ndarray:
 
 
 def budgeted_curve(ev: AnytimeEval, budgets: Sequence[float] | None = None, rules: Sequence[str] = ROUTINGS,
-                   seeds: Sequence[int] = (0,)):
+                   seeds: Sequence[int] = (0,), random_expected: bool = True, exclude_junk: bool = True):
     """Fig. 6: for every budget and rule, the realised average cost and the Rank-1 / mAP of a stream
     (averaged over ``seeds``: random routing's coins and, for the other rules, the stream's order;
-    seed 0 keeps the stored order). A table ``rule, budget, cost, rank1, mAP``."""
+    seed 0 keeps the stored order). ``random`` with ``random_expected=True`` is the exact expectation
+    of its coins (:func:`random_chord`: the paper's straight lines); ``False`` simulates the coins.
+    A table ``rule, budget, cost, overrun, rank1, mAP`` (``overrun`` = cost / budget − 1, of the mean cost)."""
     import pandas as pd
 
     budgets = budget_grid(ev.costs) if budgets is None else budgets
-    rows = []
+    frames = []
     for rule in rules:
-        conf = ev.confidences(rule)
+        if rule == "random" and random_expected:
+            frames.append(random_chord(ev, budgets))
+            continue
+        conf = ev.confidences(rule, exclude_junk)
+        rows = []
         for b in budgets:
-            plan = exit_distribution(ev.costs, b)
+            plan = plan_for(ev.costs, b, rule)
             acc = []
             for seed in seeds:
-                order = np.arange(conf.shape[1]) if seed == 0 or rule == "random" else \
+                order = np.arange(conf.shape[1]) if seed == 0 or rule in ("random", "random_eq3") else \
                     np.random.default_rng(seed).permutation(conf.shape[1])
                 exits = np.empty(len(order), dtype=np.int64)
                 exits[order] = route_stream(conf[:, order], plan.q, rule, seed)
                 acc.append({"cost": float(ev.costs[exits - 1].mean()), **ev.combine(exits)})
-            rows.append({"rule": rule, "budget": float(b),
-                         **{k: float(np.mean([a[k] for a in acc])) for k in ("cost", "rank1", "mAP")}})
-    return pd.DataFrame(rows)
+            mean = {k: float(np.mean([a[k] for a in acc])) for k in ("cost", "rank1", "mAP")}
+            rows.append({"rule": rule, "budget": float(b), "cost": mean["cost"],
+                         "overrun": mean["cost"] / float(b) - 1.0, "rank1": mean["rank1"], "mAP": mean["mAP"]})
+        frames.append(pd.DataFrame(rows))
+    return pd.concat(frames, ignore_index=True)
 
 
 def easy_hard_queries(ev: AnytimeEval, exits: np.ndarray, rule: str = "margin", n: int = 4) -> dict:
@@ -552,7 +655,7 @@ def easy_hard_queries(ev: AnytimeEval, exits: np.ndarray, rule: str = "margin", 
     go to the last stage and are right only there (wrong at every earlier exit). Query indices."""
     exits = np.asarray(exits)
     right = ev.correct()
-    conf = ev.confidences(rule)
+    conf = ev.confidences(rule if rule in ROUTINGS and rule != "random" else "margin")
     easy = np.flatnonzero((exits == 1) & right[0])
     easy = easy[np.argsort(-conf[0, easy], kind="stable")][:n]
     S = ev.num_exits

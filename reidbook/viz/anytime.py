@@ -19,7 +19,10 @@ __all__ = ["plot_embedding_accuracy", "plot_fusion_weights", "plot_exit_costs", 
 
 # §5.2: learnt w_s of DaRe(R)+RE on Market-1501 (the paper's numbers).
 PAPER_FUSION_WEIGHTS = (-0.54, -0.73, -0.77, -0.51)
-_RULE_STYLE = {"distance": ("tab:blue", "-"), "margin": ("tab:green", "-"), "random": ("tab:gray", "--")}
+_RULE_STYLE = {"distance": ("tab:blue", "-"), "margin": ("tab:green", "-"), "random": ("tab:gray", "--"),
+               "random_eq3": ("tab:olive", ":")}
+_RULE_LABEL = {"random": "random routing (§5.3.2: two adjacent exits)",
+               "random_eq3": "random exits at Eq. (3)'s rates"}
 _MATCH, _MISMATCH = "#1a9850", "#d73027"
 
 
@@ -133,7 +136,8 @@ def plot_anytime(curves: Mapping[str, "object"], metric: str = "rank1", paper_no
 def plot_budgeted(curve, ev: "A.AnytimeEval | None" = None, metric: str = "rank1", others: Mapping | None = None,
                   point: tuple[float, float] | None = None, ax=None):
     """Fig. 6: accuracy against the realised average cost of a budgeted stream, one line per routing
-    (``budgeted_curve``'s table); dots: the single exits of ``ev``; ``others``: name → (costs, accuracies)
+    (``budgeted_curve``'s table; ``random`` is the paper's baseline, whose expectation is the chord
+    between adjacent single exits); dots: the single exits of ``ev``; ``others``: name → (costs, accuracies)
     of other models' exits; ``point``: a highlighted (cost, accuracy) (the slider's)."""
     plt = _plt()
     own = ax is None
@@ -141,7 +145,8 @@ def plot_budgeted(curve, ev: "A.AnytimeEval | None" = None, metric: str = "rank1
         fig, ax = plt.subplots(figsize=(6.5, 3.8))
     for rule, df in curve.groupby("rule", sort=False):
         colour, ls = _RULE_STYLE.get(rule, (None, "-"))
-        ax.plot(df["cost"] / 1e6, 100 * df[metric], ls, marker=".", color=colour, label=f"{rule} routing")
+        ax.plot(df["cost"] / 1e6, 100 * df[metric], ls, marker=".", color=colour,
+                label=_RULE_LABEL.get(rule, f"{rule} routing"))
     if ev is not None:
         acc = [r.rank(1) if metric == "rank1" else r.mAP for r in ev.results]
         ax.plot(ev.costs / 1e6, 100 * np.asarray(acc), "o", color="black", ms=6, label="single exits")
@@ -172,14 +177,15 @@ def plot_exit_distribution(plan: "A.ExitPlan", realised: Sequence[float] | None 
     S = len(plan.p)
     x = np.arange(S)
     names = list(names) if names is not None else [f"exit {s + 1}" for s in range(S)]
-    ax.bar(x - 0.2, plan.p, 0.4, label="target p_s (Eq. 3)")
+    ax.bar(x - 0.2, plan.p, 0.4, label="target p_s" + ("" if np.isnan(plan.a) else " (Eq. 3)"))
     if realised is not None:
         ax.bar(x + 0.2, realised, 0.4, label="realised")
     ax.set_xticks(x, [n.replace(" (fusion)", "\n(fusion)") for n in names], fontsize=8)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("fraction of queries")
     a = "∞" if np.isinf(plan.a) else f"{plan.a:.3g}"
-    ax.set_title(f"exits at B = {plan.budget / 1e6:.1f} M MACs (a = {a})", fontsize=9)
+    a = "adjacent exits" if np.isnan(plan.a) else f"a = {a}"
+    ax.set_title(f"exits at B = {plan.budget / 1e6:.1f} M MACs ({a})", fontsize=9)
     ax.legend(fontsize=7)
     if own:
         fig.tight_layout()
