@@ -364,37 +364,19 @@ def _resolve_pretrained(name: str, preset: Preset, pretrained, seed: int, device
                     f"got {type(pretrained).__name__}")
 
 
-def _train_loader(ds, preset: Preset, seed: int):
-    from .data import build_transforms, make_train_loader
-
-    world = torch.distributed.get_world_size() if torch.distributed.is_available() and \
-        torch.distributed.is_initialized() else 1
-    rank = torch.distributed.get_rank() if world > 1 else 0
-    tf = build_transforms(preset.height, preset.width, is_train=True, **preset.train_aug)
-    return make_train_loader(ds.train, tf, preset.P, preset.K, seed=seed, cache=True,
-                             num_replicas=world, rank=rank)
-
-
 def _fit(model: nn.Module, ds, preset: Preset, device, seed: int, checkpoint_dir: Path | None,
          evaluate: bool = True):
-    """Train ``model`` on ``ds.train`` with ``preset`` through :func:`reidbook.engine.fit`; its History."""
-    from .engine import build_optimizer, build_scheduler, fit
-    from .losses import build_criterion
+    """Train ``model`` on ``ds.train`` with ``preset`` through :func:`reidbook.engine.fit_preset`; its History."""
+    from .engine import fit_preset
 
-    loader = _train_loader(ds, preset, seed)
-    criterion = build_criterion(preset.losses)
-    optimizer = build_optimizer(model, preset.optimizer, criterion)
-    scheduler = build_scheduler(optimizer, preset.schedule, preset.epochs, len(loader))
     evaluate_fn = None
     if evaluate and preset.eval_every:
         from .eval import evaluate_model, scalar_metrics
 
         def evaluate_fn(m):
             return scalar_metrics(evaluate_model(m, ds, preset.height, preset.width, device=device))
-    return fit(model, loader, criterion, optimizer, scheduler, epochs=preset.epochs, device=device,
-               evaluate=evaluate_fn, eval_every=preset.eval_every if evaluate_fn else 0,
-               checkpoint_dir=checkpoint_dir, resume=True, seed=seed, config=preset.to_dict(),
-               desc=f"{preset.model} {preset.profile}")
+    return fit_preset(model, ds.train, preset, seed=seed, device=device, checkpoint_dir=checkpoint_dir,
+                      evaluate=evaluate_fn)
 
 
 def _run_config(name: str, preset: Preset, data: str, seed: int, pretrained_key) -> dict:

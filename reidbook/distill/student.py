@@ -185,7 +185,7 @@ def distill_student(student: nn.Module, items, store: SRStore, views: Sequence[V
     :class:`FDCriterion`; ``views`` must match the store's rows. Returns the engine's History of the
     joint stage; the branch warm-up's (if any, ``branch_warmup_epochs`` at ``branch_warmup_lr``, default the
     preset's lr) is its attribute ``warmup`` (a History, or ``None``)."""
-    from ..engine import build_optimizer, build_scheduler, fit
+    from ..engine import fit_preset
 
     if not use:  # the student alone (Table 7's L_cls row): no views, no SRs
         views, store = [], SRStore({}, "")
@@ -207,10 +207,8 @@ def distill_student(student: nn.Module, items, store: SRStore, views: Sequence[V
         warmup = warm_up_branches(student, loader, criterion, preset, branch_warmup_epochs, device, seed,
                                   None if checkpoint_dir is None else Path(checkpoint_dir) / "branches",
                                   config, grad_clip, desc, lr=branch_warmup_lr)
-    optimizer = build_optimizer(student, preset.optimizer)
-    scheduler = build_scheduler(optimizer, preset.schedule, preset.epochs, len(loader))
-    history = fit(student, loader, criterion, optimizer, scheduler, epochs=preset.epochs, device=device,
-                  checkpoint_dir=checkpoint_dir, seed=seed, config=config, grad_clip=grad_clip, desc=desc)
+    history = fit_preset(student, None, preset, loader=loader, criterion=criterion, seed=seed, device=device,
+                         checkpoint_dir=checkpoint_dir, config=config, grad_clip=grad_clip, desc=desc)
     history.warmup = warmup
     return history
 
@@ -235,7 +233,7 @@ def warm_up_branches(student: nn.Module, loader, criterion: FDCriterion, preset:
     The branches' optimiser is the preset's, at a constant learning rate: ``lr``, or the preset's if ``None``
     (fresh layers fitting fixed targets take a larger step than a trained student). Returns the History.
     """
-    from ..engine import build_optimizer, build_scheduler, fit
+    from ..engine import fit_preset
 
     _check_warmup_lr(lr)
     frozen = [p for n, p in student.named_parameters() if not is_branch_parameter(n) and p.requires_grad]
@@ -250,11 +248,11 @@ def warm_up_branches(student: nn.Module, loader, criterion: FDCriterion, preset:
     for m in body_bns:
         m.momentum = 0.0
     try:
-        optimizer = build_optimizer(student, preset.optimizer if lr is None else {**preset.optimizer, "lr": lr})
-        scheduler = build_scheduler(optimizer, {"name": "constant"}, epochs, len(loader))
-        return fit(student, loader, criterion, optimizer, scheduler, epochs=epochs, device=device,
-                   checkpoint_dir=checkpoint_dir, seed=seed, config={**(config or {}), "stage": "branch warm-up"},
-                   grad_clip=grad_clip, desc=f"{desc} (branches)")
+        return fit_preset(student, None, preset, loader=loader, criterion=criterion, epochs=epochs,
+                          optimizer=preset.optimizer if lr is None else {**preset.optimizer, "lr": lr},
+                          schedule={"name": "constant"}, seed=seed, device=device, checkpoint_dir=checkpoint_dir,
+                          config={**(config or {}), "stage": "branch warm-up"}, grad_clip=grad_clip,
+                          desc=f"{desc} (branches)")
     finally:
         for p in frozen:
             p.requires_grad_(True)

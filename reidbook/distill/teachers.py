@@ -20,26 +20,21 @@ __all__ = ["train_view_model", "evaluate_view", "evaluate_ensemble", "view_loade
 
 def view_loader(items, view: View, preset: Preset, seed: int = 0):
     """A P×K training loader of ``DataAug(View^k(I))`` with the preset's augmentation (Table 2)."""
-    from ..data import make_train_loader
+    from ..engine import preset_loader
 
-    return make_train_loader(items, view_transform(view, is_train=True, **preset.train_aug), preset.P, preset.K,
-                             seed=seed, cache=True)
+    return preset_loader(items, preset, seed=seed, transform=view_transform(view, is_train=True, **preset.train_aug))
 
 
 def train_view_model(model: nn.Module, items, view: View, preset: Preset, device="auto", seed: int = 0,
                      checkpoint_dir=None, desc: str | None = None):
     """Train ``model`` (an :class:`~reidbook.models.fd.FDNet`) on ``items`` seen through ``view`` with the
-    cross-entropy of Eq. (1) and the preset's optimiser and schedule; returns the engine's History."""
-    from ..engine import build_optimizer, build_scheduler, fit
-    from ..losses import build_criterion
+    cross-entropy of Eq. (1) and the preset's optimiser and schedule (:func:`reidbook.engine.fit_preset`);
+    returns the engine's History."""
+    from ..engine import fit_preset
 
-    loader = view_loader(items, view, preset, seed)
-    criterion = build_criterion(preset.losses)
-    optimizer = build_optimizer(model, preset.optimizer, criterion)
-    scheduler = build_scheduler(optimizer, preset.schedule, preset.epochs, len(loader))
-    return fit(model, loader, criterion, optimizer, scheduler, epochs=preset.epochs, device=device,
-               checkpoint_dir=checkpoint_dir, seed=seed, config=preset.to_dict(),
-               desc=desc or f"{getattr(model, 'name', 'fd')} ({view.name})")
+    return fit_preset(model, items, preset, seed=seed, device=device, checkpoint_dir=checkpoint_dir,
+                      transform=view_transform(view, is_train=True, **preset.train_aug),
+                      desc=desc or f"{getattr(model, 'name', 'fd')} ({view.name})")
 
 
 def _view_features(model: nn.Module, dataset, view: View, device, batch_size: int) -> dict:

@@ -1,4 +1,5 @@
-"""The engine: ``fit``, optimisers and schedules, checkpoints, multi-process training, feature extraction.
+"""The engine: ``fit`` and ``fit_preset`` (the one way to train from a preset), optimisers and schedules,
+checkpoints, multi-process training, feature extraction.
 
 Names are imported lazily (PEP 562), so ``import reidbook.engine`` stays cheap and a module still
 being written elsewhere (e.g. ``extract.py``) does not break the others.
@@ -11,6 +12,10 @@ _EXPORTS = {
     # trainer.py
     "fit": "trainer",
     "iters_per_epoch": "trainer",
+    # recipe.py
+    "fit_preset": "recipe",
+    "preset_loader": "recipe",
+    "Penalised": "recipe",
     # history.py
     "History": "history",
     # optim.py
