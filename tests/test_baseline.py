@@ -9,7 +9,7 @@ from torch import nn
 from torchvision import models as tvm
 
 from reidbook.models import backbones as B
-from reidbook.models import build_model
+from reidbook.models import build_model, build_paper_model
 from reidbook.models.baseline import Baseline
 from reidbook.presets import PROFILES, get_preset
 from reidbook.profile import count_params
@@ -78,7 +78,7 @@ def test_wrong_width_state_dict_is_refused():
 # Baseline
 # ---------------------------------------------------------------------------------------------
 def test_baseline_paper_size_params():
-    m = build_model("baseline", 751, profile="full")
+    m = build_paper_model("baseline")
     assert count_params(m.backbone) == 23_508_032  # ResNet-50 without fc (DESIGN.md)
     assert count_params(m.classifier) == 2048 * 751  # bias-free
     assert m.classifier.bias is None
@@ -177,7 +177,7 @@ def test_light_trunk_loads_torchvision_state_dict(arch, tv_name):
 
 def test_light_param_counts_without_classifier():
     # torchvision ImageNet nets minus their 1000-way classifier (+ our 2·C BN-neck).
-    counts = {a: count_params(build_model("light", 751, arch=a), exclude=("classifier", "neck"))
+    counts = {a: count_params(build_paper_model("light", arch=a), exclude=("classifier", "neck"))
               for a in ("squeezenet1_0", "shufflenet_v2", "mobilenet_v2")}
     assert counts == {"squeezenet1_0": 735_424, "shufflenet_v2": 1_253_604, "mobilenet_v2": 2_223_872}
 

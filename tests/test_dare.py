@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from reidbook.losses import batch_hard_triplet_loss, build_criterion
-from reidbook.models import build_model
-from reidbook.models.dare import DaRe, TenCropEmbedding, loss_specs
+from reidbook.models import build_model, build_paper_model
+from reidbook.models.dare import DaRe, TenCropEmbedding
 from reidbook.models.seresnets import SEResNets
 from reidbook.presets import get_preset
+from reidbook.presets.dare import loss_specs
 from reidbook.profile import count_params
 
 
@@ -20,7 +21,7 @@ def dare():
 
 
 def test_paper_size_parameter_count():
-    m = build_model("dare", 751, profile="full")
+    m = build_paper_model("dare")
     assert count_params(m) / 1e6 == pytest.approx(27.98, abs=0.005)
     # 23.508 M backbone + 4 heads (FC 1024 with bias + BN + FC 128) + 4 fusion weights
     heads = sum((c + 1) * 1024 + 2 * 1024 + 1024 * 128 + 128 for c in (256, 512, 1024, 2048))

@@ -37,7 +37,7 @@ def test_branch_warmup_trains_only_the_branches(smoke_dataset):
     views = make_views((preset.height, preset.width), (32, 32), ["holistic", "up1"])
     items = smoke_dataset.train[:96]
     torch.manual_seed(0)
-    student = build_student(smoke_dataset.num_train_pids, profile="smoke", arch="R18a", width=0.125)
+    student = build_student(smoke_dataset.num_train_pids, arch="R18a", width=0.125)
     store = SRStore({"holistic": torch.randn(len(items), 64), "up1": torch.randn(len(items), 32)}, "fp")
     student.add_branches(store.dims, 64)
     before = {k: v.clone() for k, v in student.state_dict().items()}
@@ -75,7 +75,7 @@ def test_branch_warmup_lr_sets_the_step(smoke_dataset):
     moved = {}
     for lr in (1e-4, 1e-3):
         torch.manual_seed(0)
-        student = build_student(smoke_dataset.num_train_pids, profile="smoke", arch="R18a", width=0.125)
+        student = build_student(smoke_dataset.num_train_pids, arch="R18a", width=0.125)
         student.add_branches(store.dims, 64)
         before = {k: v.clone() for k, v in student.state_dict().items()}
         loader = make_distill_loader(items, views, preset)
@@ -284,7 +284,7 @@ def test_teacher_ensemble_of_one_is_the_teacher(smoke_dataset):
 
     (hol,) = make_views((64, 32), (32, 32), ["holistic"])
     torch.manual_seed(0)
-    t = build_teacher(smoke_dataset.num_train_pids, profile="smoke", arch="resnet18", view="holistic", width=0.125).eval()
+    t = build_teacher(smoke_dataset.num_train_pids, arch="resnet18", view="holistic", width=0.125).eval()
     one = evaluate_view(t, smoke_dataset, hol, device="cpu")
     assert evaluate_ensemble({"holistic": t}, smoke_dataset, [hol], device="cpu")["mAP"] == pytest.approx(one["mAP"])
     with pytest.raises(ValueError, match="no view"):

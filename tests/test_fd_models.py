@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reidbook.models import build_model
+from reidbook.models import build_model, build_paper_model
 from reidbook.models.fd import RFB, build_student, build_teacher, student_param_table
 from reidbook.models.layers import StabilizedGMP
 from reidbook.profile import count_params
@@ -23,8 +23,8 @@ def test_student_parameter_counts_match_table_1():
 def test_teacher_parameter_counts_match_table_3():
     # Table 3: ResNet-101 teachers 43.5 M (holistic, 512-d) and 43.0 M (partial, 256-d).
     with torch.device("meta"):
-        hol = count_params(build_teacher(751, arch="resnet101", view="holistic"), exclude=("classifier",))
-        part = count_params(build_teacher(751, arch="resnet101", view="dn2"), exclude=("classifier",))
+        hol = count_params(build_paper_model("fd_teacher", arch="resnet101", view="holistic"), exclude=("classifier",))
+        part = count_params(build_paper_model("fd_teacher", arch="resnet101", view="dn2"), exclude=("classifier",))
     assert hol / 1e6 == pytest.approx(43.5, abs=0.06) and part / 1e6 == pytest.approx(43.0, abs=0.06)
     assert hol - part == (2048 * 256 + 256 + 2 * 256)  # the embedding FC + BN difference, 512 vs 256
 

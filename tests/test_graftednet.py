@@ -6,13 +6,12 @@ import torch
 import torch.nn.functional as F
 
 from reidbook.engine import build_optimizer
-from reidbook.models import build_model
+from reidbook.models import build_model, build_paper_model
 from reidbook.models.backbones import resnet50
-from reidbook.models.graftednet import (VARIANTS, GraftedNet, build_criterion, feature_names, group_conv_table,
-                                        loss_specs, shape_table, stage_params)
+from reidbook.models.graftednet import VARIANTS, GraftedNet, feature_names, group_conv_table, shape_table, stage_params
 from reidbook.models.layers import FireModule
 from reidbook.presets import get_preset
-from reidbook.presets.graftednet import lr_groups, variant_overrides, variant_preset
+from reidbook.presets.graftednet import build_criterion, loss_specs, lr_groups, variant_overrides, variant_preset
 from reidbook.profile import count_params, params_by_stage
 
 
@@ -20,7 +19,7 @@ from reidbook.profile import count_params, params_by_stage
 def paper_net():
     """The paper-size network (width 1), built once, never run big."""
     torch.manual_seed(0)
-    return build_model("graftednet", 751, profile="full")
+    return build_paper_model("graftednet")
 
 
 def tiny(variant="graftednet", num_classes=10, **kw):

@@ -6,11 +6,11 @@ import torch
 import torch.nn.functional as F
 
 from reidbook.losses import batch_hard_triplet_loss, build_criterion as losses_build_criterion
-from reidbook.models import build_model
+from reidbook.models import PAPER_NUM_CLASSES, build_model, build_paper_model
 from reidbook.models.backbones import resnet50
-from reidbook.models.mgn import VARIANTS, BranchSpec, MGN, branch_table, build, build_criterion, loss_specs
+from reidbook.models.mgn import VARIANTS, BranchSpec, MGN, branch_table, build
 from reidbook.presets import get_preset
-from reidbook.presets.mgn import variant_preset
+from reidbook.presets.mgn import build_criterion, loss_specs, variant_preset
 from reidbook.profile import count_params, params_by_stage
 
 torch.set_num_threads(1)
@@ -19,7 +19,7 @@ C = 7  # training identities of the tiny models
 
 def tiny(variant="mgn", **kw) -> MGN:
     torch.manual_seed(0)
-    return build(C, "smoke", variant=variant, **kw)
+    return build(C, 0.125, variant=variant, **kw)
 
 
 def pk_batch(P=4, K=4, size=(64, 32), seed=0):
@@ -29,7 +29,7 @@ def pk_batch(P=4, K=4, size=(64, 32), seed=0):
 
 def test_paper_size_parameter_count_without_classifiers():
     with torch.device("meta"):  # shapes only: no memory, no initialisation cost
-        m = build(751, "full")
+        m = build_paper_model("mgn")
     assert m.width == 1.0 and m.reduce_dim == 256 and m.feature_dim == 2048
     assert count_params(m, exclude=("classifiers",)) == 68_807_744  # DESIGN.md: 68.81 M
     by = params_by_stage(m)
@@ -46,7 +46,7 @@ def test_table1_map_sizes_and_dims_at_384x128():
     rows = {r["Branch"]: r for r in branch_table(tiny(), (384, 128))}
     assert rows["Global"]["Map Size"] == "12 × 4" and rows["Global"]["Part No."] == 1
     assert rows["Part-2"]["Map Size"] == "24 × 8" and rows["Part-3"]["Map Size"] == "24 × 8"
-    full = {r["Branch"]: r for r in branch_table(build(10, "smoke", reduce_dim=256), (384, 128))}
+    full = {r["Branch"]: r for r in branch_table(build(10, 0.125, reduce_dim=256), (384, 128))}
     assert [full[b]["Dims"] for b in ("Global", "Part-2", "Part-3")] == ["256", "256*2+256", "256*3+256"]
 
 
@@ -172,7 +172,7 @@ def test_table5_variants(variant, n_feats, branches):
 def test_single_global_network_is_a_resnet50():
     """Table 5: "ResNet-50+TP can be regarded as Global (Single)": trunk + one global branch = ResNet-50."""
     with torch.device("meta"):
-        m, r = build(10, "full", variant="global"), resnet50()
+        m, r = build(10, variant="global"), resnet50()
     assert count_params(m, exclude=("classifiers", "reductions")) == count_params(r)
 
 
@@ -181,7 +181,7 @@ def test_pretrained_weights_are_loaded_before_branches_are_copied():
     src = resnet50(width=0.125)
     state = {k: v + 0.5 for k, v in src.state_dict().items() if v.is_floating_point()}
     state.update({k: v for k, v in src.state_dict().items() if not v.is_floating_point()})
-    m = build(C, "smoke", pretrained=state)
+    m = build(C, 0.125, pretrained=state)
     assert torch.equal(m.trunk.conv1.weight, state["conv1.weight"])
     assert torch.equal(m.trunk.layer3[0].conv1.weight, state["layer3.0.conv1.weight"])
     for name, br in m.branches.items():
@@ -212,11 +212,12 @@ def test_a_few_sgd_steps_lower_the_loss():
 def test_registry_options_and_errors():
     m = build_model("mgn", C, profile="smoke", variant="part3")
     assert list(m.branches) == ["part3"] and m.width == 0.125
-    assert build(C, "quick").width == 0.25 and build(C, "smoke", width=0.25).width == 0.25
-    custom = build(C, "smoke", branches=[("global", 1, True), ("part6", 6, False)])
+    assert build_model("mgn", C, profile="quick").width == 0.25
+    assert build_model("mgn", C, profile="smoke", width=0.25).width == 0.25 and build(C).width == 1.0
+    custom = build(C, 0.125, branches=[("global", 1, True), ("part6", 6, False)])
     assert len(custom.feature_names) == 1 + 7
     with pytest.raises(KeyError, match="unknown MGN variant"):
-        build(C, "smoke", variant="mgn9")
+        build(C, 0.125, variant="mgn9")
     with pytest.raises(ValueError, match="parts"):
         BranchSpec("bad", 0, False)
     with pytest.raises(ValueError, match="unique"):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from reidbook.models import build_model
+from reidbook.models import build_model, build_paper_model
 from reidbook.presets import get_preset
 from reidbook.profile import count_params
 
@@ -19,7 +19,7 @@ def _no_cls(m):
 
 
 def test_pcb_param_count_full_without_classifiers():
-    m = build_model("pcb", num_classes=751, profile="full")
+    m = build_paper_model("pcb")
     # ResNet-50 w/o FC 23,508,032 + shared 1x1 conv 2048*256 + BN 2*256
     assert _no_cls(m) == 23_508_032 + 2048 * 256 + 512
     assert round(_no_cls(m) / 1e6, 2) == 24.03

@@ -14,7 +14,7 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return build(5, "smoke").eval()
+    return build(5, 0.125).eval()
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +164,7 @@ def test_plot_ranklist_colours_matches(tmp_path, topk):
 def test_architecture_layout_is_read_from_the_model():
     from reidbook.viz.architecture import mgn_layout, plot_mgn_architecture
 
-    m = build(5, "smoke", variant="mgn_wo_tp")
+    m = build(5, 0.125, variant="mgn_wo_tp")
     lay = mgn_layout(m, (384, 128))
     assert [b["map"][1:] for b in lay["branches"]] == [(12, 4), (24, 8), (24, 8)]
     assert [len(b["features"]) for b in lay["branches"]] == [1, 3, 4]
@@ -172,7 +172,7 @@ def test_architecture_layout_is_read_from_the_model():
     # w/o TP: softmax on the reduced global feature, no triplet anywhere
     assert all("triplet" not in f["losses"] for b in lay["branches"] for f in b["features"])
     assert lay["branches"][0]["features"][0]["losses"] == [f"softmax on f_g ({m.reduce_dim})"]
-    lay = mgn_layout(build(5, "smoke"), (64, 32))
+    lay = mgn_layout(build(5, 0.125), (64, 32))
     assert lay["branches"][0]["features"][0]["losses"][1] == "triplet"
     fig = plot_mgn_architecture(m, (64, 32))
     assert "8 reduced features" in fig.axes[0].get_title()

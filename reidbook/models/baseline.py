@@ -110,14 +110,10 @@ class Baseline(nn.Module):
         return self
 
 
-def build(num_classes: int, profile: str = "full", pretrained=None, arch: str = "resnet50",
-          width: float | None = None, last_stride: int = 1, embedding_dim: int = 0, bnneck: bool = True,
-          pool: str = "avg") -> Baseline:
-    """Registry builder (``build_model("baseline", ...)``). Width defaults to the profile's
-    (``reidbook.presets.profile_width``); ``last_stride=1`` and ``bnneck=True`` are BoT's choices
-    (pass ``last_stride=2, bnneck=False`` for the plain IDE/TriNet network)."""
-    from ..presets import profile_width
-
-    w = profile_width(profile) if width is None else float(width)
-    backbone = build_backbone(arch, width=w, last_stride=last_stride, pretrained=pretrained)
+def build(num_classes: int, width: float = 1.0, pretrained=None, arch: str = "resnet50",
+          last_stride: int = 1, embedding_dim: int = 0, bnneck: bool = True, pool: str = "avg") -> Baseline:
+    """Registry builder (``build_model("baseline", ...)``, which passes the profile's ``width``);
+    ``last_stride=1`` and ``bnneck=True`` are BoT's choices (pass ``last_stride=2, bnneck=False`` for
+    the plain IDE/TriNet network)."""
+    backbone = build_backbone(arch, width=float(width), last_stride=last_stride, pretrained=pretrained)
     return Baseline(num_classes, backbone, embedding_dim=embedding_dim, bnneck=bnneck, pool=pool)

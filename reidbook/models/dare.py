@@ -16,7 +16,7 @@ and the test-time embedding is the **fusion**
 
 with four learnable scalars ``w_s``. Training (§3.2, Eq. 2) puts a batch-hard soft-margin triplet
 loss on every ``φ_s`` (*deep supervision*) and on ``φ_fusion`` and sums them; see
-:func:`loss_specs` and ``reidbook.losses.batch_hard_triplet_loss(..., soft=True)``.
+:func:`reidbook.presets.dare.loss_specs` and ``reidbook.losses.batch_hard_triplet_loss(..., soft=True)``.
 
 Outputs (CONTRIBUTING.md, "Models"):
   * ``train()``: ``{"stages": [φ_1, φ_2, φ_3, φ_4], "fusion": φ_fusion}`` — the five embeddings;
@@ -46,7 +46,7 @@ from torch import nn
 
 from .layers import GlobalAvgPool, kaiming_init
 
-__all__ = ["DaRe", "EmbeddingHead", "TenCropEmbedding", "build", "build_backbone", "loss_specs", "DARE_STAGES", "ARCHS"]
+__all__ = ["DaRe", "EmbeddingHead", "TenCropEmbedding", "build", "build_backbone", "DARE_STAGES", "ARCHS"]
 
 # The four stages DaRe taps (He et al.'s conv2_x … conv5_x), in the backbone's naming.
 DARE_STAGES = ("conv2", "conv3", "conv4", "conv5")
@@ -83,7 +83,7 @@ class DaRe(nn.Module):
     hidden, dim: the heads' hidden units (1024) and embedding size (128).
 
     With or without deep supervision the architecture is the same; only the loss differs
-    (:func:`loss_specs`).
+    (:func:`reidbook.presets.dare.loss_specs`).
     """
 
     def __init__(self, backbone: nn.Module, hidden: int = 1024, dim: int = 128, stages: Sequence[str] = DARE_STAGES):
@@ -147,20 +147,6 @@ class DaRe(nn.Module):
         return self
 
 
-def loss_specs(deep_supervision: bool = True) -> list[dict]:
-    """Eq. (2) as :func:`reidbook.losses.build_criterion` specs: ``ℓ_all = Σ_s ℓ_s + ℓ_fusion``.
-
-    Each ``ℓ`` is the batch-hard soft-margin triplet loss (Hermans et al. 2017; ``soft_triplet`` in
-    :mod:`reidbook.losses`). The ``stages`` term holds a list, so it is summed over the four
-    stages (``DeepSupervision``). ``deep_supervision=False`` keeps only ``ℓ_fusion`` (Fig. 4's
-    ablation). Departure: each ``ℓ`` averages over anchors instead of summing (a rescaling of the
-    gradient, see ``reidbook.losses``).
-    """
-    fusion = {"name": "fusion", "loss": "soft_triplet", "weight": 1.0, "key": "fusion"}
-    stages = {"name": "stages", "loss": "soft_triplet", "weight": 1.0, "key": "stages"}
-    return [stages, fusion] if deep_supervision else [fusion]
-
-
 def build_backbone(arch: str, width: float, pretrained=None) -> nn.Module:
     """A ResNet (last stride 2, as in He et al. and DaRe) or DenseNet-201 by name."""
     from . import backbones as B
@@ -172,14 +158,13 @@ def build_backbone(arch: str, width: float, pretrained=None) -> nn.Module:
     raise KeyError(f"DaRe has no backbone {arch!r}; choose one of {', '.join(ARCHS)}")
 
 
-def build(num_classes: int, profile: str = "full", pretrained=None, arch: str = "resnet50",
-          width: float | None = None, hidden: int = 1024, dim: int = 128) -> DaRe:
+def build(num_classes: int, width: float = 1.0, pretrained=None, arch: str = "resnet50",
+          hidden: int = 1024, dim: int = 128) -> DaRe:
     """Registry builder (``build_model("dare", ...)``): DaRe(R) with ``arch="resnet50"``, DaRe(De) with
     ``arch="densenet201"``. ``num_classes`` is unused (DaRe has no classifier: triplet losses only).
-    Width defaults to the profile's; the heads' hidden size scales with it (at least ``dim``)."""
-    from ..presets import profile_width
-
-    w = profile_width(profile) if width is None else float(width)
+    ``width`` is the channel multiplier (``build_model`` passes the profile's); the heads' hidden size
+    scales with it (at least ``dim``)."""
+    w = float(width)
     backbone = build_backbone(arch, w, pretrained)
     return DaRe(backbone, hidden=max(dim, int(round(hidden * w))), dim=dim)
 

@@ -219,23 +219,17 @@ class FDNet(nn.Module):
 # ----------------------------------------------------------------------------------------------
 # Builders (registry: fd_student, fd_teacher)
 # ----------------------------------------------------------------------------------------------
-def _width(profile: str, width: float | None) -> float:
-    from ..presets import profile_width
-
-    return profile_width(profile) if width is None else float(width)
-
-
-def build_student(num_classes: int, profile: str = "full", pretrained=None, arch: str = "R18a",
-                  width: float | None = None, embedding_dim: int | None = None,
+def build_student(num_classes: int, width: float = 1.0, pretrained=None, arch: str = "R18a",
+                  embedding_dim: int | None = None,
                   sr_dims: Mapping[str, int] | None = None, featsel_channels: int | None = None) -> FDNet:
-    """A Table 1 student (``arch`` in S, R18a, R50a, R50b, R101a, R152a, R152b) at the profile's width.
+    """A Table 1 student (``arch`` in S, R18a, R50a, R50b, R101a, R152a, R152b) at channel multiplier ``width``.
 
     ``pretrained`` goes to the backbone (None, ``"imagenet"``, a path or a state dict). ``sr_dims`` (a
     ``{view: SR dimension}`` dict) attaches the FMFBs and RFBs for distillation.
     """
     if arch not in STUDENTS:
         raise KeyError(f"unknown FD student {arch!r}; Table 1 has {', '.join(STUDENTS)}")
-    w = _width(profile, width)
+    w = float(width)
     backbone_arch, dim = STUDENTS[arch]
     backbone = build_backbone(backbone_arch, width=w, last_stride=1, pretrained=pretrained)
     net = FDNet(num_classes, backbone, embedding_dim or scaled_dim(dim, w), name=arch)
@@ -244,15 +238,15 @@ def build_student(num_classes: int, profile: str = "full", pretrained=None, arch
     return net
 
 
-def build_teacher(num_classes: int, profile: str = "full", pretrained=None, arch: str = "resnet101",
-                  view: str = "holistic", width: float | None = None, embedding_dim: int | None = None) -> FDNet:
+def build_teacher(num_classes: int, width: float = 1.0, pretrained=None, arch: str = "resnet101",
+                  view: str = "holistic", embedding_dim: int | None = None) -> FDNet:
     """The teacher of one view (§3.1, §4.1): ``arch`` (ResNet-101/152 in the paper) with last stride 1,
     stabilized GMP and a 512-d (holistic) or 256-d (partial) embedding, scaled by the width."""
     from ..data.views import VIEW_BANDS
 
     if view not in VIEW_BANDS:
         raise KeyError(f"unknown view {view!r}; FD's views are {', '.join(VIEW_BANDS)}")
-    w = _width(profile, width)
+    w = float(width)
     backbone = build_backbone(arch, width=w, last_stride=1, pretrained=pretrained)
     dim = embedding_dim or scaled_dim(TEACHER_EMBEDDING["holistic" if view == "holistic" else "partial"], w)
     net = FDNet(num_classes, backbone, dim, name=f"teacher:{view}")
@@ -262,8 +256,8 @@ def build_teacher(num_classes: int, profile: str = "full", pretrained=None, arch
 
 def student_param_table(arches: Sequence[str] = tuple(STUDENTS), width: float = 1.0) -> "OrderedDict[str, int]":
     """Parameters of each student without its classifier (Table 1 / Table 3's "Param" column)."""
-    from ..profile import count_params
+    def without_classifier(net: nn.Module) -> int:
+        return sum(p.numel() for n, p in net.named_parameters() if not n.startswith("classifier"))
 
     with torch.device("meta"):  # shapes only: no memory, no initialisation cost
-        return OrderedDict((a, count_params(build_student(1, width=width, arch=a), exclude=("classifier",)))
-                           for a in arches)
+        return OrderedDict((a, without_classifier(build_student(1, width=width, arch=a))) for a in arches)

@@ -52,8 +52,8 @@ from torch import nn
 from .backbones import _scaled, load_pretrained, resnet50
 from .layers import FireModule, GlobalAvgPool, Reduction, classifier_init, horizontal_stripes
 
-__all__ = ["GraftedNet", "VARIANTS", "VARIANT_LABELS", "build", "feature_names", "loss_specs",
-           "build_criterion", "shape_table", "reduction_params", "group_conv_table", "stage_params"]
+__all__ = ["GraftedNet", "VARIANTS", "VARIANT_LABELS", "build", "feature_names",
+           "shape_table", "reduction_params", "group_conv_table", "stage_params"]
 
 # Table 2's rows: joint multi-level (MF) and part-based (PF) features, accompanying learning (AL), groups g.
 VARIANTS: dict[str, dict] = {
@@ -260,44 +260,17 @@ class GraftedNet(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------
-# Losses (Eq. 1–2 and §3.4)
-# ----------------------------------------------------------------------------------------------
-def loss_specs(accompanying: bool = True) -> list[dict]:
-    """GraftedNet's objective as ``reidbook.losses`` term specs.
-
-    ``softmax``: cross-entropy on each of the objective's logits, **summed** (``DeepSupervision``):
-    Eq. (2) ``L_joint = Σ_k L^k_softmax``. ``accompanying``: the branch's cross-entropy (§3.4, Fig. 4),
-    weight 1 (the paper adds it without a weight). Departure: ``cross_entropy`` averages over the
-    batch where Eq. (1) sums; a constant factor, absorbed by the learning rate.
-    """
-    specs = [{"name": "softmax", "loss": "cross_entropy", "weight": 1.0, "key": "logits", "options": {}}]
-    if accompanying:
-        specs.append({"name": "accompanying", "loss": "cross_entropy", "weight": 1.0, "key": "accompanying",
-                      "options": {}})
-    return specs
-
-
-def build_criterion(accompanying: bool = True):
-    """The :class:`reidbook.losses.Criterion` of GraftedNet (with or without accompanying learning)."""
-    from reidbook.losses import build_criterion as _build
-
-    return _build(loss_specs(accompanying))
-
-
-# ----------------------------------------------------------------------------------------------
 # Builder
 # ----------------------------------------------------------------------------------------------
-def build(num_classes: int, profile: str = "full", pretrained=None, variant: str = "graftednet",
-          width: float | None = None, groups: int | None = None, multi_level: bool | None = None,
+def build(num_classes: int, width: float = 1.0, pretrained=None, variant: str = "graftednet",
+          groups: int | None = None, multi_level: bool | None = None,
           part_based: bool | None = None, accompanying: bool | None = None,
           reduce_dim: int | None = None) -> GraftedNet:
     """Registry builder (``build_model("graftednet", ...)``).
 
     ``variant`` names a Table 2 row (:data:`VARIANTS`); the explicit switches override it. ``width``
-    defaults to the profile's (``reidbook.presets.profile_width``).
+    is the channel multiplier (``build_model`` passes the profile's).
     """
-    from reidbook.presets import profile_width
-
     if variant not in VARIANTS:
         raise KeyError(f"unknown GraftedNet variant {variant!r}; variants are {', '.join(VARIANTS)}")
     cfg = dict(VARIANTS[variant])
@@ -305,8 +278,7 @@ def build(num_classes: int, profile: str = "full", pretrained=None, variant: str
                      accompanying=accompanying).items():
         if v is not None:
             cfg[k] = v
-    w = profile_width(profile) if width is None else float(width)
-    return GraftedNet(num_classes, width=w, reduce_dim=reduce_dim, pretrained=pretrained, **cfg)
+    return GraftedNet(num_classes, width=float(width), reduce_dim=reduce_dim, pretrained=pretrained, **cfg)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -365,13 +337,13 @@ def group_conv_table(groups=(1, 4, 8), width: float = 1.0) -> list[dict]:
 
 
 def stage_params(width: float = 1.0) -> "OrderedDict[str, int]":
-    """Fig. 1's bars from real models: parameters per ResNet-50 stage and per designed fire stage."""
-    from reidbook.profile import params_by_stage
+    """Fig. 1's bars from real models: parameters per ResNet-50 stage and per designed fire stage
+    (no stage shares a module with another, so each stage's parameters are summed on their own)."""
+    def params(modules) -> int:
+        return sum(p.numel() for m in modules for p in m.parameters())
 
-    res = params_by_stage(resnet50(width=width))
-    net = GraftedNet(1, width=width, accompanying=False)
-    fire = params_by_stage(net)
-    out = OrderedDict((f"res_{k}x", v) for k, v in res.items())
-    out["fire_conv4x"] = fire["fire_conv4"]
-    out["fire_conv5x"] = fire["fire_conv5"]
+    out = OrderedDict((f"res_{k}x", params(v)) for k, v in resnet50(width=width).stage_modules().items())
+    fire = GraftedNet(1, width=width, accompanying=False).stage_modules()
+    out["fire_conv4x"] = params(fire["fire_conv4"])
+    out["fire_conv5x"] = params(fire["fire_conv5"])
     return out

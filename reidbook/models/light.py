@@ -126,16 +126,13 @@ def build_light_trunk(arch: str, width: float = 1.0, pretrained=None) -> nn.Modu
     return trunk
 
 
-def build(num_classes: int, profile: str = "full", pretrained=None, arch: str = "squeezenet1_0",
-          width: float | None = None, bnneck: bool = True) -> Baseline:
+def build(num_classes: int, width: float = 1.0, pretrained=None, arch: str = "squeezenet1_0",
+          bnneck: bool = True) -> Baseline:
     """Registry builder (``build_model("light", n, arch="mobilenet_v2")``): a light trunk + the BoT head.
 
     Training output ``{"logits": [l], "triplet": [f]}``; evaluation output the BN-neck feature.
     """
-    from ..presets import profile_width
-
-    w = profile_width(profile) if width is None else float(width)
-    trunk = build_light_trunk(arch, width=w, pretrained=pretrained)
+    trunk = build_light_trunk(arch, width=float(width), pretrained=pretrained)
     model = Baseline(num_classes, trunk, embedding_dim=0, bnneck=bnneck, pool="avg")
     model.arch = arch
     return model

@@ -20,6 +20,8 @@ Losses (§3.2, "classification before metric")
   * Batch-hard triplet, Eq. (2), margin α = 1.2 (§4.1), on the three 256-d ``f_g``; no triplet on parts.
   * "MGN w/o TP" (Table 5, §4.4 "Triplet Loss") drops the triplets and puts the softmax on the
     reduced 256-d ``f_g`` instead of ``z_g``.
+  * As term specs: :func:`reidbook.presets.mgn.loss_specs` (the model gives the outputs, the preset
+    the recipe).
 
 Test-time feature (§3.1, §4.1): the concatenation of all reduced features (8 × 256 = 2048-d for MGN);
 averaging with the horizontally flipped image is done by ``reidbook.engine.extract_features``.
@@ -44,8 +46,7 @@ from torch import nn
 from .backbones import load_pretrained, resnet50
 from .layers import GlobalMaxPool, Reduction, classifier_init, horizontal_stripes
 
-__all__ = ["BranchSpec", "VARIANTS", "VARIANT_LABELS", "MGN", "build", "loss_specs", "build_criterion",
-           "branch_table"]
+__all__ = ["BranchSpec", "VARIANTS", "VARIANT_LABELS", "MGN", "build", "branch_table"]
 
 
 @dataclass(frozen=True)
@@ -252,48 +253,20 @@ class MGN(nn.Module):
         out["classifiers"] = [self.classifiers]
         return out
 
-    def loss_specs(self, margin: float = 1.2) -> list[dict]:
-        """The loss terms this model is trained with (see :func:`loss_specs`)."""
-        return _loss_specs(self.triplet, margin)
-
     def deploy(self) -> nn.Module:
         return self
 
 
-def _loss_specs(triplet: bool, margin: float = 1.2) -> list[dict]:
-    specs = [{"name": "softmax", "loss": "cross_entropy", "weight": 1.0, "key": "logits", "options": {}}]
-    if triplet:
-        specs.append({"name": "triplet", "loss": "batch_hard_triplet", "weight": 1.0, "key": "triplet",
-                      "options": {"margin": margin}})
-    return specs
-
-
-def loss_specs(variant: str = "mgn", margin: float = 1.2) -> list[dict]:
-    """MGN §3.2 as ``reidbook.losses`` term specs: softmax (Eq. 1) summed over every classifier's logits,
-    plus batch-hard triplet (Eq. 2, margin 1.2, §4.1) summed over the branches' ``f_g`` — no triplet
-    for ``mgn_wo_tp``. Equal weights: the paper adds the losses without tuning weights (§3.2)."""
-    return _loss_specs(_variant(variant)["triplet"], margin)
-
-
-def build_criterion(variant: str = "mgn", margin: float = 1.2):
-    """The :class:`reidbook.losses.Criterion` for an MGN variant."""
-    from reidbook.losses import build_criterion as _build  # same layer; imported when needed
-
-    return _build(loss_specs(variant, margin))
-
-
-def build(num_classes: int, profile: str = "full", pretrained=None, variant: str = "mgn",
-          width: float | None = None, branches=None, reduce_dim: int | None = None,
+def build(num_classes: int, width: float = 1.0, pretrained=None, variant: str = "mgn",
+          branches=None, reduce_dim: int | None = None,
           softmax_on_reduced: bool | None = None, triplet: bool | None = None) -> MGN:
     """Registry builder (``build_model("mgn", ...)``).
 
     ``variant`` names a Table 5 setting (``VARIANTS``); ``branches`` (a list of :class:`BranchSpec` or
-    ``(name, parts, downsample)`` tuples) overrides it, e.g. for the exercises. ``width`` defaults to
-    the profile's (``reidbook.presets.profile_width``). ``pretrained``: ``None``, ``"imagenet"``, a
+    ``(name, parts, downsample)`` tuples) overrides it, e.g. for the exercises. ``width`` is the
+    channel multiplier (``build_model`` passes the profile's). ``pretrained``: ``None``, ``"imagenet"``, a
     path or a torchvision-style ResNet-50 state dict, loaded before the branches are copied.
     """
-    from reidbook.presets import profile_width
-
     cfg = _variant(variant)
     if branches is not None:
         cfg["branches"] = tuple(b if isinstance(b, BranchSpec) else BranchSpec(*b) for b in branches)
@@ -301,9 +274,7 @@ def build(num_classes: int, profile: str = "full", pretrained=None, variant: str
         cfg["softmax_on_reduced"] = softmax_on_reduced
     if triplet is not None:
         cfg["triplet"] = triplet
-    if width is None:
-        width = profile_width(profile)
-    return MGN(num_classes, cfg["branches"], width=width, reduce_dim=reduce_dim,
+    return MGN(num_classes, cfg["branches"], width=float(width), reduce_dim=reduce_dim,
                softmax_on_reduced=cfg["softmax_on_reduced"], triplet=cfg["triplet"], pretrained=pretrained)
 
 

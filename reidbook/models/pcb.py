@@ -3,7 +3,7 @@ Part Pooling", ECCV 2018, §3.1 and Fig. 2), the strong baseline the pruning sur
 Table 8).
 
 ``images → ResNet-50 (last stride 1) → T [B, 2048, 24, 8] → 6 horizontal stripes, average pooled → g_i
-[B, 2048] → shared 1×1 conv 2048→256 + BN + ReLU → h_i [B, 256] → dropout → classifier_i → logits_i``
+[B, 2048] → dropout → shared 1×1 conv 2048→256 + BN + ReLU → h_i [B, 256] → classifier_i → logits_i``
 
 * **Backbone**: ResNet-50 without its global pooling and FC; the last down-sampling (``layer4``) is
   removed (stride 1, PCB §3.1), so a 384×128 input gives a 24×8 map.
@@ -13,15 +13,22 @@ Table 8).
   this is the reading that gives the 24.03 M parameters without classifiers quoted for PCB (ResNet-50
   without FC 23,508,032 + conv 524,288 + BN 512 = 24,032,832).
 * **Classifiers (FC)**: six linear layers with bias (PCB: "a fully-connected layer followed by softmax"),
-  each trained with cross-entropy on its own stripe. Dropout (p = 0.5) before them, as in the
-  authors' code. Departure: reidbook's criterion *averages* the six cross-entropies
-  (``DeepSupervision``) where PCB sums them; the gradient differs only by the factor 6, which the
-  learning rate absorbs.
+  each trained with cross-entropy on its own stripe; the six losses are **summed** (the criterion's
+  list key, :class:`reidbook.losses.DeepSupervision`), as the authors' trainer back-propagates each of
+  them with weight 1 (``trainers_partloss.py``; it only *prints* their mean). Dropout (p = 0.5) acts
+  on the pooled stripes g, before the local conv, where the authors' ``resnet.py`` puts it
+  (``x = self.drop(x); x = self.local_conv(x)``); training only.
+* **Size (survey Table 8: 27.2 M).** Our PCB has 24.03 M parameters without classifiers and 25.19 M
+  with six 751-way classifiers. The survey's 27.2 M is that **plus torchvision's unused 1000-way fc**
+  (2048·1000 + 1000 = 2.049 M): the authors' model keeps ``self.base = resnet50(...)`` whole and stops
+  at its avgpool, so counting ``model.parameters()`` includes the fc it never runs — 27.24 M
+  (:data:`SURVEY_COUNTED_UNUSED_FC`). The SE-ResNet-50 row (27.7 M) reads the other way: SE-ResNet-50
+  without its fc (26.04 M) + local conv + six classifiers = 27.72 M (:mod:`reidbook.models.se_resnet`).
 * **Test feature**: PCB §3.1: "during testing, either the 6 pieces of g or h are concatenated"; g is
   reported as slightly more accurate, h as more compact. Default ``feature="g"`` (6·2048 = 12,288-d at
   width 1); ``feature="h"`` gives 6·256 = 1,536-d.
 
-Width: the profile's multiplier (``reidbook.presets.profile_width``) scales the backbone and the
+Width: the profile's multiplier (``reidbook.profiles.profile_width``) scales the backbone and the
 local conv (256·w); the topology is the same at every profile.
 """
 from __future__ import annotations
@@ -34,7 +41,11 @@ from torch import nn
 from .baseline import build_backbone
 from .layers import classifier_init, kaiming_init
 
-__all__ = ["PCB", "build"]
+__all__ = ["PCB", "build", "SURVEY_COUNTED_UNUSED_FC"]
+
+#: Parameters of torchvision ResNet-50's 1000-way fc (2048·1000 weights + 1000 biases): unused by PCB,
+#: but counted in the survey's Table 8 (27.2 M) because the authors' model object holds it.
+SURVEY_COUNTED_UNUSED_FC = 2048 * 1000 + 1000
 
 
 class PCB(nn.Module):
@@ -77,10 +88,11 @@ class PCB(nn.Module):
         if not self.training and self.feature == "g":
             # the test feature g needs neither the local conv nor the classifiers: they cost nothing at test time
             return self.pool(self.feature_map(x)).flatten(1)  # [B, C·p]
-        g, h = self.stripes(x)
         if not self.training:
-            return h.flatten(1)
-        logits = [self.classifiers[i](self.dropout(h[:, :, i, 0])) for i in range(self.parts)]
+            return self.stripes(x)[1].flatten(1)
+        g = self.pool(self.feature_map(x))
+        h = self.local(self.dropout(g))  # the authors' order: dropout on g, then the local conv
+        logits = [self.classifiers[i](h[:, :, i, 0]) for i in range(self.parts)]
         return {"logits": logits}
 
     def stage_modules(self) -> "OrderedDict[str, list[nn.Module]]":
@@ -94,14 +106,12 @@ class PCB(nn.Module):
         return self
 
 
-def build(num_classes: int, profile: str = "full", pretrained=None, arch: str = "resnet50",
-          width: float | None = None, last_stride: int = 1, parts: int = 6, local_dim: int = 256,
+def build(num_classes: int, width: float = 1.0, pretrained=None, arch: str = "resnet50",
+          last_stride: int = 1, parts: int = 6, local_dim: int = 256,
           dropout: float = 0.5, feature: str = "g") -> PCB:
-    """Registry builder (``build_model("pcb", ...)``). Width defaults to the profile's; the local conv
-    has ``round(local_dim · width)`` channels (at least 1)."""
-    from ..presets import profile_width
-
-    w = profile_width(profile) if width is None else float(width)
+    """Registry builder (``build_model("pcb", ...)``). ``width`` is the channel multiplier
+    (``build_model`` passes the profile's); the local conv has ``round(local_dim · width)`` channels (at least 1)."""
+    w = float(width)
     backbone = build_backbone(arch, width=w, last_stride=last_stride, pretrained=pretrained)
     return PCB(num_classes, backbone, parts=parts, local_dim=max(1, int(round(local_dim * w))), dropout=dropout,
                feature=feature)

@@ -26,7 +26,7 @@ from torch import nn
 
 from .dare import EmbeddingHead, build_backbone
 
-__all__ = ["EmbeddingNet", "SEResNets", "build", "loss_specs", "SE_ARCHS"]
+__all__ = ["EmbeddingNet", "SEResNets", "build", "SE_ARCHS"]
 
 SE_ARCHS = ("resnet18", "resnet34", "resnet50")
 
@@ -99,18 +99,11 @@ class SEResNets(nn.Module):
         return self
 
 
-def loss_specs() -> list[dict]:
-    """The triplet loss of Hermans et al. ("[17]" in the paper): batch-hard soft-margin on the embedding."""
-    return [{"name": "triplet", "loss": "soft_triplet", "weight": 1.0, "key": "triplet"}]
-
-
-def build(num_classes: int, profile: str = "full", pretrained=None, arch: str = "resnet50",
-          width: float | None = None, hidden: int = 1024, dim: int = 128) -> SEResNets:
+def build(num_classes: int, width: float = 1.0, pretrained=None, arch: str = "resnet50",
+          hidden: int = 1024, dim: int = 128) -> SEResNets:
     """Registry builder (``build_model("se_resnets", ...)``): a one-member ensemble of ``arch``
     (``resnet18`` / ``resnet34`` / ``resnet50``); chain trained members with :meth:`SEResNets.chain`.
-    Width and the head's hidden size follow the profile as in :func:`reidbook.models.dare.build`."""
-    from ..presets import profile_width
-
-    w = profile_width(profile) if width is None else float(width)
+    Width and the head's hidden size as in :func:`reidbook.models.dare.build`."""
+    w = float(width)
     net = EmbeddingNet(build_backbone(arch, w, pretrained), hidden=max(dim, int(round(hidden * w))), dim=dim)
     return SEResNets([net], [arch])

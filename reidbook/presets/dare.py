@@ -25,10 +25,17 @@ __all__ = ["PRESETS", "loss_specs", "with_random_erasing", "dare_schedule"]
 
 
 def loss_specs(deep_supervision: bool = True) -> list[dict]:
-    """Eq. (2) (see :func:`reidbook.models.dare.loss_specs`); ``False`` = fusion loss only (Fig. 4)."""
-    from ..models.dare import loss_specs as specs
+    """Eq. (2) as :func:`reidbook.losses.build_criterion` specs: ``ℓ_all = Σ_s ℓ_s + ℓ_fusion``.
 
-    return specs(deep_supervision)
+    Each ``ℓ`` is the batch-hard soft-margin triplet loss (Hermans et al. 2017; ``soft_triplet`` in
+    :mod:`reidbook.losses`). The ``stages`` term holds a list, so it is summed over the four
+    stages (``DeepSupervision``). ``deep_supervision=False`` keeps only ``ℓ_fusion`` (Fig. 4's
+    ablation). Departure: each ``ℓ`` averages over anchors instead of summing (a rescaling of the
+    gradient, see ``reidbook.losses``).
+    """
+    fusion = {"name": "fusion", "loss": "soft_triplet", "weight": 1.0, "key": "fusion"}
+    stages = {"name": "stages", "loss": "soft_triplet", "weight": 1.0, "key": "stages"}
+    return [stages, fusion] if deep_supervision else [fusion]
 
 
 def dare_schedule(t0, t1, unit: str = "iters") -> dict:

@@ -18,10 +18,32 @@ learning-rate groups that must agree with each other), for ``zoo.get("graftednet
 """
 from __future__ import annotations
 
-from ..models.graftednet import VARIANTS, loss_specs
+from ..losses import Criterion, build_criterion as _build_criterion
+from ..models.graftednet import VARIANTS
 from . import Preset, get_preset
 
-__all__ = ["PRESETS", "lr_groups", "variant_overrides", "variant_preset"]
+__all__ = ["PRESETS", "build_criterion", "loss_specs", "lr_groups", "variant_overrides", "variant_preset"]
+
+
+def loss_specs(accompanying: bool = True) -> list[dict]:
+    """GraftedNet's objective as ``reidbook.losses`` term specs.
+
+    ``softmax``: cross-entropy on each of the objective's logits, **summed** (``DeepSupervision``):
+    Eq. (2) ``L_joint = Σ_k L^k_softmax``. ``accompanying``: the branch's cross-entropy (§3.4, Fig. 4),
+    weight 1 (the paper adds it without a weight). Departure: ``cross_entropy`` averages over the
+    batch where Eq. (1) sums; a constant factor, absorbed by the learning rate.
+    """
+    specs = [{"name": "softmax", "loss": "cross_entropy", "weight": 1.0, "key": "logits", "options": {}}]
+    if accompanying:
+        specs.append({"name": "accompanying", "loss": "cross_entropy", "weight": 1.0, "key": "accompanying",
+                      "options": {}})
+    return specs
+
+
+def build_criterion(accompanying: bool = True) -> Criterion:
+    """The :class:`reidbook.losses.Criterion` of GraftedNet (with or without accompanying learning)."""
+    return _build_criterion(loss_specs(accompanying))
+
 
 _PRETRAINED_LR = 0.01  # §4.2: rootstock and accompanying branch
 

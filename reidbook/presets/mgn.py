@@ -14,16 +14,29 @@ matching losses, e.g. no triplet for ``mgn_wo_tp``).
 """
 from __future__ import annotations
 
+from ..losses import Criterion, build_criterion as _build_criterion
+from ..models.mgn import VARIANTS
 from . import Preset, get_preset
 
-__all__ = ["PRESETS", "loss_specs", "variant_preset"]
+__all__ = ["PRESETS", "build_criterion", "loss_specs", "variant_preset"]
 
 
 def loss_specs(variant: str = "mgn", margin: float = 1.2) -> list[dict]:
-    """MGN §3.2 loss terms for ``variant`` (see :func:`reidbook.models.mgn.loss_specs`)."""
-    from reidbook.models.mgn import loss_specs as _specs
+    """MGN §3.2 as ``reidbook.losses`` term specs: softmax (Eq. 1) summed over every classifier's logits,
+    plus batch-hard triplet (Eq. 2, margin 1.2, §4.1) summed over the branches' ``f_g`` — no triplet
+    for ``mgn_wo_tp``. Equal weights: the paper adds the losses without tuning weights (§3.2)."""
+    if variant not in VARIANTS:
+        raise KeyError(f"unknown MGN variant {variant!r}; Table 5 has {', '.join(VARIANTS)}")
+    specs = [{"name": "softmax", "loss": "cross_entropy", "weight": 1.0, "key": "logits", "options": {}}]
+    if VARIANTS[variant].get("triplet", True):  # models.mgn: every variant but mgn_wo_tp has a triplet loss
+        specs.append({"name": "triplet", "loss": "batch_hard_triplet", "weight": 1.0, "key": "triplet",
+                      "options": {"margin": margin}})
+    return specs
 
-    return _specs(variant, margin)
+
+def build_criterion(variant: str = "mgn", margin: float = 1.2) -> Criterion:
+    """The :class:`reidbook.losses.Criterion` for an MGN variant."""
+    return _build_criterion(loss_specs(variant, margin))
 
 
 _FLIP_ONLY = {"flip": True, "pad": 0, "random_crop": False, "random_erasing": 0.0}  # §4.1

@@ -20,17 +20,21 @@ LR_GROUPS = {"backbone": 0.01}  # PCB §4.1: pre-trained layers at 0.1× the new
 
 
 def loss_specs(label_smoothing: float = 0.0) -> list[dict]:
-    """Six cross-entropies, one per stripe's logits (PCB §3.1); averaged by the criterion."""
+    """Six cross-entropies, one per stripe's logits (PCB §3.1), **summed** by the criterion (a list key:
+    :class:`reidbook.losses.DeepSupervision`), as the authors' trainer back-propagates each of the six."""
     return [{"name": "ce", "loss": "cross_entropy", "weight": 1.0, "key": "logits",
              "options": {"label_smoothing": label_smoothing}}]
 
+
+# PCB §4.1 / the authors' PCB.py: RectScale + RandomHorizontalFlip only (no crop, no erasing).
+_FLIP_ONLY = {"flip": True, "pad": 0, "random_crop": False, "random_erasing": 0.0}
 
 _SGD = {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "lr_groups": dict(LR_GROUPS)}
 
 PRESETS = {
     "full": Preset(
         model="pcb", profile="full", model_options={"parts": 6, "feature": "g"},
-        height=384, width=128, train_aug={"flip": True}, P=16, K=4, epochs=60,
+        height=384, width=128, train_aug=dict(_FLIP_ONLY), P=16, K=4, epochs=60,
         optimizer=dict(_SGD, lr_groups=dict(LR_GROUPS)),
         schedule={"name": "step", "milestones": [40], "gamma": 0.1},
         losses=loss_specs(), eval_every=20,
@@ -39,7 +43,7 @@ PRESETS = {
     ),
     "quick": Preset(
         model="pcb", profile="quick", model_options={"parts": 6, "feature": "g"},
-        height=192, width=64, train_aug={"flip": True}, P=8, K=4, epochs=4,
+        height=192, width=64, train_aug=dict(_FLIP_ONLY), P=8, K=4, epochs=4,
         optimizer=dict(_SGD, lr=0.05, lr_groups=dict(LR_GROUPS)),
         schedule={"name": "step", "milestones": [3], "gamma": 0.1},
         losses=loss_specs(), eval_every=0,
@@ -47,7 +51,7 @@ PRESETS = {
     ),
     "smoke": Preset(
         model="pcb", profile="smoke", model_options={"parts": 6, "feature": "g"},
-        height=96, width=32, train_aug={"flip": True}, P=8, K=4, epochs=1,
+        height=96, width=32, train_aug=dict(_FLIP_ONLY), P=8, K=4, epochs=1,
         optimizer=dict(_SGD, lr=0.05, lr_groups=dict(LR_GROUPS)),
         schedule={"name": "constant"},
         losses=loss_specs(), eval_every=0,

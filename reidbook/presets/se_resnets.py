@@ -10,14 +10,17 @@ from __future__ import annotations
 from ..profiles import PROFILES
 from .dare import PRESETS as _DARE
 
-__all__ = ["PRESETS", "SE_ARCHS"]
+__all__ = ["PRESETS", "SE_ARCHS", "loss_specs"]
 
 SE_ARCHS = ("resnet18", "resnet34", "resnet50")
 
 
-def _member(profile: str):
-    from ..models.seresnets import loss_specs
+def loss_specs() -> list[dict]:
+    """The triplet loss of Hermans et al. ("[17]" in the paper): batch-hard soft-margin on the embedding."""
+    return [{"name": "triplet", "loss": "soft_triplet", "weight": 1.0, "key": "triplet"}]
 
+
+def _member(profile: str):
     base = _DARE[profile]
     return base.replace(model="se_resnets", losses=loss_specs(), model_options={"arch": "resnet50"},
                         notes="SE-ResNets member (paper 004 §5.3.1) trained with DaRe's recipe: " + base.notes)
