@@ -172,7 +172,8 @@ def test_test_time_is_deterministic_resize_and_normalize():
 def test_random_augmentation_changes_images():
     img = gradient_image()
     torch.manual_seed(0)
-    for aug in ({"pad": 10}, {"resize_scale": 1.125}, {"color_jitter": 0.4, "random_crop": False, "flip": False},
+    for aug in ({"pad": 10, "random_crop": True}, {"resize_scale": 1.125, "random_crop": True}, {"flip": True},
+                {"color_jitter": 0.4, "random_crop": False, "flip": False},
                 {"rotation": 20, "random_crop": False, "flip": False}):
         t = build_transforms(32, 16, is_train=True, **aug)
         outs = [t(img) for _ in range(6)]
@@ -229,3 +230,61 @@ def test_resume_with_another_world_size_at_epoch_boundary():
     assert two.epoch == 3 and two.batches() == one.batches(3)[1::2][: two.batches_per_rank]
     with pytest.raises(ValueError, match="num_replicas"):
         two.load_state_dict(one.state_dict(batches_done=1))
+
+
+# --------------------------------------------------------------------------------------------- no hidden defaults
+def test_training_augmentation_is_off_unless_asked_for():
+    """``build_transforms(..., is_train=True)`` with no options is the test transform: nothing is added
+    behind a preset's back (PCB's ``{"flip": True}`` once trained with a pad-10 crop too)."""
+    img = gradient_image()
+    plain = build_transforms(32, 16, is_train=True)
+    assert torch.equal(plain(img), build_transforms(32, 16, is_train=False)(img))
+    names = [type(op).__name__ for op in build_transforms(32, 16, is_train=True, flip=True).transforms]
+    assert "RandomHorizontalFlip" in names and "RandomCrop" not in names
+    with pytest.raises(ValueError, match="pad > 0"):
+        build_transforms(32, 16, is_train=True, random_crop=True)
+
+
+def _all_presets():
+    """Every model preset of the package at every profile: ``PRESETS`` of each module, FD's stages."""
+    import importlib
+    import pkgutil
+
+    import reidbook.presets as P
+    from reidbook.presets import fd
+
+    out = []
+    for info in pkgutil.iter_modules(P.__path__):
+        mod = importlib.import_module(f"reidbook.presets.{info.name}")
+        for prof, preset in getattr(mod, "PRESETS", {}).items():
+            out.append((f"{info.name}/{prof}", preset))
+    for prof in ("smoke", "quick", "full"):
+        out += [(f"fd.teacher[{v}]/{prof}", fd.teacher_preset(v, prof)) for v in ("holistic", "upper")]
+        out += [(f"fd.student/{prof}", fd.student_preset(prof)), (f"fd.distill/{prof}", fd.distill_preset(prof))]
+    return out
+
+
+@pytest.mark.parametrize("name,preset", _all_presets(), ids=lambda v: v if isinstance(v, str) else "")
+def test_each_presets_transform_is_exactly_what_it_states(name, preset):
+    """Every preset names flip, crop and erasing itself (the pad too when it crops by padding), and the
+    training transform built from it contains those operations and no others."""
+    aug = dict(preset.train_aug)
+    missing = {"flip", "random_crop", "random_erasing"} - set(aug)
+    if aug.get("random_crop") and aug.get("resize_scale") is None:
+        missing |= {"pad"} - set(aug)
+    assert not missing, f"{name}: train_aug does not state {sorted(missing)}"
+    ops = [type(op).__name__ for op in build_transforms(preset.height, preset.width, is_train=True, **aug).transforms]
+    want = {"RandomHorizontalFlip": bool(aug["flip"]), "RandomCrop": bool(aug["random_crop"]),
+            "RandomErasing": aug["random_erasing"] > 0, "ColorJitter": aug.get("color_jitter", 0) > 0,
+            "RandomRotation": aug.get("rotation", 0) > 0}
+    for op, present in want.items():
+        assert (op in ops) == present, f"{name}: {op} {'missing' if present else 'added'} ({aug})"
+
+
+def test_pcb_trains_with_flip_only():
+    from reidbook.presets import get_preset
+
+    for prof in ("smoke", "quick", "full"):
+        p = get_preset("pcb", prof)
+        ops = [type(op).__name__ for op in build_transforms(p.height, p.width, is_train=True, **p.train_aug).transforms]
+        assert ops == ["ToImage", "Resize", "RandomHorizontalFlip", "ToFloat"], (prof, ops)

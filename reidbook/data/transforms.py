@@ -24,18 +24,22 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def build_transforms(height: int, width: int, is_train: bool, flip: bool = True, pad: int = 10,
-                     random_crop: bool = True, random_erasing: float = 0.0, color_jitter: float = 0.0,
+def build_transforms(height: int, width: int, is_train: bool, flip: bool = False, pad: int = 0,
+                     random_crop: bool = False, random_erasing: float = 0.0, color_jitter: float = 0.0,
                      rotation: float = 0.0, resize_scale: float | None = None,
                      normalize: bool = True) -> v2.Compose:
     """A callable mapping a PIL image (or uint8 CHW tensor) to a float32 ``[3, height, width]`` tensor.
+
+    Every augmentation is **off** unless asked for: a preset's ``train_aug`` gets exactly what it
+    names (PCB's ``{"flip": True, ...}`` is flip only), never a hidden default.
 
     Args:
         height, width: output size.
         is_train: ``False`` → resize (+ normalise) only; every augmentation argument is ignored.
         flip: random horizontal flip, p = 0.5.
         pad: zero padding before the random crop (ignored when ``resize_scale`` is set).
-        random_crop: pad-then-crop (or resize-up-then-crop with ``resize_scale``).
+        random_crop: pad-then-crop (or resize-up-then-crop with ``resize_scale``); with ``pad = 0``
+            and no ``resize_scale`` there is nothing to crop, so it is an error.
         random_erasing: probability of erasing one rectangle (0 disables).
         color_jitter: strength ``s`` of brightness/contrast/saturation jitter in ``[1-s, 1+s]``;
             hue is left alone because clothing colour is identity evidence.
@@ -51,6 +55,9 @@ def build_transforms(height: int, width: int, is_train: bool, flip: bool = True,
         raise ValueError(f"color_jitter, rotation and pad must be >= 0 (got {color_jitter}, {rotation}, {pad})")
     if resize_scale is not None and resize_scale < 1.0:
         raise ValueError(f"resize_scale must be >= 1 (it enlarges before cropping), got {resize_scale}")
+    if is_train and random_crop and pad == 0 and resize_scale is None:
+        raise ValueError("random_crop=True needs pad > 0 (pad-then-crop) or resize_scale (resize-up-then-crop): "
+                         "with neither the crop is the whole image; give one, or random_crop=False")
 
     size = (height, width)
     ops: list = [v2.ToImage()]  # PIL → uint8 tv_tensors.Image; geometric ops then run on tensors

@@ -109,9 +109,15 @@ class PCB(nn.Module):
 def build(num_classes: int, width: float = 1.0, pretrained=None, arch: str = "resnet50",
           last_stride: int = 1, parts: int = 6, local_dim: int = 256,
           dropout: float = 0.5, feature: str = "g") -> PCB:
-    """Registry builder (``build_model("pcb", ...)``). ``width`` is the channel multiplier
+    """Registry builder (``build_model("pcb", ...)``); ``arch``: ``resnet50`` (PCB) or ``se_resnet50``
+    (survey Table 8's SE-ResNet50 rows). ``width`` is the channel multiplier
     (``build_model`` passes the profile's); the local conv has ``round(local_dim · width)`` channels (at least 1)."""
     w = float(width)
-    backbone = build_backbone(arch, width=w, last_stride=last_stride, pretrained=pretrained)
+    if arch == "se_resnet50":  # the survey's second PCB backbone (Table 8)
+        from .se_resnet import se_resnet50
+
+        backbone = se_resnet50(width=w, last_stride=last_stride, pretrained=pretrained)
+    else:
+        backbone = build_backbone(arch, width=w, last_stride=last_stride, pretrained=pretrained)
     return PCB(num_classes, backbone, parts=parts, local_dim=max(1, int(round(local_dim * w))), dropout=dropout,
                feature=feature)
