@@ -8,7 +8,8 @@ sub-modules can be read one at a time:
   :func:`pool_multi_query`;
 - ``distance.py`` — :func:`compute_distmat` (euclidean, squared euclidean, cosine);
 - ``rerank.py``   — :func:`re_ranking`, :func:`re_ranking_features` (Zhong et al. CVPR 2017);
-- ``evaluate.py`` — :func:`evaluate_model`, :func:`evaluate_features`, :func:`scalar_metrics`.
+- ``evaluate.py`` — :func:`evaluate_model`, :func:`evaluate_features`, :func:`scalar_metrics`,
+  :func:`model_metric` (the distance a model's embeddings use).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ _EXPORTS = {
     "evaluate_model": "evaluate",
     "evaluate_features": "evaluate",
     "scalar_metrics": "evaluate",
+    "model_metric": "evaluate",
 }
 
 __all__ = sorted(_EXPORTS)

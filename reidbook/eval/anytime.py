@@ -233,9 +233,13 @@ class AnytimeEval:
 
     @classmethod
     def from_model(cls, model: nn.Module, dataset, height: int, width: int, device="auto", flip: bool = True,
-                   costs=None, metric: str = "euclidean") -> "AnytimeEval":
+                   costs=None, metric: str | None = None) -> "AnytimeEval":
         """Extract every embedding of ``model`` for ``dataset.query`` / ``dataset.gallery``, measure the
-        exit costs at ``height × width`` (unless ``costs`` is given) and evaluate each exit."""
+        exit costs at ``height × width`` (unless ``costs`` is given) and evaluate each exit with
+        ``metric`` (default: the model's own, :func:`reidbook.eval.model_metric`)."""
+        from .evaluate import model_metric
+
+        metric = model_metric(model) if metric is None else metric
         qf = exit_features(model, dataset.query, height, width, device, flip)
         gf = exit_features(model, dataset.gallery, height, width, device, flip)
         costs = exit_costs(model, (height, width)) if costs is None else costs

@@ -12,11 +12,26 @@ import time
 
 import numpy as np
 
-from .distance import compute_distmat
+from .distance import METRICS, compute_distmat
 from .metrics import evaluate_rank
 from .rerank import re_ranking_features
 
-__all__ = ["evaluate_features", "evaluate_model", "scalar_metrics"]
+__all__ = ["evaluate_features", "evaluate_model", "model_metric", "scalar_metrics"]
+
+
+def model_metric(model) -> str:
+    """The distance a model's embeddings are compared with: its ``metric`` attribute (the model
+    protocol's ``ReIDModel.metric``: GraftedNet and FD students ``"cosine"``), else ``"euclidean"``.
+    The one place the CLI, the zoo, the comparison and the chapters read it from; wrappers with a
+    ``.model`` or ``.module`` (DataParallel, exit wrappers) are looked through."""
+    for m in (model, getattr(model, "model", None), getattr(model, "module", None)):
+        metric = getattr(m, "metric", None) if m is not None else None
+        if isinstance(metric, str):
+            if metric not in METRICS:
+                raise ValueError(f"{type(m).__name__}.metric = {metric!r} is not a known distance; "
+                                 f"use one of {METRICS}")
+            return metric
+    return "euclidean"
 
 
 def scalar_metrics(metrics: dict) -> dict[str, float]:
@@ -61,7 +76,7 @@ def _loader(items, transform, batch_size, num_workers):
 
 
 def evaluate_model(model, dataset, height: int, width: int, device="auto", flip: bool = True,
-                   metric: str = "euclidean", rerank: bool = False, batch_size: int = 64,
+                   metric: str | None = None, rerank: bool = False, batch_size: int = 64,
                    num_workers: int = 0, normalize: bool = False, max_rank: int = 50) -> dict:
     """Embed ``dataset.query`` and ``dataset.gallery`` with ``model`` and score them.
 
@@ -73,6 +88,7 @@ def evaluate_model(model, dataset, height: int, width: int, device="auto", flip:
         height, width: test input size (the model's preset), resized by
             ``reidbook.data.build_transforms(height, width, is_train=False)``.
         flip: average each embedding with its horizontal flip's; normalize: L2-normalise them.
+        metric: the distance; ``None`` (default) = the model's own (:func:`model_metric`).
 
     Returns:
         :func:`evaluate_features`'s dict plus ``num_query``, ``num_gallery`` and ``seconds``.
@@ -88,6 +104,7 @@ def evaluate_model(model, dataset, height: int, width: int, device="auto", flip:
         if len(items) == 0:
             raise ValueError(f"evaluate_model: dataset.{split} is empty; check the data set folder "
                              f"({getattr(dataset, 'root', '?')})")
+    metric = model_metric(model) if metric is None else metric
     t0 = time.perf_counter()
     transform = build_transforms(height, width, is_train=False)
     qf, q_pids, q_camids = extract_features(model, _loader(dataset.query, transform, batch_size, num_workers),

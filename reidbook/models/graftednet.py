@@ -221,6 +221,9 @@ class GraftedNet(nn.Module):
         emb = torch.cat([f[n] for n in self.feature_names], dim=1)  # Eq. (3)
         if not self.training:
             return emb
+        if self.objective is None:
+            raise RuntimeError("this GraftedNet was deployed (deploy() drops the objective's classifiers and the "
+                               "accompanying branch, §3.3–3.4): it only embeds. Train the model build_model returns.")
         logits = [self.objective[n](f[n][:, :, None, None]).flatten(1) for n in self.feature_names]
         result = {"logits": logits, "features": emb}
         if self.accompanying is not None:
@@ -229,16 +232,20 @@ class GraftedNet(nn.Module):
 
     # ------------------------------------------------------------------ deployment and accounting
     def deploy(self) -> "GraftedNet":
-        """A copy for inference, without the accompanying branch (§3.4: "removing it in testing").
+        """A copy for inference, without the accompanying branch (§3.4: "removing it in testing") and
+        without the objective's nine classifiers (§3.3: the test feature is the concatenation of the
+        nine reduced features; the classifiers only train them — 1.74 M parameters at 751 classes).
 
-        The copy shares nothing with ``self`` (so training can go on); the branch is never copied.
+        The copy shares nothing with ``self`` (so training can go on); neither part is copied. The
+        deployed copy embeds; in ``train()`` mode it refuses (nothing to train it with).
         """
-        branch = self._modules.pop("accompanying", None)
+        held = {k: self._modules.pop(k, None) for k in ("accompanying", "objective")}
         try:
             deployed = copy.deepcopy(self)
         finally:
-            self._modules["accompanying"] = branch
+            self._modules.update(held)
         deployed._modules["accompanying"] = None
+        deployed._modules["objective"] = None
         return deployed.train(self.training)
 
     def stage_modules(self) -> "OrderedDict[str, list[nn.Module]]":
@@ -248,7 +255,9 @@ class GraftedNet(nn.Module):
         out = OrderedDict(conv1=[r.conv1, r.bn1], conv2=[r.layer1], conv3=[r.layer2],
                           fire_conv4=[m for n, m in fires.items() if n.startswith("fire_conv4")],
                           fire_conv5=[m for n, m in fires.items() if n.startswith("fire_conv5")],
-                          reductions=[self.reductions], objective=[self.objective])
+                          reductions=[self.reductions])
+        if self.objective is not None:
+            out["objective"] = [self.objective]
         if self.accompanying is not None:
             out["accompanying"] = [self.accompanying]
         return out
