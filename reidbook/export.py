@@ -39,6 +39,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .models.base import deployed
+from .models.dare import DaRe
 from .profile import count_macs, measure_latency, run_once
 from .utils import say
 
@@ -69,9 +71,9 @@ class DaReExit(nn.Module):
 
     def __init__(self, model: nn.Module, exit: int):
         super().__init__()
-        n = int(getattr(model, "num_exits", 0))
-        if not hasattr(model, "anytime") or n < 1:
+        if not isinstance(model, DaRe):
             raise TypeError(f"{type(model).__name__} has no exits; DaReExit needs a DaRe model (reidbook.models.dare)")
+        n = model.num_exits
         if not 1 <= int(exit) <= n:
             raise ValueError(f"DaRe exit must be in 1..{n}, got {exit}")
         self.exit = int(exit)
@@ -119,11 +121,11 @@ def inference_params(model: nn.Module, input_size) -> int:
 
 def _harden_if_soft(model: nn.Module) -> nn.Module:
     """Remove zeroed channels of a soft-pruned ResNet model (no change to its outputs); else the model."""
-    try:
-        from .prune import find_units, harden, zeroed_channels
+    from .prune import find_units, harden, zeroed_channels
 
+    try:
         units = find_units(model)
-    except Exception:  # noqa: BLE001 - not a ResNet-based model: nothing to harden
+    except ValueError:  # find_units: no torchvision ResNet blocks in the model, so nothing to harden
         return model
     if units and any(zeroed_channels(model, units).values()):
         say(f"[export] {type(model).__name__} has zeroed (soft-pruned) channels: removing them for real")
@@ -139,7 +141,7 @@ def deployed_model(model: nn.Module, exit: int | None = None) -> nn.Module:
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"deployed_model needs a torch.nn.Module, got {type(model).__name__}")
-    net = model.deploy() if hasattr(model, "deploy") else model
+    net = deployed(model)
     if net is model:  # some deploy() return the model itself (CONTRIBUTING: "Default: the model itself")
         net = copy.deepcopy(model)
     net = _harden_if_soft(net.eval())

@@ -22,7 +22,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["count_params", "params_by_stage", "count_macs", "macs_by_module", "macs_by_stage",
+from .models.base import stage_modules_of
+
+__all__ = ["count_params", "params_by_stage", "count_macs", "macs_by_stage",
            "measure_latency", "cost_table"]
 
 
@@ -43,12 +45,13 @@ def _as_modules(spec) -> list[nn.Module]:
 def params_by_stage(model: nn.Module, stages=None) -> "OrderedDict[str, int]":
     """Parameters per named stage.
 
-    ``stages`` maps a name to a module or a list of modules; by default ``model.stage_modules()`` if the
-    model has one (our ResNets do), else its top-level children. Shared modules are counted once, in the
+    ``stages`` maps a name to a module or a list of modules; by default the model's own
+    (:func:`reidbook.models.base.stage_modules_of`: ``model.stage_modules()`` for the course's models
+    and backbones, else its top-level children). Shared modules are counted once, in the
     first stage that lists them.
     """
     if stages is None:
-        stages = model.stage_modules() if hasattr(model, "stage_modules") else OrderedDict(model.named_children())
+        stages = stage_modules_of(model)
     seen: set[int] = set()
     out: OrderedDict[str, int] = OrderedDict()
     for name, spec in stages.items():
@@ -104,21 +107,6 @@ def count_macs(model: nn.Module, input_size=(256, 128), batch_size: int = 1, for
     return int(sum(counts.get("Global", {}).values()) // 2)
 
 
-def macs_by_module(model: nn.Module, input_size=(256, 128), batch_size: int = 1, depth: int = 1,
-                   forward=None) -> "OrderedDict[str, int]":
-    """Multiply-adds per submodule, keyed by its qualified name, for modules at most ``depth`` dots deep."""
-    counts = _flop_counts(model, _input(model, input_size, batch_size), forward)
-    out: OrderedDict[str, int] = OrderedDict()
-    for name, ops in counts.items():
-        if name == "Global":
-            continue
-        # FlopCounterMode prefixes names with the root module's class name.
-        rel = name.split(".", 1)[1] if "." in name else ""
-        if rel and rel.count(".") < depth:
-            out[rel] = int(sum(ops.values()) // 2)
-    return out
-
-
 def macs_by_stage(model: nn.Module, input_size=(256, 128), stages: dict | None = None,
                   batch_size: int = 1) -> "OrderedDict[str, int]":
     """Multiply-adds per named stage, measured by hooking each stage's modules during one forward.
@@ -126,7 +114,7 @@ def macs_by_stage(model: nn.Module, input_size=(256, 128), stages: dict | None =
     ``stages`` maps a name to module(s) as in :func:`params_by_stage` (default ``model.stage_modules()``).
     """
     if stages is None:
-        stages = model.stage_modules() if hasattr(model, "stage_modules") else OrderedDict(model.named_children())
+        stages = stage_modules_of(model)
     x = _input(model, input_size, batch_size)
     out: OrderedDict[str, int] = OrderedDict((k, 0) for k in stages)
     counter = FlopCounterMode(display=False)

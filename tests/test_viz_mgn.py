@@ -53,7 +53,7 @@ def test_branch_responses_and_figure(model, images):
     fig = response.plot_response_maps(model, images, row_titles=["a", "b"])
     assert len(fig.axes) == 2 * 4
     assert [fig.axes[i].get_title() for i in range(4)] == ["image", "Global", "Part-2", "Part-3"]
-    with pytest.raises(TypeError, match="branch_maps"):
+    with pytest.raises(TypeError, match="has no branches"):
         response.branch_responses(torch.nn.Conv2d(3, 3, 1), images)
 
 
@@ -97,6 +97,8 @@ def test_branch_wrapper_outputs_the_branch_slice(model, images):
     assert w.target_layer() is model.branches["part3"].layer4[-1]
     with pytest.raises(KeyError, match="no branch"):
         gradcam.BranchEmbedding(model, "part9")
+    with pytest.raises(TypeError, match="has no branches"):
+        gradcam.BranchEmbedding(torch.nn.Conv2d(3, 3, 1), "part3")
 
 
 def test_branch_cams_shapes_range_and_mode(model, images):

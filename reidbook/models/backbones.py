@@ -26,10 +26,12 @@ import torch
 from torch import nn
 from torchvision.models import resnet as tv_resnet
 
+from .base import Backbone, run_stages
+
 __all__ = [
     "ResNet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "build_resnet",
     "SqueezeNetBackbone", "squeezenet1_0", "squeezenet1_1", "DenseNetBackbone", "densenet201",
-    "load_pretrained", "PretrainedWeightsUnavailable", "RESNET_SPECS", "zero_init_residual",
+    "load_pretrained", "PretrainedWeightsUnavailable", "RESNET_SPECS", "zero_init_residual", "run_stages",
 ]
 
 # depth → (block type, blocks per stage). He et al. 2016, Table 1.
@@ -53,7 +55,7 @@ def _scaled(channels: int, width: float) -> int:
     return max(4, int(round(channels * width)))
 
 
-class ResNet(nn.Module):
+class ResNet(Backbone):
     """He et al., "Deep Residual Learning for Image Recognition" (CVPR 2016), without the classifier.
 
     Stages (the names the re-ID papers use):
@@ -135,7 +137,7 @@ class ResNet(nn.Module):
         """
         if upto not in STAGE_NAMES:
             raise ValueError(f"unknown stage {upto!r}; stages are {STAGE_NAMES}")
-        return run_stages(self.stages(), x, upto)
+        return super().forward_stages(x, upto)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
@@ -161,17 +163,6 @@ def zero_init_residual(model: nn.Module) -> int:
             nn.init.zeros_(m.bn2.weight)
             n += 1
     return n
-
-
-def run_stages(stages: "OrderedDict[str, nn.Module]", x: torch.Tensor, upto: str | None) -> "OrderedDict[str, torch.Tensor]":
-    """Run ``stages`` in order, keeping each output, and stop after the stage named ``upto`` (``None``: all)."""
-    out: OrderedDict[str, torch.Tensor] = OrderedDict()
-    for name, stage in stages.items():
-        x = stage(x)
-        out[name] = x
-        if name == upto:
-            break
-    return out
 
 
 def build_resnet(depth: int, width: float = 1.0, last_stride: int = 2, pretrained=None) -> ResNet:
@@ -205,7 +196,7 @@ def resnet152(width: float = 1.0, last_stride: int = 2, pretrained=None) -> ResN
 # ----------------------------------------------------------------------------------------------
 # SqueezeNet (Iandola et al. 2016) and DenseNet-201 (Huang et al. 2017), wrapped with stages.
 # ----------------------------------------------------------------------------------------------
-class SqueezeNetBackbone(nn.Module):
+class SqueezeNetBackbone(Backbone):
     """torchvision's SqueezeNet ``features`` (no classifier), with named stages split at the max-pools.
 
     SqueezeNet 1.0: conv1 (conv 7×7/2 + ReLU), then stages separated by the three 3×3/2 max-pools;
@@ -237,9 +228,6 @@ class SqueezeNetBackbone(nn.Module):
         return OrderedDict((f"stage{i + 1}", nn.Sequential(*list(self.features)[a:b]))
                            for i, (a, b) in enumerate(self._splits))
 
-    def forward_stages(self, x: torch.Tensor, upto: str | None = None):
-        return run_stages(self.stages(), x, upto)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
@@ -264,7 +252,7 @@ def squeezenet1_1(pretrained=None) -> SqueezeNetBackbone:
     return model
 
 
-class DenseNetBackbone(nn.Module):
+class DenseNetBackbone(Backbone):
     """torchvision's DenseNet ``features`` with stages ``conv1`` (stem), ``conv2`` … ``conv5`` (dense block
     1–4; the transition layers end blocks 1–3), final BN + ReLU applied at the end of ``conv5``.
 
@@ -302,9 +290,6 @@ class DenseNetBackbone(nn.Module):
                 mods.append(nn.ReLU(inplace=False))
             out[name] = nn.Sequential(*mods)
         return out
-
-    def forward_stages(self, x: torch.Tensor, upto: str = "conv5"):
-        return run_stages(self.stages(), x, upto)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.features(x))

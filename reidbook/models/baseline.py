@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from . import backbones as B
+from .base import ReIDModel, stage_modules_of
 from .layers import BNNeck, GlobalAvgPool, GlobalMaxPool, classifier_init, kaiming_init
 
 __all__ = ["Baseline", "build", "build_backbone", "BACKBONES"]
@@ -51,7 +52,7 @@ def build_backbone(arch: str, width: float = 1.0, last_stride: int = 2, pretrain
     raise KeyError(f"unknown backbone arch {arch!r} for the baseline; choose one of {', '.join(BACKBONES)}")
 
 
-class Baseline(nn.Module):
+class Baseline(ReIDModel):
     """IDE / TriNet / BoT baseline (see the module docstring for the papers and sections).
 
     Parameters
@@ -101,13 +102,9 @@ class Baseline(nn.Module):
 
     def stage_modules(self) -> "OrderedDict[str, list[nn.Module]]":
         """Backbone stages plus ``head`` (embedding, neck, classifier) for per-stage cost accounting."""
-        out = OrderedDict(self.backbone.stage_modules()) if hasattr(self.backbone, "stage_modules") else \
-            OrderedDict((k, [v]) for k, v in self.backbone.stages().items())
+        out = OrderedDict(stage_modules_of(self.backbone))
         out["head"] = [self.embedding, self.neck, self.classifier]
         return out
-
-    def deploy(self) -> nn.Module:
-        return self
 
 
 def build(num_classes: int, width: float = 1.0, pretrained=None, arch: str = "resnet50",

@@ -44,6 +44,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .base import AnytimeModel, Backbone, ReIDModel, feature_dim_of, metric_of, stage_modules_of
 from .layers import GlobalAvgPool, kaiming_init
 
 __all__ = ["DaRe", "EmbeddingHead", "TenCropEmbedding", "build", "build_backbone", "DARE_STAGES", "ARCHS"]
@@ -73,7 +74,7 @@ class EmbeddingHead(nn.Module):
         return self.fc2(self.relu(self.bn(self.fc1(self.pool(fmap)))))
 
 
-class DaRe(nn.Module):
+class DaRe(AnytimeModel):
     """Deep Anytime Re-ID (paper 004, §3, Fig. 2, Eq. 1). See the module docstring.
 
     Parameters
@@ -88,7 +89,7 @@ class DaRe(nn.Module):
 
     def __init__(self, backbone: nn.Module, hidden: int = 1024, dim: int = 128, stages: Sequence[str] = DARE_STAGES):
         super().__init__()
-        missing = [s for s in stages if s not in getattr(backbone, "stage_channels", {})]
+        missing = [s for s in stages if s not in (backbone.stage_channels if isinstance(backbone, Backbone) else {})]
         if missing:
             raise ValueError(f"DaRe needs a backbone with stages {list(stages)}; {type(backbone).__name__} lacks {missing}")
         self.backbone = backbone
@@ -98,6 +99,12 @@ class DaRe(nn.Module):
         self.fusion_weights = nn.Parameter(torch.full((len(self.stage_names),), 1.0 / len(self.stage_names)))
         self.feature_dim = dim
         self.num_exits = len(self.stage_names)
+
+    has_fusion = True  # the last exit uses Eq. (1)'s fusion of all stage embeddings
+
+    def exit_names(self) -> list[str]:
+        """``stage 1`` … ``stage S-1``, ``stage S (fusion)``: the last exit ranks with the fusion."""
+        return [*(f"stage {i + 1}" for i in range(self.num_exits - 1)), f"stage {self.num_exits} (fusion)"]
 
     # -- the pieces ------------------------------------------------------------------------------
     def fuse(self, embeddings: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -136,15 +143,12 @@ class DaRe(nn.Module):
 
     # -- bookkeeping -----------------------------------------------------------------------------
     def stage_modules(self) -> "OrderedDict[str, list[nn.Module]]":
-        """Backbone stages, then each head, then the fusion (for per-stage cost accounting)."""
-        out = OrderedDict(self.backbone.stage_modules()) if hasattr(self.backbone, "stage_modules") else \
-            OrderedDict((k, [v]) for k, v in self.backbone.stages().items())
+        """Backbone stages, then each head (for per-stage cost accounting; the S fusion weights are the
+        model's own parameters, in no stage)."""
+        out = OrderedDict(stage_modules_of(self.backbone))
         for i, head in enumerate(self.heads, 1):
             out[f"head{i}"] = [head]
         return out
-
-    def deploy(self) -> nn.Module:
-        return self
 
 
 def build_backbone(arch: str, width: float, pretrained=None) -> nn.Module:
@@ -169,7 +173,7 @@ def build(num_classes: int, width: float = 1.0, pretrained=None, arch: str = "re
     return DaRe(backbone, hidden=max(dim, int(round(hidden * w))), dim=dim)
 
 
-class TenCropEmbedding(nn.Module):
+class TenCropEmbedding(ReIDModel):
     """Test-time 10-crop feature (§5: "the average over embedding vectors of five crops and their
     flips", following Hermans et al. and Krizhevsky et al.).
 
@@ -183,7 +187,8 @@ class TenCropEmbedding(nn.Module):
         super().__init__()
         self.model = model
         self.size = (int(size[0]), int(size[1]))
-        self.feature_dim = getattr(model, "feature_dim", None)
+        self.feature_dim = feature_dim_of(model)
+        self.metric = metric_of(model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         from torchvision.transforms.v2 import functional as TF

@@ -35,6 +35,7 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
+from .base import ReIDModel, stage_modules_of
 from .baseline import build_backbone
 from .layers import StabilizedGMP, classifier_init, kaiming_init
 
@@ -116,7 +117,7 @@ class RFB(nn.Module):
         return self.mapping(self.featsel(r))
 
 
-class FDNet(nn.Module):
+class FDNet(ReIDModel):
     """The single-view re-ID network of Fig. 2 (teachers and students), with optional FMFBs/RFBs.
 
     Parameters
@@ -206,8 +207,7 @@ class FDNet(nn.Module):
         return out
 
     def stage_modules(self) -> "OrderedDict[str, list[nn.Module]]":
-        out = OrderedDict(self.backbone.stage_modules()) if hasattr(self.backbone, "stage_modules") else \
-            OrderedDict((k, [v]) for k, v in self.backbone.stages().items())
+        out = OrderedDict(stage_modules_of(self.backbone))
         out["embedding"] = [self.embedding]
         out["classifier"] = [self.classifier]
         if self.has_branches:

@@ -50,6 +50,7 @@ import torch
 from torch import nn
 
 from .backbones import _scaled, load_pretrained, resnet50
+from .base import ReIDModel
 from .layers import FireModule, GlobalAvgPool, Reduction, classifier_init, horizontal_stripes
 
 __all__ = ["GraftedNet", "VARIANTS", "VARIANT_LABELS", "build", "feature_names",
@@ -115,7 +116,7 @@ def feature_names(multi_level: bool = True, part_based: bool = True) -> list[str
     return names
 
 
-class GraftedNet(nn.Module):
+class GraftedNet(ReIDModel):
     """GraftedNet (paper 000, §3, Fig. 2–4); see the module docstring for the parts and equations.
 
     Parameters

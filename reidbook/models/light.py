@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from . import backbones as B
+from .base import Backbone
 from .baseline import Baseline
 
 __all__ = ["ShuffleNetV2Trunk", "MobileNetV2Trunk", "build_light_trunk", "LIGHT_ARCHS", "build"]
@@ -43,7 +44,7 @@ def _even(c: float, minimum: int = 8) -> int:
     return max(minimum, int(round(c / 4.0)) * 4)
 
 
-class ShuffleNetV2Trunk(nn.Module):
+class ShuffleNetV2Trunk(Backbone):
     """torchvision's ShuffleNetV2 without ``fc``; stages ``conv1`` (conv+max-pool), ``stage2…4``, ``conv5``."""
 
     def __init__(self, width: float = 1.0):
@@ -71,7 +72,7 @@ class ShuffleNetV2Trunk(nn.Module):
         return x
 
 
-class MobileNetV2Trunk(nn.Module):
+class MobileNetV2Trunk(Backbone):
     """torchvision's MobileNetV2 ``features`` (no classifier), split by resolution into ``conv1…conv5``."""
 
     _SPLITS = OrderedDict(conv1=(0, 2), conv2=(2, 4), conv3=(4, 7), conv4=(7, 14), conv5=(14, 19))

@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from .backbones import load_pretrained, resnet50
+from .base import ReIDModel
 from .layers import GlobalMaxPool, Reduction, classifier_init, horizontal_stripes
 
 __all__ = ["BranchSpec", "VARIANTS", "VARIANT_LABELS", "MGN", "build", "branch_table"]
@@ -115,7 +116,7 @@ def _no_downsampling(layer4: nn.Sequential) -> nn.Sequential:
     return layer4
 
 
-class MGN(nn.Module):
+class MGN(ReIDModel):
     """MGN with any list of branches (MGN §3.1, Fig. 3; Table 5 variants).
 
     ``forward`` in ``eval()`` mode returns the test feature ``[B, D]``: every reduced feature,
@@ -252,9 +253,6 @@ class MGN(nn.Module):
         out["reductions"] = [self.reductions]
         out["classifiers"] = [self.classifiers]
         return out
-
-    def deploy(self) -> nn.Module:
-        return self
 
 
 def build(num_classes: int, width: float = 1.0, pretrained=None, variant: str = "mgn",

@@ -38,6 +38,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from .base import ReIDModel, stage_modules_of
 from .baseline import build_backbone
 from .layers import classifier_init, kaiming_init
 
@@ -48,7 +49,7 @@ __all__ = ["PCB", "build", "SURVEY_COUNTED_UNUSED_FC"]
 SURVEY_COUNTED_UNUSED_FC = 2048 * 1000 + 1000
 
 
-class PCB(nn.Module):
+class PCB(ReIDModel):
     """PCB with ``parts`` stripes (see the module docstring for the paper and the departures)."""
 
     def __init__(self, num_classes: int, backbone: nn.Module, parts: int = 6, local_dim: int = 256,
@@ -70,6 +71,7 @@ class PCB(nn.Module):
         for c in self.classifiers:
             classifier_init(c)
         self.num_classes = num_classes
+        self.feature_dim = self.parts * (dim if feature == "g" else local_dim)  # the test feature's size
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         """The backbone's map T ``[B, C, H, W]``, checked to have at least one row per stripe."""
@@ -97,13 +99,9 @@ class PCB(nn.Module):
 
     def stage_modules(self) -> "OrderedDict[str, list[nn.Module]]":
         """Backbone stages plus ``head`` (local conv, classifiers) for per-stage cost accounting."""
-        out = OrderedDict(self.backbone.stage_modules()) if hasattr(self.backbone, "stage_modules") else \
-            OrderedDict((k, [v]) for k, v in self.backbone.stages().items())
+        out = OrderedDict(stage_modules_of(self.backbone))
         out["head"] = [self.local, self.classifiers]
         return out
-
-    def deploy(self) -> nn.Module:
-        return self
 
 
 def build(num_classes: int, width: float = 1.0, pretrained=None, arch: str = "resnet50",

@@ -24,6 +24,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from .base import AnytimeModel, ReIDModel
 from .dare import EmbeddingHead, build_backbone
 
 __all__ = ["EmbeddingNet", "SEResNets", "build", "SE_ARCHS"]
@@ -31,7 +32,7 @@ __all__ = ["EmbeddingNet", "SEResNets", "build", "SE_ARCHS"]
 SE_ARCHS = ("resnet18", "resnet34", "resnet50")
 
 
-class EmbeddingNet(nn.Module):
+class EmbeddingNet(ReIDModel):
     """One member: ``backbone → EmbeddingHead`` (TriNet-style, Hermans et al. §3; DaRe's head)."""
 
     def __init__(self, backbone: nn.Module, hidden: int = 1024, dim: int = 128):
@@ -44,7 +45,7 @@ class EmbeddingNet(nn.Module):
         return self.head(self.backbone(x))
 
 
-class SEResNets(nn.Module):
+class SEResNets(AnytimeModel):
     """A sequential ensemble of separately trained embedding networks (paper 004, §5.3.1).
 
     ``train()`` mode (one member only): ``{"triplet": [f]}``. ``eval()`` mode: the last member's
@@ -87,6 +88,10 @@ class SEResNets(nn.Module):
     def all_embeddings(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.anytime(x)
 
+    def exit_names(self) -> list[str]:
+        """The members' names (their architectures), smallest first."""
+        return list(self.names)
+
     def forward(self, x: torch.Tensor):
         if self.training:
             if self.num_exits != 1:
@@ -95,8 +100,6 @@ class SEResNets(nn.Module):
             return {"triplet": [self.members[0](x)]}
         return self.members[-1](x)
 
-    def deploy(self) -> nn.Module:
-        return self
 
 
 def build(num_classes: int, width: float = 1.0, pretrained=None, arch: str = "resnet50",

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..models.mgn import MGN
+
 __all__ = ["CosineSimilarityTarget", "BranchEmbedding", "embedding_cam", "branch_cams", "plot_branch_cams"]
 
 
@@ -44,8 +46,10 @@ class BranchEmbedding(nn.Module):
 
     def __init__(self, model: nn.Module, branch: str):
         super().__init__()
-        if branch not in getattr(model, "branches", {}):
-            raise KeyError(f"model has no branch {branch!r}; branches: {list(getattr(model, 'branches', {}))}")
+        if not isinstance(model, MGN):
+            raise TypeError(f"{type(model).__name__} has no branches; BranchEmbedding needs an MGN (reidbook.models.mgn)")
+        if branch not in model.branches:
+            raise KeyError(f"model has no branch {branch!r}; branches: {list(model.branches)}")
         self.model, self.branch = model, branch
         self.train(model.training)  # so that restoring the wrapper's mode restores the model's
 

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..models.mgn import MGN
+
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "to_display", "stripe_bounds", "response_map",
            "branch_responses", "overlay", "plot_maps", "plot_response_maps"]
 
@@ -78,11 +80,11 @@ def response_map(feature_map: torch.Tensor, parts: int = 1, size: tuple[int, int
 
 @torch.no_grad()
 def branch_responses(model: torch.nn.Module, images: torch.Tensor) -> "OrderedDict[str, np.ndarray]":
-    """Response maps of every branch of ``model`` (which must offer ``branch_maps(x)``), upsampled to
-    the input size: ``{branch: [B, H, W] in [0, 1]}``. A branch's parts come from ``model.specs``."""
-    if not hasattr(model, "branch_maps"):
-        raise TypeError(f"{type(model).__name__} has no branch_maps(x); response maps need a model that "
-                        "returns its branches' output maps (e.g. reidbook.models.mgn.MGN)")
+    """Response maps of every branch of an MGN ``model`` (:meth:`~reidbook.models.mgn.MGN.branch_maps`),
+    upsampled to the input size: ``{branch: [B, H, W] in [0, 1]}``. A branch's parts come from ``model.specs``."""
+    if not isinstance(model, MGN):
+        raise TypeError(f"{type(model).__name__} has no branches; response maps need a model that "
+                        "returns its branches' output maps (reidbook.models.mgn.MGN)")
     was = model.training
     model.eval()
     try:
@@ -90,9 +92,8 @@ def branch_responses(model: torch.nn.Module, images: torch.Tensor) -> "OrderedDi
         maps = model.branch_maps(images.to(p.device, p.dtype))
     finally:
         model.train(was)
-    specs = getattr(model, "specs", {})
     size = tuple(images.shape[2:])
-    return OrderedDict((name, response_map(m, getattr(specs.get(name), "parts", 1), size).cpu().numpy())
+    return OrderedDict((name, response_map(m, model.specs[name].parts, size).cpu().numpy())
                        for name, m in maps.items())
 
 
@@ -150,8 +151,7 @@ def plot_response_maps(model: torch.nn.Module, images: torch.Tensor, alpha: floa
                        row_titles: Sequence[str] | None = None, title: str | None = None):
     """MGN Fig. 5 for a batch of (normalised) images: image, then each branch's response map."""
     resp = branch_responses(model, images)
-    specs = getattr(model, "specs", {})
     label = {n: _LABELS.get(n, n.replace("part", "Part-")) for n in resp}
     maps = OrderedDict((label[n], v) for n, v in resp.items())
-    parts = {label[n]: getattr(specs.get(n), "parts", 1) for n in resp}
+    parts = {label[n]: model.specs[n].parts for n in resp}
     return plot_maps(to_display(images), maps, alpha=alpha, parts=parts, row_titles=row_titles, title=title)
