@@ -331,3 +331,17 @@ def test_evaluation_takes_the_models_metric(smoke_dataset):
     bad.metric = "manhattan"
     with pytest.raises(ValueError, match="manhattan"):
         model_metric(bad)
+
+
+def test_overlapping_stripes_are_reported():
+    """quick feeds 128×64: fire_conv5c is 4×2, and three adaptive-pooled stripes of 4 rows share rows."""
+    from reidbook.models import layers
+
+    assert layers.stripe_rows(4, 3) == [(0, 2), (1, 3), (2, 4)] and layers.stripes_overlap(4, 3)
+    assert layers.stripe_rows(12, 3) == [(0, 4), (4, 8), (8, 12)] and not layers.stripes_overlap(12, 3)
+    assert not layers.stripes_overlap(4, 2) and not layers.stripes_overlap(24, 6)
+    layers._WARNED_OVERLAP.discard((4, 3))
+    net = tiny().eval()
+    with pytest.warns(UserWarning, match="3 horizontal stripes of a 4-row map overlap"):
+        with torch.no_grad():
+            net(torch.randn(1, 3, 128, 64))

@@ -43,14 +43,39 @@ class StabilizedGMP(nn.Module):
         return F.avg_pool2d(x, (kh, kw), stride=1).amax(dim=(2, 3))
 
 
+def stripe_rows(height: int, parts: int) -> list[tuple[int, int]]:
+    """Rows ``[start, end)`` of each stripe under ``adaptive_*_pool`` (``floor(i·H/p)`` to ``ceil((i+1)·H/p)``)."""
+    return [((i * height) // parts, -((-(i + 1) * height) // parts)) for i in range(parts)]
+
+
+def stripes_overlap(height: int, parts: int) -> bool:
+    """Whether ``parts`` stripes of a ``height``-row map share rows (e.g. 3 stripes of 4 rows: 0–1, 1–2, 2–3)."""
+    rows = stripe_rows(height, parts)
+    return any(a[1] > b[0] for a, b in zip(rows, rows[1:]))
+
+
+_WARNED_OVERLAP: set[tuple[int, int]] = set()
+
+
 def horizontal_stripes(x: torch.Tensor, parts: int, pool: str = "max") -> list[torch.Tensor]:
     """Split a map into ``parts`` equal horizontal stripes and pool each to ``[B, C]``.
 
     MGN §3.1 (2 and 3 stripes, max), PCB (6 stripes, average), GraftedNet §3.3 (2 and 3, average).
-    When the height is not divisible, stripes follow ``adaptive_*_pool`` boundaries.
+    When the height is not divisible, stripes follow ``adaptive_*_pool`` boundaries and may **overlap**
+    (3 stripes of a 4-row map: rows 0–1, 1–2, 2–3), which the papers' maps (24 rows for MGN, 12 for
+    GraftedNet) never do: a warning says so once per (height, parts), and the smaller profiles' presets
+    declare it as a departure.
     """
     if parts < 1:
         raise ValueError(f"parts must be ≥ 1, got {parts}")
+    h = int(x.shape[2])
+    if (h, parts) not in _WARNED_OVERLAP and stripes_overlap(h, parts):
+        import warnings
+
+        _WARNED_OVERLAP.add((h, parts))
+        warnings.warn(f"{parts} horizontal stripes of a {h}-row map overlap (rows {stripe_rows(h, parts)}): "
+                      f"a departure from the paper's disjoint stripes; use an input height whose map has a "
+                      f"multiple of {parts} rows", stacklevel=2)
     fn = F.adaptive_max_pool2d if pool == "max" else F.adaptive_avg_pool2d
     pooled = fn(x, (parts, 1))  # [B, C, parts, 1]
     return [pooled[:, :, i, 0] for i in range(parts)]
