@@ -10,6 +10,7 @@ sub-modules can be read one at a time:
 - ``rerank.py``   — :func:`re_ranking`, :func:`re_ranking_features` (Zhong et al. CVPR 2017);
 - ``evaluate.py`` — :func:`evaluate_model`, :func:`evaluate_features`, :func:`scalar_metrics`,
   :func:`model_metric` (the distance a model's embeddings use).
+- ``background.py`` — :func:`naive_histogram_metrics`, :func:`top1_same_camera` (background shortcuts).
 """
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ _EXPORTS = {
     "evaluate_features": "evaluate",
     "scalar_metrics": "evaluate",
     "model_metric": "evaluate",
+    "naive_histogram_metrics": "background",
+    "top1_same_camera": "background",
 }
 
 __all__ = sorted(_EXPORTS)

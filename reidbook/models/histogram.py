@@ -26,11 +26,14 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageStat
 
-__all__ = ["color_histogram_features", "histogram_distance", "DEFAULT_BINS", "DEFAULT_STRIPES"]
+__all__ = ["color_histogram_features", "histogram_distance", "naive_histogram_features", "DEFAULT_BINS",
+           "DEFAULT_STRIPES", "NAIVE_BINS", "NAIVE_STRIPES"]
 
 DEFAULT_BINS: tuple[int, int, int] = (8, 3, 3)   # hue, saturation, value
 DEFAULT_STRIPES = 6
 DEFAULT_CENTER = 0.15  # std of the centre weighting, fraction of the width
+NAIVE_BINS: tuple[int, int, int] = (8, 4, 8)  # the naive probe's hue, saturation, value bins
+NAIVE_STRIPES = 4
 
 
 def _as_image(x) -> Image.Image:
@@ -144,3 +147,19 @@ def histogram_distance(qf: np.ndarray, gf: np.ndarray, metric: str = "euclidean"
         else:
             raise ValueError(f"unknown histogram distance {metric!r}; use 'euclidean', 'l1' or 'chi2'")
     return out
+
+
+def naive_histogram_features(images: Iterable | np.ndarray, size: tuple[int, int] = (128, 64)) -> np.ndarray:
+    """The plainest colour description of a crop: ``[N, 4 * 256]`` per-stripe HSV histograms, compare with cosine.
+
+    A probe of the *data*, not a re-ID method: HSV with :data:`NAIVE_BINS` (8×4×8) bins on
+    :data:`NAIVE_STRIPES` (4) horizontal stripes of the *whole* crop, every pixel weighted the same,
+    no colour constancy; each stripe's histogram sums to 1 (not square-rooted). Rank with
+    ``compute_distmat(qf, gf, "cosine")``. Where backgrounds fill much of each crop and are specific to
+    a camera, this matcher ranks strangers from the query's own camera first (it scored Rank-1 0 % on
+    SynthReID 1.1); on tight detector crops it should find the person's colours. The course's matcher,
+    :func:`color_histogram_features`, adds a centre prior and grey-world normalisation.
+    """
+    f = color_histogram_features(images, bins=NAIVE_BINS, stripes=NAIVE_STRIPES, size=size, center=None,
+                                 normalize=False)
+    return f * f  # back from the Hellinger embedding to the histograms themselves
