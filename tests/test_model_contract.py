@@ -77,3 +77,15 @@ def test_paper_size_models_have_markets_751_identities():
         net = build_paper_model("baseline", arch="resnet18")
     assert isinstance(net.backbone, ResNet) and net.backbone.width == 1.0
     assert net.classifier.out_features == 751
+
+
+def test_metric_is_read_through_wrappers_and_checked():
+    g = build_model("graftednet", 3, profile="smoke")
+    assert metric_of(g) == "cosine" and metric_of(build_model("baseline", 3, profile="smoke")) == "euclidean"
+    assert metric_of(nn.DataParallel(g)) == "cosine"  # .module
+    from reidbook.models.dare import TenCropEmbedding
+
+    assert metric_of(TenCropEmbedding(g, (64, 32))) == "cosine"  # .model
+    g.metric = "manhattan"
+    with pytest.raises(ValueError, match="manhattan"):
+        metric_of(g)

@@ -58,6 +58,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..models.base import is_anytime
 from .distance import compute_distmat
 from .metrics import RankResult, evaluate_rank
 
@@ -82,7 +83,7 @@ ALL_ROUTINGS = (*ROUTINGS, "random_eq3")     # + blind exits at Eq. (3)'s rates 
 # Exits of a model: which embedding each exit uses, what it costs
 # ----------------------------------------------------------------------------------------------
 def _num_exits(model: nn.Module) -> int:
-    if not hasattr(model, "anytime") or not hasattr(model, "num_exits"):
+    if not is_anytime(model):
         raise TypeError(f"{type(model).__name__} has no anytime forward; anytime evaluation needs a model with "
                         "anytime(x, upto) and num_exits (DaRe, SEResNets)")
     return int(model.num_exits)
@@ -93,16 +94,15 @@ def exit_slots(model: nn.Module) -> list[int]:
 
     DaRe: stages 1 … S−1, then the fusion (index S); SE-ResNets: member 1 … S."""
     n = _num_exits(model)
-    return [*range(n - 1), n] if hasattr(model, "fuse") else list(range(n))
+    return [*range(n - 1), n] if model.has_fusion else list(range(n))
 
 
 def exit_names(model: nn.Module, embeddings: bool = False) -> list[str]:
     """Names of the exits (``embeddings=True``: of every embedding in ``all_embeddings``)."""
     n = _num_exits(model)
-    if hasattr(model, "fuse"):
-        stages = [f"stage {i + 1}" for i in range(n)]
-        return [*stages, "fusion"] if embeddings else [*stages[:-1], f"stage {n} (fusion)"]
-    return list(getattr(model, "names", [f"exit {i + 1}" for i in range(n)]))
+    if embeddings and model.has_fusion:
+        return [*(f"stage {i + 1}" for i in range(n)), "fusion"]
+    return model.exit_names()
 
 
 def _exit_forward(model: nn.Module, s: int):

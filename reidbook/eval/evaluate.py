@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from .distance import METRICS, compute_distmat
+from .distance import compute_distmat
 from .metrics import evaluate_rank
 from .rerank import re_ranking_features
 
@@ -24,14 +24,9 @@ def model_metric(model) -> str:
     protocol's ``ReIDModel.metric``: GraftedNet and FD students ``"cosine"``), else ``"euclidean"``.
     The one place the CLI, the zoo, the comparison and the chapters read it from; wrappers with a
     ``.model`` or ``.module`` (DataParallel, exit wrappers) are looked through."""
-    for m in (model, getattr(model, "model", None), getattr(model, "module", None)):
-        metric = getattr(m, "metric", None) if m is not None else None
-        if isinstance(metric, str):
-            if metric not in METRICS:
-                raise ValueError(f"{type(m).__name__}.metric = {metric!r} is not a known distance; "
-                                 f"use one of {METRICS}")
-            return metric
-    return "euclidean"
+    from ..models.base import metric_of
+
+    return metric_of(model)
 
 
 def scalar_metrics(metrics: dict) -> dict[str, float]:

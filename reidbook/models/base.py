@@ -122,8 +122,17 @@ def deployed(model: nn.Module) -> nn.Module:
 
 
 def metric_of(model: nn.Module) -> str:
-    """The distance ``model``'s embeddings are ranked with; ``"euclidean"`` for a module without the contract."""
-    return model.metric if isinstance(model, ReIDModel) else "euclidean"
+    """The distance ``model``'s embeddings are ranked with (GraftedNet and FD: ``"cosine"``).
+
+    Wrappers that hold the model as ``.model`` or ``.module`` (``DataParallel``, exit and crop wrappers)
+    are looked through; ``"euclidean"`` for a module without the contract. A metric outside
+    :data:`METRICS` is an error."""
+    for m in (model, getattr(model, "model", None), getattr(model, "module", None)):
+        if isinstance(m, ReIDModel):
+            if m.metric not in METRICS:
+                raise ValueError(f"{type(m).__name__}.metric = {m.metric!r} is not a known distance; use one of {METRICS}")
+            return m.metric
+    return "euclidean"
 
 
 def feature_dim_of(model: nn.Module) -> int | None:
