@@ -8,6 +8,7 @@ import torch
 
 from reidbook import zoo
 from reidbook.models import backbones as B
+from reidbook.pretrain import build_trunk
 
 torch.set_num_threads(1)
 
@@ -152,7 +153,7 @@ def test_prepare_course_pretrains_every_course_backbone_once(smoke_root, monkeyp
 
 
 def test_source_trunk_starts_its_residual_blocks_as_identities():
-    trunk = zoo._build_trunk("resnet50", 0.125)
+    trunk = build_trunk("resnet50", 0.125)
     block = trunk.layer1[1]  # no downsample: out = relu(x + F(x)) with F's last BN scale at zero
     x = torch.randn(2, block.conv1.in_channels, 8, 4).relu()
     with torch.no_grad():

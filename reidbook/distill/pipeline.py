@@ -7,7 +7,7 @@ Paper 002, §3.6:
 3. attach FMFBs and RFBs for the views to the student, initialise it from the initial student
    (weights *and* classifier, §3.6 after [28]) and train it with Eq. (6); deploy the plain student.
 
-Every artefact is train-or-load through :func:`reidbook.zoo.cached`, keyed by its full configuration
+Every artefact is train-or-load through :func:`reidbook.store.cached`, keyed by its full configuration
 (profile, data set and its fingerprint, seed, preset, and the keys of the artefacts it was made from):
 
 =====================  ============================================================
@@ -25,19 +25,18 @@ cache entry). Every model is scored on the data set's query/gallery (cosine dist
 from __future__ import annotations
 
 import dataclasses
-import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
-import torch
 from torch import nn
 
 from ..data.views import VIEW_NAMES, View, make_views
 from ..presets.fd import distill_preset, fd_settings, student_preset, teacher_preset
-from ..utils import atomic_torch_save, atomic_write_json, resolve_device, say, seed_everything
+from ..pretrain import resolve_pretrained
+from ..store import cached, data_fingerprint, data_key, dataset, entry_dir, load_model, save_model
+from ..utils import resolve_device, say, seed_everything
 from .store import SRStore, dataset_fingerprint, extract_srs, load_store, model_fingerprint, write_store
 from .student import LOSS_CHOICES, distill_student
 from .teachers import evaluate_view, train_view_model
@@ -81,20 +80,13 @@ def views_for(profile: str, names: Sequence[str] = VIEW_NAMES) -> list[View]:
     return make_views(s.holistic_size, s.partial_size, names)
 
 
-def _zoo():
-    from .. import zoo
-
-    return zoo
-
-
 def _base_config(profile: str, data: str, seed: int, settings: bool = True) -> dict:
     """What every FD cache key holds. ``settings=False`` (teachers, the initial student, their SRs) leaves
     out the profile's :class:`FDSettings`, whose distillation fields (α, β, regression, warm-up …) do not
     change those networks: their own presets and ``pretrained`` are in their keys instead, so tuning the
     distillation does not retrain seven teachers."""
-    zoo = _zoo()
-    config = {"profile": profile, "data": zoo._data_key(data), "seed": seed,
-              "data_sha256": zoo._data_fingerprint(profile, data, seed)}
+    config = {"profile": profile, "data": data_key(data), "seed": seed,
+              "data_sha256": data_fingerprint(profile, data, seed)}
     if settings:
         config["settings"] = dataclasses.asdict(fd_settings(profile))
     return config
@@ -102,48 +94,36 @@ def _base_config(profile: str, data: str, seed: int, settings: bool = True) -> d
 
 def _pretrained(profile: str, arch: str, width: float, seed: int, device):
     """The backbone initialisation of :class:`FDSettings`: ``None``, ``"imagenet"`` (full, §4.1), or
-    ``"source"``: the zoo's backbone pre-trained on SynthReID's source domain (cached, shared by every
-    teacher and student of the same architecture and width)."""
-    pre = fd_settings(profile).pretrained
-    if pre != "source":
-        return pre
+    ``"source"``: the backbone pre-trained on SynthReID's source domain (:func:`reidbook.pretrain.resolve_pretrained`;
+    cached, shared by every teacher and student of the same architecture and width)."""
     from ..models.fd import STUDENTS
 
     arch = STUDENTS[arch][0] if arch in STUDENTS else arch
-    return _zoo().pretrained_backbone(arch, width, profile, seed, device=device)
+    return resolve_pretrained(fd_settings(profile).pretrained, arch=arch, width=width, profile=profile, seed=seed,
+                              device=device)[0]
 
 
 def _save(folder: Path, obj: dict) -> list[str]:
-    atomic_torch_save({k: v.detach().cpu() for k, v in obj["model"].state_dict().items()}, folder / "model.pt")
-    atomic_write_json(folder / "metrics.json", obj["metrics"])
-    atomic_write_json(folder / "history.json", obj["history"])
-    files = ["model.pt", "metrics.json", "history.json"]
-    if obj.get("warmup"):  # the branch warm-up of a distilled student (its own stage, its own records)
-        atomic_write_json(folder / "warmup.json", obj["warmup"])
-        files.append("warmup.json")
-    shutil.rmtree(folder / "train", ignore_errors=True)  # resume checkpoints are not needed any more
-    return files
+    """The store's saved-model format (:func:`reidbook.store.save_model`), plus a distilled student's
+    branch warm-up records (``warmup.json``)."""
+    return save_model(folder, obj["model"], obj["metrics"], obj["history"], warmup=obj.get("warmup"))
 
 
 def _loader(build):
     def load(folder: Path) -> dict:
-        model = build()
-        model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
-        warmup = folder / "warmup.json"
-        return {"model": model.eval(), "metrics": json.loads((folder / "metrics.json").read_text()),
-                "history": json.loads((folder / "history.json").read_text()),
-                "warmup": json.loads(warmup.read_text()) if warmup.exists() else []}
+        saved = load_model(folder, build(), extra=("warmup",))
+        return {"model": saved.model, "metrics": saved.metrics, "history": saved.history,
+                "warmup": saved.extra["warmup"] or []}
     return load
 
 
 def _cached_model(kind: str, config: dict, build, train) -> Trained:
-    zoo = _zoo()
-    obj = zoo.cached(kind, config, train, load_fn=_loader(build), save_fn=lambda o, f: _save(f, o))
+    obj = cached(kind, config, train, load_fn=_loader(build), save_fn=lambda o, f: _save(f, o))
     model = obj["model"].cpu().eval()
     if getattr(model, "has_branches", False):  # keep the branches for Fig. 4; the model is the deployed one
-        return Trained(model.deploy().eval(), obj["metrics"], obj["history"], zoo.entry_dir(kind, config), config,
+        return Trained(model.deploy().eval(), obj["metrics"], obj["history"], entry_dir(kind, config), config,
                        trained=model, warmup=obj.get("warmup") or [])
-    return Trained(model, obj["metrics"], obj["history"], zoo.entry_dir(kind, config), config)
+    return Trained(model, obj["metrics"], obj["history"], entry_dir(kind, config), config)
 
 
 def _train_and_score(model: nn.Module, ds, view: View, preset, device, seed: int, folder: Path, desc: str) -> dict:
@@ -164,12 +144,11 @@ def train_teacher(view: str, profile: str = "quick", data: str = "synth", seed: 
     """The teacher of ``view`` (cached as zoo kind ``fd_teacher``), scored on its view of query/gallery."""
     from ..models import build_model
 
-    zoo = _zoo()
     preset = teacher_preset(view, profile)
     (v,) = views_for(profile, [view])
     config = {**_base_config(profile, data, seed, settings=False), "view": v.to_dict(),
               "pretrained": fd_settings(profile).pretrained, "preset": preset.to_dict()}
-    ds = zoo.dataset(profile, data, seed)
+    ds = dataset(profile, data, seed)
 
     def build(pretrained=None):
         return build_model("fd_teacher", ds.num_train_pids, profile=profile, pretrained=pretrained,
@@ -179,7 +158,7 @@ def train_teacher(view: str, profile: str = "quick", data: str = "synth", seed: 
         say(f"[fd] training the {view} teacher ({preset.model_options['arch']}, {v.height}x{v.width})")
         pre = _pretrained(profile, preset.model_options["arch"], preset.model_options["width"], seed, device)
         return _train_and_score(build(pre), ds, v, preset, device, seed,
-                                _zoo().entry_dir("fd_teacher", config), f"teacher {view}")
+                                entry_dir("fd_teacher", config), f"teacher {view}")
 
     return _cached_model("fd_teacher", config, build, train)
 
@@ -210,11 +189,10 @@ def initial_student(profile: str = "quick", data: str = "synth", seed: int = 0, 
     """The initial holistic student (cached as ``fd_student_initial``): the student *without* FD."""
     from ..models import build_model
 
-    zoo = _zoo()
     preset = student_preset(profile)
     config = {**_base_config(profile, data, seed, settings=False), "pretrained": fd_settings(profile).pretrained,
               "preset": preset.to_dict()}
-    ds = zoo.dataset(profile, data, seed)
+    ds = dataset(profile, data, seed)
     (v,) = views_for(profile, ["holistic"])
 
     def build(pretrained=None):
@@ -225,7 +203,7 @@ def initial_student(profile: str = "quick", data: str = "synth", seed: int = 0, 
         say(f"[fd] training the initial student {preset.model_options['arch']}")
         pre = _pretrained(profile, preset.model_options["arch"], preset.model_options["width"], seed, device)
         return _train_and_score(build(pre), ds, v, preset, device, seed,
-                                _zoo().entry_dir("fd_student_initial", config), "initial student")
+                                entry_dir("fd_student_initial", config), "initial student")
 
     return _cached_model("fd_student_initial", config, build, train)
 
@@ -236,8 +214,7 @@ def initial_student(profile: str = "quick", data: str = "synth", seed: int = 0, 
 def supervisory_representations(teachers: dict[str, Trained], profile: str = "quick", data: str = "synth",
                                 seed: int = 0, device="auto") -> SRStore:
     """Eq. (2) for every teacher over the training set, as a checked store (zoo kind ``fd_srs``)."""
-    zoo = _zoo()
-    ds = zoo.dataset(profile, data, seed)
+    ds = dataset(profile, data, seed)
     views = views_for(profile, list(teachers))
     data_fp = dataset_fingerprint(ds.train)
     teacher_fp = {v: model_fingerprint(t.model) for v, t in teachers.items()}
@@ -254,10 +231,10 @@ def supervisory_representations(teachers: dict[str, Trained], profile: str = "qu
                          "teacher_entry": teachers[v.name].key} for v in views}
         return write_store(folder, srs, data_fp, prov)
 
-    out = zoo.cached("fd_srs", config, extract, load_fn=lambda f: load_store(f, **expect), save_fn=save)
+    out = cached("fd_srs", config, extract, load_fn=lambda f: load_store(f, **expect), save_fn=save)
     if isinstance(out, SRStore):
         return out
-    return load_store(zoo.entry_dir("fd_srs", config), **expect)
+    return load_store(entry_dir("fd_srs", config), **expect)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -275,12 +252,11 @@ def distilled_student(profile: str = "quick", data: str = "synth", seed: int = 0
     """
     from ..models import build_model
 
-    zoo = _zoo()
     views = list(views)
     use = tuple(u for u in LOSS_CHOICES if u in use)
     s = fd_settings(profile)
     preset = distill_preset(profile)
-    ds = zoo.dataset(profile, data, seed)
+    ds = dataset(profile, data, seed)
     initial = initial or initial_student(profile, data, seed, device)
     if use:
         teachers = teachers or train_teachers(VIEW_NAMES, profile, data, seed, device)
@@ -314,7 +290,7 @@ def distilled_student(profile: str = "quick", data: str = "synth", seed: int = 0
                                   alpha=s.alpha, beta=s.beta, erase_threshold=s.erase_threshold, device=device,
                                   regression=s.regression, branch_warmup_epochs=s.branch_warmup_epochs,
                                   branch_warmup_lr=s.branch_warmup_lr,
-                                  seed=seed, checkpoint_dir=_zoo().entry_dir("fd_student", config) / "train",
+                                  seed=seed, checkpoint_dir=entry_dir("fd_student", config) / "train",
                                   desc=f"distill {'+'.join(use) or 'cls'}")
         student = student.cpu().eval()
         (hol,) = views_for(profile, ["holistic"])

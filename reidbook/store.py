@@ -1,0 +1,331 @@
+"""The store: cached artefacts in ``$REIDBOOK_CACHE``, keyed by their configuration and checked on load.
+
+Low level (below eval/prune/distill and the zoo; it imports only utils, data and torch). Every trained
+artefact lives in ``$REIDBOOK_CACHE/zoo/<kind>/<key>/`` where ``key`` (:func:`config_key`) is a hash
+of the **full configuration** that produced it. Change anything and you get a different folder.
+
+A finished entry is a folder of its files and, written last (:func:`commit`), ``entry.json`` holding
+the configuration and the SHA-256 of every file. :func:`check_entry` checks both: a folder whose
+``entry.json`` is missing (an interrupted run), whose files do not match their hashes (corruption) or
+whose configuration differs (a hash collision or a hand edit) is not an entry. :func:`cached` is the
+generic train-or-load over these rules.
+
+One saved-model format for every trained network (zoo runs, FD teachers and students, pruned models'
+metrics): :func:`save_model` writes ``model.pt`` (the CPU ``state_dict``), ``metrics.json``,
+``history.json`` (the per-epoch records) and any extra JSON files; :func:`load_model` reads it back with
+``weights_only=True`` and names the file and the fix when it cannot.
+
+The data sets a run trains on are cached here too (:func:`synthreid`, :func:`dataset`), with the two
+pieces of a configuration that describe them: :func:`data_key` and :func:`data_fingerprint`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from . import __version__
+from .utils import atomic_torch_save, atomic_write_json, cache_dir, file_sha256, say
+
+__all__ = ["StoreError", "STORE_VERSION", "SYNTH_NAMES", "synthreid", "dataset", "data_key", "data_fingerprint",
+           "config_key", "cache_root", "entry_dir", "check_entry", "commit", "invalidate", "cached", "check_writable",
+           "is_main_process", "save_model", "load_model", "SavedModel", "MARKER"]
+
+STORE_VERSION = 1  # bump when the on-disk format or the training procedure changes meaning (was ZOO_VERSION)
+MARKER = "entry.json"
+SYNTH_NAMES = ("synth", "synthreid", "synth-source", "synthreid-source")
+_STALE_TMP_SECONDS = 300  # an atomic write's temporary file older than this belongs to a killed writer
+
+
+class StoreError(RuntimeError):
+    """A cache entry cannot be used (and cannot be retrained in this situation)."""
+
+
+def is_main_process() -> bool:
+    """Rank 0 under ``torchrun`` (or no process group): the one process that writes the store."""
+    from .engine.distributed import is_main_process as main
+
+    return main()
+
+
+# ----------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------
+def synthreid(profile: str = "quick", seed: int = 0) -> Path:
+    """SynthReID at ``profile`` size and ``seed``, generated once into ``cache_dir()/data``; its folder.
+
+    The cache folder belongs to reidbook: if it holds a SynthReID made by another generator version
+    (or an interrupted one), it is deleted and generated again, with a message.
+    """
+    from .data import make_synthetic
+
+    root = cache_root() / "data" / f"synthreid-{profile}-s{seed}"
+    try:
+        return Path(make_synthetic(root, profile=profile, seed=seed))
+    except ValueError as exc:  # "holds a different SynthReID" / "incomplete SynthReID"
+        if not (root / "synthreid.json").is_file():
+            raise
+        say(f"[zoo] regenerating {root}: {exc}")
+        shutil.rmtree(root)
+        return Path(make_synthetic(root, profile=profile, seed=seed))
+
+
+def dataset(profile: str = "quick", data: str = "synth", seed: int = 0):
+    """The data set a run uses: ``data="synth"`` → SynthReID(profile, seed); ``"synth-source"`` → its
+    source domain; anything else → :func:`reidbook.data.load_dataset` (a name such as ``market1501``
+    or a folder in Market-1501 naming)."""
+    from .data import load_dataset
+
+    if data in ("synth", "synthreid"):
+        return load_dataset(synthreid(profile, seed))
+    if data in ("synth-source", "synthreid-source"):  # train-only in smoke: no query/gallery needed
+        return load_dataset(synthreid(profile, seed) / "source", require_test=False)
+    return load_dataset(data)
+
+
+def data_key(data: str) -> str:
+    """How ``data`` enters a configuration: names as given (``synthreid`` spelled ``synth``), folders as
+    absolute paths."""
+    if data in SYNTH_NAMES:
+        return data.replace("synthreid", "synth")
+    p = Path(str(data)).expanduser()
+    return str(p.resolve()) if p.exists() else str(data)
+
+
+def data_fingerprint(profile: str, data: str, seed: int) -> str | None:
+    """SHA-256 of SynthReID's ``synthreid.json`` (generator version and settings), so that models
+    trained on another generation of the data set are never mistaken for this one's; ``None`` for
+    other data sets (their folder is in :func:`data_key`)."""
+    if data not in SYNTH_NAMES:
+        return None
+    return file_sha256(synthreid(profile, seed) / "synthreid.json")
+
+
+# ----------------------------------------------------------------------------------------------
+# Keys, folders, integrity
+# ----------------------------------------------------------------------------------------------
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, sort_keys=True, default=str))
+
+
+def config_key(kind: str, config: dict) -> str:
+    """A short stable hash of ``kind`` + ``config`` (JSON with sorted keys; tuples become lists)."""
+    text = json.dumps({"kind": kind, "config": _jsonable(config), "zoo": STORE_VERSION}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _cache_fix() -> str:
+    return ("Set REIDBOOK_CACHE to a writable folder (e.g. `export REIDBOOK_CACHE=$HOME/reidbook-cache`) "
+            "or fix the folder's permissions.")
+
+
+def cache_root() -> Path:
+    """:func:`reidbook.utils.cache_dir`, with a clear error (naming ``REIDBOOK_CACHE``) when it cannot be made."""
+    try:
+        return cache_dir()
+    except OSError as exc:
+        where = os.environ.get("REIDBOOK_CACHE", "~/.cache/reidbook")
+        raise PermissionError(f"cannot create reidbook's cache folder {where} ({type(exc).__name__}: {exc}). "
+                              f"{_cache_fix()}") from None
+
+
+def entry_dir(kind: str, config: dict) -> Path:
+    """The cache folder of the entry ``(kind, config)`` (it may not exist yet)."""
+    return cache_root() / "zoo" / kind / config_key(kind, config)
+
+
+def check_entry(folder: Path, kind: str, config: dict) -> tuple[dict | None, str]:
+    """``(entry, "")`` if ``folder`` holds a complete, intact entry for ``config``, else ``(None, why)``
+    (``why == "missing"`` when the folder does not exist)."""
+    folder = Path(folder)
+    marker = folder / MARKER
+    if not folder.exists():
+        return None, "missing"
+    if not marker.exists():
+        return None, f"{folder} has no {MARKER} (an interrupted run?)"
+    try:
+        entry = json.loads(marker.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"{marker} is unreadable ({exc})"
+    if not isinstance(entry, dict) or entry.get("kind") != kind or entry.get("config") != _jsonable(config):
+        return None, f"{marker} describes another configuration"
+    for name, digest in entry.get("files", {}).items():
+        f = folder / name
+        if not f.exists():
+            return None, f"{f} is missing"
+        if file_sha256(f) != digest:
+            return None, f"{f} does not match its recorded SHA-256 (corrupt or modified)"
+    return entry, ""
+
+
+def _remove_stale_tmp(folder: Path) -> None:
+    """Delete temporary files (``.<name>.*.tmp``) that a killed atomic write left in ``folder``.
+
+    Only files older than a few minutes: a second process writing the same entry right now keeps its own."""
+    now = time.time()
+    for tmp in folder.glob(".*.tmp"):
+        try:
+            if tmp.is_file() and now - tmp.stat().st_mtime > _STALE_TMP_SECONDS:
+                tmp.unlink()
+        except OSError:  # gone already (another process cleaned it)
+            pass
+
+
+def commit(folder: Path, kind: str, config: dict, files: list[str], extra: dict | None = None) -> dict:
+    """Write ``entry.json`` last: from now on ``folder`` is a valid entry of ``(kind, config)``."""
+    folder = Path(folder)
+    _remove_stale_tmp(folder)
+    entry = {"kind": kind, "config": _jsonable(config), "reidbook": __version__, "zoo": STORE_VERSION,
+             "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+             "files": {name: file_sha256(folder / name) for name in files}, **(extra or {})}
+    atomic_write_json(folder / MARKER, entry)
+    return entry
+
+
+def invalidate(folder: Path, why: str) -> None:
+    """Say why ``folder`` is not used and remove its ``entry.json`` (rank 0), so it is trained again."""
+    if why != "missing":
+        say(f"[zoo] not using {folder}: {why}; training it again.")
+        marker = Path(folder) / MARKER
+        if marker.exists() and is_main_process():
+            marker.unlink()
+
+
+def check_writable(folder: Path | None = None) -> Path:
+    """Fail early, before any training, if ``folder`` (default: the cache) cannot be written; returns it.
+
+    The nearest existing folder on the way must be a writable folder. Raises ``PermissionError`` naming
+    the folder and ``REIDBOOK_CACHE``."""
+    base = Path(folder) if folder is not None else cache_root()
+    probe = base
+    while not probe.exists() and probe != probe.parent:  # the nearest existing ancestor must be writable
+        probe = probe.parent
+    problem = ""
+    if not probe.is_dir():
+        problem = f"{probe} is a file, not a folder"
+    elif not os.access(probe, os.W_OK | os.X_OK):
+        problem = f"{probe} is not writable by this user"
+    if problem:
+        raise PermissionError(f"cannot write {base}: {problem}; nothing was trained. {_cache_fix()}")
+    return base
+
+
+def _default_save(obj: Any, folder: Path) -> list[str]:
+    atomic_torch_save(obj, folder / "artefact.pt")
+    return ["artefact.pt"]
+
+
+def _default_load(folder: Path) -> Any:
+    return torch.load(folder / "artefact.pt", map_location="cpu", weights_only=True)
+
+
+def cached(kind: str, config: dict, train_fn: Callable[[], Any], load_fn: Callable[[Path], Any] | None = None,
+           save_fn: Callable[[Any, Path], list[str]] | None = None, retrain: bool = False) -> Any:
+    """Train-or-load for artefacts that are not a plain preset run (pruned models, FD students …).
+
+    ``config`` (JSON-able) identifies the artefact completely. If the entry exists and is intact,
+    ``load_fn(folder)`` is returned (default: ``torch.load(folder/"artefact.pt", weights_only=True)``).
+    Otherwise ``obj = train_fn()`` is saved with ``save_fn(obj, folder) -> [file names]`` (default: the
+    object, which must hold only tensors/containers/numbers, to ``artefact.pt``) and ``obj`` is returned.
+    If ``load_fn`` fails on an intact entry (e.g. the code changed shape), the artefact is retrained.
+    :func:`entry_dir` gives the folder in advance (for checkpoints).
+    """
+    folder = entry_dir(kind, config)
+    load_fn = load_fn or _default_load
+    save_fn = save_fn or _default_save
+    if not retrain:
+        entry, why = check_entry(folder, kind, config)
+        if entry is not None:
+            try:
+                return load_fn(folder)
+            except Exception as exc:  # noqa: BLE001 - any failure means "retrain", with a message
+                why = f"loading it failed ({type(exc).__name__}: {exc})"
+        invalidate(folder, why)
+    check_writable(folder)
+    obj = train_fn()
+    if is_main_process():
+        folder.mkdir(parents=True, exist_ok=True)
+        files = save_fn(obj, folder)
+        commit(folder, kind, config, list(files))
+    return obj
+
+
+# ----------------------------------------------------------------------------------------------
+# The saved-model format
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class SavedModel:
+    """What :func:`load_model` read: the ``model`` (weights loaded, CPU, eval mode), ``metrics``, the
+    per-epoch ``history`` records and the ``extra`` JSON files asked for (``{name: value or None}``)."""
+
+    model: nn.Module
+    metrics: dict
+    history: list[dict]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def save_model(folder: Path, model: nn.Module, metrics: dict, history, **extra) -> list[str]:
+    """Write a trained network to ``folder``: ``model.pt`` (its ``state_dict`` on CPU), ``metrics.json``,
+    ``history.json`` (a History or a list of records) and ``<name>.json`` for every ``extra`` value that is
+    not empty. Each file atomically; returns the file names (for :func:`commit`). Resume checkpoints
+    (``folder/train``) are deleted: the entry no longer needs them."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, folder / "model.pt")
+    atomic_write_json(folder / "metrics.json", metrics)
+    records = history.records if hasattr(history, "records") else list(history)
+    atomic_write_json(folder / "history.json", records)
+    files = ["model.pt", "metrics.json", "history.json"]
+    for name, value in extra.items():
+        if value:
+            atomic_write_json(folder / f"{name}.json", value)
+            files.append(f"{name}.json")
+    shutil.rmtree(folder / "train", ignore_errors=True)
+    return files
+
+
+def _read_json(path: Path, fix: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StoreError(f"cannot read {path} ({type(exc).__name__}: {exc}). {fix}") from exc
+
+
+def load_model(folder: Path, model: nn.Module, extra: tuple[str, ...] = ()) -> SavedModel:
+    """Read what :func:`save_model` wrote into ``model`` (``weights_only=True``).
+
+    Raises :class:`StoreError` naming the file and the fix (delete the folder, train again) when a file is
+    missing or unreadable, or the weights do not fit ``model``."""
+    folder = Path(folder)
+    fix = f"Delete {folder} and train again."
+    path = folder / "model.pt"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise StoreError(f"{path} is missing. {fix}") from exc
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        # torch's own text is pages long and suggests weights_only=False, which would run a pickle payload
+        raise StoreError(f"cannot read the weights in {path}: it is not a state dict that reidbook wrote "
+                         f"(torch.load raised {type(exc).__name__}; the file is corrupt, truncated or foreign). "
+                         f"{fix}") from None
+    if not isinstance(state, dict):
+        raise StoreError(f"{path} holds a {type(state).__name__}, not a state dict. {fix}")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise StoreError(f"the weights in {path} do not fit the model ({exc}). {fix}") from exc
+    metrics = _read_json(folder / "metrics.json", fix)
+    history = _read_json(folder / "history.json", fix)
+    extras = {name: (_read_json(folder / f"{name}.json", fix) if (folder / f"{name}.json").exists() else None)
+              for name in extra}
+    return SavedModel(model.eval(), metrics, history, extras)
