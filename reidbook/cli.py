@@ -167,8 +167,8 @@ def _print_metrics(title: str, metrics: dict) -> None:
 # ----------------------------------------------------------------------------------------------
 # Sub-commands that live in other modules (pruning, distillation)
 # ----------------------------------------------------------------------------------------------
-_EXTERNAL = {"prune": ("reidbook.prune.cli", "prune a trained model (criteria, strategies, real surgery)"),
-             "prune-scenario": ("reidbook.prune.scenario_cli",
+_EXTERNAL = {"prune": ("reidbook.commands.prune", "prune a trained model (criteria, strategies, real surgery)"),
+             "prune-scenario": ("reidbook.commands.prune_scenario",
                                 "run one of the pruning survey's design scenarios (Fig. 2) end to end"),
              "distill": ("reidbook.distill.cli", "Factorized Distillation: teachers → a holistic student")}
 

@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from reidbook.models import backbones as B
-from reidbook.prune import METHODS, prune, score_channels
+from reidbook.prune import METHODS, SCORERS, TRAINING_PROCEDURES, prune, register_scorer, score_channels
 from reidbook.prune import criteria as C
-from reidbook.prune import criteria_data as D
+from reidbook.prune.criteria import data as D
 from reidbook.prune.activations import collect_pooled, collect_taylor
 
 
@@ -210,8 +210,15 @@ def test_every_method_prunes_and_bad_inputs_raise():
     assert len(METHODS) == 12  # the survey's eleven + plain L2
     for method in METHODS:
         kw = {"loss_fn": lambda m, im, p: m(im).pow(2).mean()} if method == "taylor" else {}
+        if method in TRAINING_PROCEDURES:  # never a one-shot cut labelled with the method's name
+            fn = {"auto_balanced": "auto_balanced_prune", "psfp": "progressive_soft_prune",
+                  "play_and_prune": "play_and_prune"}[method]
+            with pytest.raises(ValueError, match=rf"training procedure.*reidbook\.prune\.strategies\.{fn}\("):
+                prune(net, method, ratio=0.5, data=x, input_size=(32, 16))
+            continue
         small, rep = prune(net, method, ratio=0.5, data=x, input_size=(32, 16), **kw)
         assert rep.params_after < rep.params_before and small(x).shape == net(x).shape
+        assert rep.method == method
     with pytest.raises(ValueError, match="unknown pruning method"):
         prune(net, "l3", ratio=0.5)
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
@@ -226,3 +233,43 @@ def test_every_method_prunes_and_bad_inputs_raise():
         prune(net, "l1", target_macs=0.05, input_size=(32, 16))
     with pytest.raises(ValueError, match="scope='bottleneck' only"):
         prune(net, "entropy", ratio=0.2, data=x, scope="residual")
+
+
+def test_scorer_registry_lists_describes_and_dispatches():
+    """One registry: every criterion has one signature, a description (paper, section, equation) and the
+    survey's strategy; METHODS lists it; score_channels and prune dispatch through it."""
+    from reidbook.prune import default_strategy, distinct_methods, find_units
+
+    assert list(METHODS) == list(SCORERS)
+    for name, s in SCORERS.items():
+        assert ("Eq." in s.where or "Table" in s.where) and s.paper and METHODS[name] == s.describe()
+    # Table 2's "strategy" column: FPGM and Taylor iterative, L1/SIMC/Entropy once, ThiNet/CP layer-wise …
+    table2 = {"l1": "once", "simc": "once", "entropy": "once", "taylor": "iterative", "fpgm": "iterative",
+              "play_and_prune": "play_and_prune", "auto_balanced": "auto_balanced", "thinet": "layerwise",
+              "channel_pruning": "layerwise", "psfp": "psfp"}
+    assert {m: default_strategy(m) for m in table2} == table2
+    assert set(TRAINING_PROCEDURES) == {"auto_balanced", "psfp", "play_and_prune"}
+    net = B.resnet18(width=1 / 8).eval()
+    units = find_units(net)
+    for m in TRAINING_PROCEDURES:  # identical by construction to their criterion, and listed as such
+        same = SCORERS[m].same_as
+        a, b = score_channels(net, m, units), score_channels(net, same, units)
+        assert all(torch.equal(a[u], b[u]) for u in a)
+    assert set(distinct_methods()) == set(METHODS) - set(TRAINING_PROCEDURES)
+
+    @register_scorer("test_index", title="channel index", paper="none", where="test, Eq. 0", needs="weights",
+                     strategy="once")
+    def _index(ctx):
+        return {u.name: torch.arange(u.channels, dtype=torch.float64) for u in ctx.units}
+
+    try:
+        assert "test_index" in METHODS
+        small, rep = prune(net, "test_index", ratio=0.5, input_size=(32, 16))
+        chans = {u.name: u.channels for u in units}
+        assert all(k == list(range(chans[n] - len(k), chans[n])) for n, k in rep.keep.items())  # highest indices kept
+        assert rep.method == "test_index"
+    finally:
+        SCORERS.pop("test_index")
+        METHODS.pop("test_index")
+    with pytest.raises(ValueError, match="unknown option"):
+        score_channels(net, "simc", units, taus=0.5)

@@ -48,7 +48,7 @@ def test_scenario_cli_smoke(smoke_root, tmp_path, capsys):
     import argparse
     import json
 
-    from reidbook.prune import scenario_cli
+    from reidbook.commands import prune_scenario as scenario_cli
 
     p = argparse.ArgumentParser()
     scenario_cli.add_arguments(p)
@@ -98,3 +98,22 @@ def test_survey_tables_and_chapter_06_figures():
     recs = [{"unit": "backbone.layer1.0.conv1", "err_plain": 0.5, "err_recon": 0.2}, {"unit": "fine-tune", "loss": 1.0}]
     assert vp.plot_reconstruction(recs).axes[0].get_yscale() == "log"
     assert vp.plot_strategy_curves({"rate": ([0, 1], [0.0, 0.5])}).axes
+
+
+def test_negative_epochs_are_refused_before_any_work(start, capsys):
+    """`prune-scenario --epochs -1` used to save an untrained model as the scenario's result."""
+    import argparse
+
+    from reidbook.commands import prune_scenario
+
+    with pytest.raises(ValueError, match="epochs must be an integer ≥ 0"):
+        run_scenario(1, "l1", 0.5, start=start, source=object(), target_data=object(), epochs=-1)
+    p = argparse.ArgumentParser()
+    prune_scenario.add_arguments(p)
+    with pytest.raises(SystemExit):
+        p.parse_args(["--scenario", "1", "--epochs", "-1"])
+    assert "--epochs: must be ≥ 1" in capsys.readouterr().err
+    args = p.parse_args(["--scenario", "1"])
+    args.epochs = 0
+    with pytest.raises(ValueError, match="untrained model"):
+        prune_scenario.main(args)

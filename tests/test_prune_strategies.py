@@ -22,7 +22,37 @@ def test_iterative_reaches_target_in_small_steps(net):
     check_smaller(net, small, rep, 0.7)
     ratios = [r["macs_ratio"] for r in rep.iterations]
     assert len(ratios) >= 3 and all(a > b for a, b in zip(ratios, ratios[1:]))  # monotone, several steps
-    assert ratios[0] >= 1 - (1 - 0.05) ** 2 - 0.02 - 1e-9 and ratios[0] < 1  # first step ≈ 10 % of MACs
+    assert [r["clipped"] for r in rep.iterations] == [False] * (len(ratios) - 1) + [True]  # only the last is clipped
+
+
+@pytest.mark.parametrize("method", ["l1", "taylor"])  # spread over units / one ranking across units
+def test_an_iterative_step_removes_the_fraction_it_names(net, method):
+    """A "5 % step" removes 5 % of the current channels (up to half a channel), not 5 % of each unit's
+    inputs and outputs (a 10 % multiply-add cut, which removed ≈7.8 % of a ResNet-50's channels)."""
+    from reidbook.prune import find_units
+
+    torch.manual_seed(0)
+    kw = {"data": [(torch.randn(8, 3, *SIZE), torch.arange(8))]} if method == "taylor" else {}
+    n0 = sum(u.channels for u in find_units(net))
+    _, rep = prune_iterative(net, method, 0.6, step=0.05, input_size=SIZE, **kw)
+    n = n0
+    for r in rep.iterations:
+        if not r["clipped"]:
+            assert abs(r["channel_ratio"] - 0.05) <= 0.5 / n + 1e-12, r
+        n = round(n * (1 - r["channel_ratio"]))
+    assert any(not r["clipped"] for r in rep.iterations)
+
+
+def test_a_step_on_paper_size_resnet50_is_five_percent():
+    from reidbook.models.backbones import resnet50
+    from reidbook.prune import find_units, uniform_widths
+
+    units = find_units(resnet50(width=1.0))
+    total = sum(u.channels for u in units)
+    kept = sum(uniform_widths(units, 0.05, rounding="total").values())
+    assert abs((total - kept) / total - 0.05) <= 0.5 / total  # 5 % of the 15 104 bottleneck channels
+    kept_floor = sum(uniform_widths(units, 0.05).values())  # per-unit floor: what "floor" rounding gives
+    assert (total - kept_floor) / total < 0.05
 
 
 def test_psfp_schedule_is_progressive_and_hardens_to_c2(net):
@@ -74,3 +104,18 @@ def test_psfp_rate_is_progressive_when_trained(smoke_dataset):
     rates = [r["rate"] for r in rep.iterations]
     assert [r["step"] for r in rep.iterations] == [1, 2, 3]
     assert 0 < rates[0] < rates[1] < rates[2] and rep.reached
+
+
+def test_strategy_pairing_is_checked_not_replaced(net):
+    """A strategy never runs another method under this one's name (survey Table 2's pairings)."""
+    from reidbook.prune.scenarios import check_pairing
+
+    with pytest.raises(ValueError, match="soft pruning"):
+        check_pairing("taylor", "psfp")
+    with pytest.raises(ValueError, match="ℓ1 by definition"):
+        check_pairing("fpgm", "auto_balanced")
+    with pytest.raises(ValueError, match="training procedure"):
+        check_pairing("psfp", "once")
+    with pytest.raises(ValueError, match="progressive_soft_prune"):
+        prune_once(net, "psfp", C1, input_size=SIZE)
+    check_pairing("fpgm", "iterative")

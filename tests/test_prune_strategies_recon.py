@@ -5,7 +5,7 @@ import torch
 from reidbook.models import build_model
 from reidbook.presets import get_preset
 from reidbook.prune import C1, C2, prune_layerwise
-from reidbook.prune.strategies_recon import _reconstruct, conv_samples, relative_error
+from reidbook.prune.strategies.reconstruction import conv_samples, reconstruct_weight, relative_error
 
 from prune_checks import SIZE, check_smaller
 
@@ -63,7 +63,7 @@ def test_thinet_scaling_is_the_least_squares_optimum():
     patches, weight = torch.randn(50, 6, 9, generator=g), torch.randn(4, 6, 3, 3, generator=g)
     y = torch.randn(50, 4, generator=g)
     keep = [0, 2, 3]
-    new = _reconstruct("scale", patches, y, weight, None, keep, ridge=0.0)
+    new = reconstruct_weight("scale", patches, y, weight, None, keep, ridge=0.0)
     z = torch.einsum("nck,ock->noc", patches[:, keep].double(), weight[:, keep].reshape(4, 3, 9).double())
     s = torch.linalg.lstsq(z.reshape(-1, 3), y.double().reshape(-1, 1)).solution.flatten()
     assert torch.allclose(new / weight[:, keep], s.float().view(1, -1, 1, 1).expand_as(new), atol=1e-4)

@@ -5,7 +5,7 @@ import torch
 from reidbook.models import build_model
 from reidbook.presets import get_preset
 from reidbook.prune import C1, C2, auto_balanced_prune, holdout_split, play_and_prune
-from reidbook.prune.strategies_reg import BalancedPenalty, weak_share
+from reidbook.prune.strategies import BalancedPenalty, weak_share
 from reidbook.prune.surgery import find_units
 
 from prune_checks import SIZE, check_smaller
@@ -71,7 +71,7 @@ def test_play_and_prune_controller_plays_when_accuracy_drops(net):
     small, rep = play_and_prune(net, C1, evaluate=lambda m: next(accs), eps=2.0, step=0.1, input_size=SIZE)
     check_smaller(net, small, rep, C1)
     recs = rep.iterations
-    assert rep.xi == 50.0
+    assert rep.notes["xi"] == 50.0
     assert recs[2]["slack"] < 0 and recs[2]["next_rate"] == 0.0 and recs[2]["pruned"]
     assert recs[3]["rate"] == 0.0 and not recs[3]["pruned"]  # play: retrain only, MACs unchanged
     assert recs[3]["macs_ratio"] == recs[2]["macs_ratio"]

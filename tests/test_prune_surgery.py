@@ -9,7 +9,7 @@ from reidbook.models import backbones as B
 from reidbook.profile import count_macs, count_params
 from reidbook.prune import (MacModel, apply_selection, find_units, harden, load_pruned, prune, prune_bottleneck,
                             save_pruned, soft_prune_units, unit_widths)
-from reidbook.prune.api import score_channels, select_channels
+from reidbook.prune import score_channels, select_channels
 
 SIZE = (64, 32)
 
@@ -184,16 +184,17 @@ def test_pruning_view_at_slider_extremes_and_agreement():
 
     matplotlib.use("Agg")
     from reidbook.prune import score_channels
-    from reidbook.viz.pruning import plot_agreement, rank_agreement, pruning_view, score_distributions
+    from reidbook.prune.measure import pruning_numbers
+    from reidbook.viz.pruning import plot_agreement, plot_pruning, rank_agreement, score_distributions
 
     m = _model(50)
     scores = score_channels(m, "l1")
-    fig, nums = pruning_view(m, "l1", 0.0, SIZE, scores=scores, latency=True, repeats=1,
-                             metrics={("l1", 0.0): 55.0})
+    nums = pruning_numbers(m, "l1", 0.0, SIZE, scores=scores, latency=True, repeats=1, metrics={("l1", 0.0): 55.0})
     assert nums["params_ratio"] == 1.0 and nums["macs_ratio"] == 1.0 and nums["mAP"] == 55.0
-    assert nums["latency_ms"] > 0
-    fig, nums = pruning_view(m, "l1", 0.9, SIZE, scores=scores, latency=False)
+    assert nums["latency_ms"] > 0 and plot_pruning(nums).axes[1].get_title() == "mAP after fine-tuning: 55.0"
+    nums = pruning_numbers(m, "l1", 0.9, SIZE, scores=scores, latency=False)
     assert nums["macs_ratio"] < 0.35 and min(nums["widths"].values()) >= 1 and "latency_ms" not in nums
+    assert len(plot_pruning(nums).axes[1].patches) == 2  # params and MACs bars, no latency bar
     rev = {k: -v for k, v in scores.items()}
     agree = rank_agreement({"l1": scores, "same": scores, "reversed": rev})
     assert agree.loc["l1", "same"] == pytest.approx(1.0) and agree.loc["l1", "reversed"] == pytest.approx(-1.0)

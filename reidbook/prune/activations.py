@@ -25,7 +25,7 @@ from torch import nn
 from ..utils import progress
 
 __all__ = ["calibration_batches", "iter_batches", "collect_pooled", "collect_taylor", "collect_conv_samples", "classification_loss",
-           "frozen_bn_train_mode"]
+           "frozen_bn_train_mode", "eval_mode"]
 
 
 def calibration_batches(items, height: int, width: int, n_images: int = 128, batch_size: int = 32,
@@ -77,9 +77,10 @@ def _device(model: nn.Module) -> torch.device:
 
 
 @contextlib.contextmanager
-def _mode(model: nn.Module, training: bool):
+def eval_mode(model: nn.Module):
+    """``model.eval()`` inside the block; the model's previous mode is restored after it."""
     was = model.training
-    model.train(training)
+    model.train(False)
     try:
         yield
     finally:
@@ -130,7 +131,7 @@ def collect_pooled(model: nn.Module, modules: dict[str, nn.Module], data, max_ba
 
     handles = [m.register_forward_hook(hook(n)) for n, m in modules.items()]
     try:
-        with _mode(model, False):
+        with eval_mode(model):
             for images, _ in progress(iter_batches(data, max_batches), desc="activations"):
                 model(images.to(dev))
     finally:
@@ -216,7 +217,7 @@ def collect_conv_samples(model: nn.Module, convs: dict[str, nn.Conv2d], data, n_
 
     handles = [m.register_forward_hook(hook(n)) for n, m in convs.items()]
     try:
-        with _mode(model, False):
+        with eval_mode(model):
             for images, _ in progress(batches, desc="samples"):
                 model(images.to(dev))
     finally:

@@ -10,7 +10,7 @@ can happen in either phase:
 4. prune on the **target before** fine-tuning (the source-trained model is pruned with target data).
 
 Source = SynthReID's source domain (``<synth root>/source``, train only; our stand-in for ImageNet),
-target = :func:`reidbook.zoo.dataset` at the profile. Departure: in scenario 2 the multiply-add target is
+target = :func:`reidbook.store.dataset` at the profile. Departure: in scenario 2 the multiply-add target is
 split evenly (in log scale) between the two pruning rounds — each keeps ``√target`` — since the survey
 does not say how it splits the budget. Moving between domains replaces the identity classifiers (their
 classes differ); everything else carries over.
@@ -24,11 +24,13 @@ from torch import nn
 
 from ..models.layers import classifier_init
 from ..profile import count_macs, count_params
-from .api import DATA_METHODS
-from .strategies import C1, progressive_soft_prune, prune_iterative, prune_once
+from .scoring import get_scorer
+from .strategies import (C1, SOFT_CRITERIA, STRATEGIES, auto_balanced_prune, default_strategy, play_and_prune,
+                         progressive_soft_prune, prune_iterative, prune_layerwise, prune_once)
+from .training import finetune
 
 __all__ = ["SCENARIOS", "STRATEGIES", "default_strategy", "run_scenario", "rehead", "source_model", "SURVEY_MARKET",
-           "survey_table"]
+           "survey_table", "check_pairing"]
 
 SCENARIOS = {
     1: "prune + retrain on source → fine-tune on target",
@@ -36,19 +38,6 @@ SCENARIOS = {
     3: "fine-tune on target → prune + retrain on target",
     4: "prune on target → fine-tune on target",
 }
-STRATEGIES = ("auto", "once", "iterative", "psfp", "auto_balanced", "play_and_prune", "layerwise")
-# How the survey runs each method (§4.2, Table 2's "strategy" column): L1 and Entropy prune once, Taylor
-# iteratively, Auto-Balanced by regularisation, PSFP (and soft FPGM) while training, ThiNet and Channel
-# Pruning layer by layer.
-_DEFAULT = {"taylor": "iterative", "auto_balanced": "auto_balanced", "psfp": "psfp", "play_and_prune": "play_and_prune",
-            "thinet": "layerwise", "channel_pruning": "layerwise"}
-
-
-def default_strategy(method: str) -> str:
-    """The strategy the survey pairs with ``method`` (``"once"`` for the plain criteria)."""
-    return _DEFAULT.get(method, "once")
-
-
 # The survey's own numbers on Market-1501 (paper 003, §5), for side-by-side display; never mixed with ours.
 # M = parameters (millions), T = GFLOPs as the paper reports them, mAP and rank-1 in %.
 SURVEY_MARKET = {
@@ -105,22 +94,36 @@ def rehead(model: nn.Module, num_classes: int) -> nn.Module:
     return model
 
 
-def _prune(model, strategy, method, target, dataset, preset, epochs, size, device, seed, max_iters):
-    """One pruning round on ``dataset`` with its retraining (the strategies of :mod:`.strategies*`)."""
-    from .strategies_recon import prune_layerwise
-    from .strategies_reg import auto_balanced_prune, play_and_prune
+def check_pairing(method: str, strategy: str) -> None:
+    """Refuse a strategy that cannot run ``method`` as its paper does, instead of running something else under its
+    name: soft pruning scores filters (``psfp``, ``l2``, ``l1``, ``fpgm``); Auto-Balanced and Play-and-Prune
+    rank by ℓ1 by definition; the cutting strategies cannot run a training procedure."""
+    scorer = get_scorer(method)
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown pruning strategy {strategy!r}; choose one of auto, {', '.join(STRATEGIES)}")
+    if strategy == "psfp" and method not in SOFT_CRITERIA:
+        raise ValueError(f"soft pruning (strategy 'psfp') scores filters by weight; method {method!r} is not one of "
+                         f"{', '.join(SOFT_CRITERIA)}. Use its own strategy: {scorer.strategy!r}")
+    if strategy in ("auto_balanced", "play_and_prune") and method not in (strategy, "l1"):
+        raise ValueError(f"strategy {strategy!r} ranks filters by ℓ1 by definition; it cannot run method {method!r} "
+                         f"(use method={strategy!r} or 'l1', or {method!r}'s own strategy {scorer.strategy!r})")
+    if scorer.procedure is not None and strategy != scorer.strategy:
+        raise ValueError(f"method {method!r} is a training procedure; it runs only as strategy {scorer.strategy!r} "
+                         f"({scorer.procedure})")
 
+
+def _prune(model, strategy, method, target, dataset, preset, epochs, size, device, seed, max_iters):
+    """One pruning round on ``dataset`` with its retraining (the strategies of :mod:`.strategies`)."""
     common = dict(input_size=size, device=device, seed=seed, max_iters_per_epoch=max_iters)
     if strategy == "psfp":
-        return progressive_soft_prune(model, target, dataset, preset, epochs=max(1, epochs),
-                                      criterion=method if method in ("psfp", "l1", "l2", "fpgm") else "psfp", **common)
+        return progressive_soft_prune(model, target, dataset, preset, epochs=max(1, epochs), criterion=method, **common)
     if strategy == "auto_balanced":  # regularised epochs, then the cut and a fine-tuning epoch each
         return auto_balanced_prune(model, target, dataset, preset, epochs=max(1, epochs), finetune_epochs=epochs,
                                    **common)
     if strategy == "play_and_prune":
         return play_and_prune(model, target, dataset, preset, epochs_per_round=max(1, epochs), **common)
     data = None
-    if method in DATA_METHODS or strategy == "layerwise":
+    if get_scorer(method).needs_data or strategy == "layerwise":
         from .activations import calibration_batches
 
         data = calibration_batches(dataset.train, *size, n_images=32, seed=seed)
@@ -134,8 +137,6 @@ def _prune(model, strategy, method, target, dataset, preset, epochs, size, devic
 
 
 def _finetune(model, dataset, preset, epochs, device, seed, max_iters):
-    from .api import finetune
-
     if epochs > 0:
         finetune(model, dataset, preset, epochs=epochs, lr_scale=1.0, device=device, seed=seed,
                  max_iters_per_epoch=max_iters)
@@ -144,16 +145,17 @@ def _finetune(model, dataset, preset, epochs, device, seed, max_iters):
 
 def source_model(model: str = "baseline", num_classes: int = 1, profile: str = "quick", seed: int = 0,
                  device="auto") -> nn.Module:
-    """``model`` at ``profile`` on the zoo's source-domain pre-trained backbone (:func:`reidbook.zoo.pretrained_backbone`,
-    cached; SynthReID's source stands in for ImageNet) with a fresh head of ``num_classes`` identities."""
-    from .. import zoo
+    """``model`` at ``profile`` on the cached source-domain pre-trained backbone
+    (:func:`reidbook.pretrain.pretrained_backbone`; SynthReID's source stands in for ImageNet, the same backbone
+    the zoo's target models start from) with a fresh head of ``num_classes`` identities."""
     from ..models import build_model
-    from ..presets import get_preset, profile_width
+    from ..presets import get_preset
+    from ..pretrain import backbone_of, pretrained_backbone
 
     preset = get_preset(model, profile)
     opts = dict(preset.model_options)
-    arch = opts.get("arch", "resnet50")
-    state = zoo.pretrained_backbone(arch, opts.get("width", profile_width(profile)), profile, seed, device=device)
+    arch, width = backbone_of(model, preset)
+    state = pretrained_backbone(arch, width, profile, seed, device=device)
     torch.manual_seed(seed)
     return build_model(model, num_classes, profile=profile, pretrained=state, **opts)
 
@@ -164,40 +166,46 @@ def run_scenario(n: int, method: str = "l1", target: float = C1, profile: str = 
                  max_iters_per_epoch: int | None = None, evaluate: bool = True) -> tuple[nn.Module, dict]:
     """Run design scenario ``n`` ∈ {1, 2, 3, 4} (Fig. 2) end to end → ``(pruned model, report)``.
 
-    ``start`` is a source-trained model, ``"source"`` (:func:`source_model`: the zoo's cached source-domain
+    ``start`` is a source-trained model, ``"source"`` (:func:`source_model`: the cached source-domain
     backbone, the one the zoo's target models start from) or ``None``: ``model`` is then built at ``profile``
     and trained ``pretrain_epochs`` epochs on the source (the "pre-training" stage). Pruning uses ``strategy``
     (:data:`STRATEGIES`; ``"auto"`` = the survey's pairing, :func:`default_strategy`) with ``method`` to
     ``target`` (fraction of the multiply-adds kept); PSFP is not applicable to scenario 4 (survey §3.4:
-    pruning, retraining and fine-tuning are one step, so there is no "prune on target, then fine-tune"); fine-tuning and retraining run ``epochs`` epochs with the model's preset. ``source`` /
-    ``target_data`` override the data sets (default: SynthReID source / ``zoo.dataset(profile, data)``).
+    pruning, retraining and fine-tuning are one step, so there is no "prune on target, then fine-tune"); a
+    strategy that cannot run ``method`` is refused (:func:`check_pairing`). Fine-tuning and retraining run
+    ``epochs`` ≥ 0 epochs with the model's preset (0: none — the report says so). ``source`` / ``target_data``
+    override the data sets (default: SynthReID source / :func:`reidbook.store.dataset` of ``data``).
     The report lists each stage, the cost before/after and, with ``evaluate``, the target's mAP/Rank-1.
     """
-    from .. import zoo
     from ..models import build_model
     from ..presets import get_preset
+    from ..store import dataset as store_dataset
 
     if n not in SCENARIOS:
         raise ValueError(f"unknown design scenario {n!r}; the survey's Fig. 2 has 1, 2, 3, 4: {SCENARIOS}")
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown pruning strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     if not 0.0 < target <= 1.0:
         raise ValueError(f"target must be in (0, 1] (fraction of the multiply-adds kept), got {target}")
+    for name, value in (("epochs", epochs), ("pretrain_epochs", pretrain_epochs)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be an integer ≥ 0 (epochs of (re)training per stage; 0 = none), got {value!r}")
+    if strategy != "auto" and strategy not in STRATEGIES:
+        raise ValueError(f"unknown pruning strategy {strategy!r}; choose one of auto, {', '.join(STRATEGIES)}")
     strategy = default_strategy(method) if strategy == "auto" else strategy
+    check_pairing(method, strategy)
     if n == 4 and strategy == "psfp":
         raise ValueError("scenario 4 with PSFP is not applicable (survey §3.4 and Table 6 'N/A'): PSFP prunes while "
                          "fine-tuning, so it cannot prune on the target *before* fine-tuning. Use scenario 1, 2 or 3.")
     preset = get_preset(model, profile)
     size = (preset.height, preset.width)
-    src = source if source is not None else zoo.dataset(profile, "synth-source", seed=seed)
-    tgt = target_data if target_data is not None else zoo.dataset(profile, data, seed=seed)
+    src = source if source is not None else store_dataset(profile, "synth-source", seed=seed)
+    tgt = target_data if target_data is not None else store_dataset(profile, data, seed=seed)
     stages: list[dict] = []
     if isinstance(start, str):
         if start != "source":
-            raise ValueError(f"start must be a model, None (pre-train here) or 'source' (the zoo's cached "
+            raise ValueError(f"start must be a model, None (pre-train here) or 'source' (the cached "
                              f"source-domain backbone), got {start!r}")
         start = source_model(model, src.num_train_pids, profile, seed, device)
-        stages.append({"stage": "source backbone from the zoo (zoo.pretrained_backbone)"})
+        stages.append({"stage": "cached source-domain backbone (reidbook.pretrain.pretrained_backbone)"})
     if start is None:
         torch.manual_seed(seed)
         net = build_model(model, src.num_train_pids, profile=profile, **preset.model_options)
@@ -238,7 +246,7 @@ def run_scenario(n: int, method: str = "l1", target: float = C1, profile: str = 
         net = tune_on_target(prune_on(net, tgt, "target", target), new_head=False)
     net.eval()
     report = {"scenario": n, "description": SCENARIOS[n], "method": method, "strategy": strategy, "target": target,
-              "profile": profile, "model": model, "stages": stages, "macs_before": base_macs,
+              "epochs": epochs, "profile": profile, "model": model, "stages": stages, "macs_before": base_macs,
               "macs_after": count_macs(net, size), "params_before": base_params, "params_after": count_params(net)}
     report["macs_ratio"] = report["macs_after"] / base_macs
     if evaluate:

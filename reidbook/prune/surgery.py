@@ -36,7 +36,7 @@ from ..utils import atomic_torch_save
 
 __all__ = [
     "PruneUnit", "find_units", "SCOPES", "slice_conv_out_", "slice_conv_in_", "slice_bn_", "prune_bottleneck",
-    "apply_selection", "unit_widths", "soft_prune_units", "zeroed_channels", "harden",
+    "apply_selection", "unit_widths", "find_resnets", "example_input", "soft_prune_units", "zeroed_channels", "harden",
     "module_shapes", "apply_shapes", "save_pruned", "load_pruned", "PRUNED_FORMAT",
 ]
 
@@ -68,7 +68,7 @@ class PruneUnit:
         return self.producers[0][1]
 
 
-def _resnets(model: nn.Module):
+def find_resnets(model: nn.Module):
     """``(name, module)`` of every ResNet-like module: has conv1, bn1 and layer1…layer4 of blocks."""
     for name, m in model.named_modules():
         if all(hasattr(m, a) for a in ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4")) and \
@@ -90,7 +90,7 @@ def _block_units(model: nn.Module) -> list[PruneUnit]:
 
 def _residual_units(model: nn.Module) -> list[PruneUnit]:
     units = []
-    for rname, net in _resnets(model):
+    for rname, net in find_resnets(model):
         p = f"{rname}." if rname else ""
         cur = PruneUnit(f"residual:{p}conv1", [(p + "conv1", p + "bn1")], [], net.conv1.out_channels, "residual")
         for lname in ("layer1", "layer2", "layer3", "layer4"):
@@ -190,7 +190,8 @@ def _hand_apply(model: nn.Module, unit: PruneUnit, keep) -> None:
         slice_conv_in_(mods[conv], keep)
 
 
-def _example(model: nn.Module, input_size) -> torch.Tensor:
+def example_input(model: nn.Module, input_size) -> torch.Tensor:
+    """A zero image batch of one at ``input_size`` (``(H, W)`` or ``(C, H, W)``) on the model's device."""
     try:
         p = next(model.parameters())
         dev = p.device
@@ -228,7 +229,7 @@ def apply_selection(model: nn.Module, units: list[PruneUnit], keep: dict[str, li
     was = model.training
     model.eval()
     try:
-        dg = tp.DependencyGraph().build_dependency(model, example_inputs=_example(model, input_size), verbose=False)
+        dg = tp.DependencyGraph().build_dependency(model, example_inputs=example_input(model, input_size), verbose=False)
     finally:
         model.train(was)
     mods = dict(model.named_modules())

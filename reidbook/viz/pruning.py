@@ -6,7 +6,7 @@
 * :func:`plot_widths` — per-layer widths before/after pruning;
 * :func:`plot_sensitivity` — Li et al.'s one-layer-at-a-time sensitivity scan;
 * :func:`plot_macs_vs_latency` — why 2× fewer multiply-adds is not 2× faster;
-* :func:`pruning_view` — the pruning slider's pure function: figure + the numbers it shows.
+* :func:`plot_pruning` — the pruning slider's figure (its numbers: :func:`reidbook.prune.measure.pruning_numbers`).
 
 Chapter 06 (strategies, scenarios, PCB):
 
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 __all__ = ["short_name", "score_distributions", "rank_agreement", "plot_agreement", "plot_widths",
-           "plot_sensitivity", "plot_macs_vs_latency", "pruning_view", "plot_tradeoff", "plot_reconstruction",
+           "plot_sensitivity", "plot_macs_vs_latency", "plot_pruning", "plot_tradeoff", "plot_reconstruction",
            "plot_strategy_curves", "plot_scenarios"]
 
 
@@ -89,20 +89,30 @@ def rank_agreement(scores_by_method: dict[str, dict[str, torch.Tensor]]):
     return pd.DataFrame(mat, index=methods, columns=methods)
 
 
-def plot_agreement(matrix, title: str = "criteria agreement (mean Spearman ρ over layers)"):
-    """Heat map of :func:`rank_agreement`. Look for blocks of criteria that agree (e.g. the norms)."""
+def plot_agreement(matrix, title: str = "criteria agreement (mean Spearman ρ over layers)",
+                   aliases: dict[str, list[str]] | None = None):
+    """Heat map of :func:`rank_agreement`. Look for blocks of criteria that agree (e.g. the norms).
+
+    ``aliases`` maps a criterion of the matrix to others whose scores equal it **by construction** (e.g.
+    ``{"l1": ["auto_balanced", "play_and_prune"]}``, from the scorer registry's ``same_as``): they are named
+    in its label ("= …, identical by construction") instead of appearing as rows whose ρ = 1 would look
+    like a finding."""
     import matplotlib.pyplot as plt
 
     n = len(matrix)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n, 0.8 + 0.5 * n))
+    aliases = aliases or {}
+    names = [f"{m} (= {', '.join(aliases[m])})" if aliases.get(m) else str(m) for m in matrix.index]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * n + (2.0 if aliases else 0.0), 0.8 + 0.5 * n))
     im = ax.imshow(matrix.values, vmin=-1, vmax=1, cmap="RdBu_r")
     ax.set_xticks(range(n), matrix.columns, rotation=60, ha="right")
-    ax.set_yticks(range(n), matrix.index)
+    ax.set_yticks(range(n), names)
     for i in range(n):
         for j in range(n):
             ax.text(j, i, f"{matrix.values[i, j]:.2f}", ha="center", va="center", fontsize=7,
                     color="white" if abs(matrix.values[i, j]) > 0.6 else "black")
     fig.colorbar(im, ax=ax, shrink=0.8)
+    if aliases:
+        title += "\n(= …: scores identical by construction, not shown as rows)"
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
@@ -165,49 +175,28 @@ def plot_macs_vs_latency(df, batch_cols=None):
     return fig
 
 
-def pruning_view(model, criterion: str, ratio: float, input_size=(128, 64), scores: dict | None = None, data=None,
-                 latency: bool = True, batch_size: int = 1, reference_latency_ms: float | None = None,
-                 metrics: dict | None = None, repeats: int = 5, **prune_options):
-    """The pruning slider's pure function: prune ``model`` by ``criterion`` at ``ratio`` and measure it.
-
-    Returns ``(figure, numbers)``; ``numbers`` has ``params``, ``params_ratio``, ``macs``, ``macs_ratio``,
-    ``widths``, and, if ``latency``, ``latency_ms`` (median, ``batch_size`` images) and
-    ``latency_ratio`` (vs ``reference_latency_ms``, measured here if not given). ``metrics`` maps
-    ``(criterion, ratio)`` → mAP of a cached fine-tuned model; the nearest ratio within 0.05 is shown.
-    ``scores`` (from :func:`reidbook.prune.score_channels`) avoids re-scoring on every slider move.
-    """
+def plot_pruning(numbers: dict):
+    """The pruning slider's figure from :func:`reidbook.prune.measure.pruning_numbers`: per-unit widths before
+    (grey) and after, and parameters, multiply-adds (and latency, when measured) as fractions of the unpruned
+    model; the title carries the fine-tuned mAP when ``numbers`` has one."""
     import matplotlib.pyplot as plt
 
-    from ..profile import measure_latency
-    from ..prune import prune
-
-    pruned, rep = prune(model, criterion, ratio=ratio, data=data, input_size=input_size, scores=scores,
-                        **prune_options)
-    nums = {"criterion": criterion, "ratio": float(ratio), "params": rep.params_after, "params_ratio": rep.params_ratio,
-            "macs": rep.macs_after, "macs_ratio": rep.macs_ratio, "widths": rep.widths_after}
-    if latency:
-        if reference_latency_ms is None:
-            reference_latency_ms = measure_latency(model, input_size, batch_size, repeats=repeats)["median_ms"]
-        nums["latency_ms"] = measure_latency(pruned, input_size, batch_size, repeats=repeats)["median_ms"]
-        nums["latency_ratio"] = nums["latency_ms"] / reference_latency_ms
-    if metrics:
-        near = [(abs(r - ratio), v) for (c, r), v in metrics.items() if c == criterion and abs(r - ratio) <= 0.05]
-        if near:
-            nums["mAP"] = float(min(near)[1])
+    latency = "latency_ratio" in numbers
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.4), gridspec_kw={"width_ratios": [3, 1]})
-    plot_widths(rep.widths_before, rep.widths_after, f"{criterion}, {ratio:.0%} of channels removed", ax=a1)
+    plot_widths(numbers["widths_before"], numbers["widths"],
+                f"{numbers['criterion']}, {numbers['ratio']:.0%} of channels removed", ax=a1)
     labels = ["params", "MACs"] + (["latency"] if latency else [])
-    vals = [rep.params_ratio, rep.macs_ratio] + ([nums["latency_ratio"]] if latency else [])
+    vals = [numbers["params_ratio"], numbers["macs_ratio"]] + ([numbers["latency_ratio"]] if latency else [])
     a2.barh(labels, vals, color=["C1", "C2", "C3"][:len(vals)])
     a2.axvline(1.0, color="k", lw=0.8)
     for i, v in enumerate(vals):
         a2.text(v, i, f" {v:.2f}", va="center", fontsize=8)
     a2.set_xlim(0, 1.35)
     a2.set_xlabel("pruned / original")
-    if "mAP" in nums:
-        a2.set_title(f"mAP after fine-tuning: {nums['mAP']:.1f}", fontsize=9)
+    if "mAP" in numbers:
+        a2.set_title(f"mAP after fine-tuning: {numbers['mAP']:.1f}", fontsize=9)
     fig.tight_layout()
-    return fig, nums
+    return fig
 
 
 # ---------------------------------------------------------------------------------------------

@@ -30,15 +30,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..profile import count_macs, count_params
-from ..utils import progress
-from . import criteria_data as D
-from .activations import _mode, iter_batches
-from .api import MacModel, _check_method, _top, _uniform_widths, score_channels
-from .strategies import C1, StrategyReport, _check_target, _rate_for_target, _retrain
-from .surgery import apply_selection, find_units
+from ...profile import count_macs, count_params
+from ...utils import progress
+from .. import criteria as D
+from ..activations import eval_mode, iter_batches
+from ..report import StrategyReport
+from ..scoring import check_method, score_channels
+from ..selection import MacModel, top_channels, uniform_rate_for_target, uniform_widths
+from ..surgery import apply_selection, find_units
+from .common import C1, check_target, retrain
 
-__all__ = ["prune_layerwise", "RECONSTRUCTIONS", "conv_samples", "lasso_path_scores", "relative_error"]
+__all__ = ["prune_layerwise", "RECONSTRUCTIONS", "conv_samples", "lasso_path_scores", "relative_error", "reconstruct_weight"]
 
 RECONSTRUCTIONS = ("auto", "scale", "ls", None)
 
@@ -77,7 +79,7 @@ def conv_samples(model: nn.Module, conv_name: str, data, n_positions: int = 1024
     dev = next(model.parameters()).device
     handle = conv.register_forward_hook(hook)
     try:
-        with _mode(model, False):
+        with eval_mode(model):
             for images, _ in batches:
                 try:
                     model(images.to(dev))
@@ -105,7 +107,7 @@ def _predict(patches: torch.Tensor, weight: torch.Tensor, bias) -> torch.Tensor:
 def lasso_path_scores(z: torch.Tensor, y: torch.Tensor, n_lambdas: int = 30, iters: int = 500) -> torch.Tensor:
     """Channel Pruning's LASSO selection (He et al. Eq. 3; survey Eq. 26) against a given target ``y``:
     ``argmin_β 1/(2N)‖y − Zβ‖² + λ‖β‖₁`` along a λ path; a channel scores the largest λ at which it is still
-    selected (as :func:`reidbook.prune.criteria_data.channel_pruning_scores`, whose target is the current
+    selected (as :func:`reidbook.prune.criteria.channel_pruning_scores`, whose target is the current
     output ``Σ_c z_c``; here it is the *original* network's output)."""
     z, y = z.double(), y.double()
     n = z.shape[0]
@@ -143,12 +145,12 @@ def _select(method: str, net, unit, patches, y_orig, weight, bias, n_keep: int, 
         if n_rows < z.shape[0]:
             rows = torch.randperm(z.shape[0], generator=g)[:n_rows]
             z, t = z[rows], t[rows]
-        return _top(lasso_path_scores(z, t), n_keep)
+        return top_channels(lasso_path_scores(z, t), n_keep)
     scores = score_channels(net, method, [unit], data=data, max_batches=max_batches, seed=seed)[unit.name]
-    return _top(scores, n_keep)
+    return top_channels(scores, n_keep)
 
 
-def _reconstruct(kind: str, patches, y_orig, weight, bias, keep, ridge: float) -> torch.Tensor:
+def reconstruct_weight(kind: str, patches, y_orig, weight, bias, keep, ridge: float) -> torch.Tensor:
     """The consumer's new weight on the kept input channels ``[O, C′, k, k]``, fitted to the *original* outputs.
 
     ``scale`` — ThiNet's Eq. (6): one factor ``ŵ_c`` per kept input channel,
@@ -158,7 +160,7 @@ def _reconstruct(kind: str, patches, y_orig, weight, bias, keep, ridge: float) -
     moments) and ``Q = WᵀW`` (kernel products), ``(X̂ᵀX̂)_{cc′} = Σ_{k,k′} P_{ck,c′k′}·Q_{ck,c′k′}`` and
     ``(X̂ᵀy)_c = Σ_k (X ⊙ YW)_{ck}`` — no tensor of size positions × outputs × channels is ever built.
     ``ls`` — Channel Pruning's least-squares refit of the whole kernel (He et al. Eq. 1;
-    :func:`reidbook.prune.criteria_data.least_squares_weights`). ``ridge`` (relative to the data) keeps
+    :func:`reidbook.prune.criteria.least_squares_weights`). ``ridge`` (relative to the data) keeps
     both solves stable."""
     w_keep = weight.detach()[:, keep]
     if kind == "ls":
@@ -193,8 +195,8 @@ def prune_layerwise(model: nn.Module, method: str = "thinet", target_macs: float
     fine-tuning at the end need ``dataset`` and ``preset``. Scope: the bottleneck units (a unit's single
     consumer is the conv whose output is reconstructed). The input model is untouched.
     """
-    target = _check_target(target_macs)
-    _check_method(method)
+    target = check_target(target_macs)
+    check_method(method)
     if reconstruction not in RECONSTRUCTIONS:
         raise ValueError(f"reconstruction must be one of {RECONSTRUCTIONS}, got {reconstruction!r}")
     if data is None:
@@ -205,7 +207,7 @@ def prune_layerwise(model: nn.Module, method: str = "thinet", target_macs: float
     net = copy.deepcopy(model).eval()
     units = find_units(net, "bottleneck")
     mm = MacModel(net, units, input_size)
-    widths = _uniform_widths(units, _rate_for_target(mm, units, target, min_channels), min_channels)
+    widths = uniform_widths(units, uniform_rate_for_target(mm, units, target, min_channels), min_channels)
     base_params = count_params(net)
     records: list[dict] = []
     for i, u in enumerate(progress(units, desc=f"layer-wise {method}")):
@@ -225,16 +227,17 @@ def prune_layerwise(model: nn.Module, method: str = "thinet", target_macs: float
             how = kind
             if kind == "ls" and torch.unique(patches[:, keep].flatten(1), dim=0).shape[0] < 4 * len(keep) * patches.shape[2]:
                 how = "scale"  # too few distinct samples to refit a whole kernel without over-fitting them
-            new_w = _reconstruct(how, patches, y_orig, weight, bias, keep, ridge if how == "ls" else ridge * 1e-2)
+            new_w = reconstruct_weight(how, patches, y_orig, weight, bias, keep, ridge if how == "ls" else ridge * 1e-2)
             with torch.no_grad():
                 net.get_submodule(cname).weight.copy_(new_w)
             rec["reconstruction"] = how
             rec["err_recon"] = relative_error(y_orig, _predict(patches[:, keep], new_w, bias))
         records.append(rec)
-    loss = _retrain(net, dataset, preset, epochs, lr_scale, device, seed, max_iters_per_epoch)
+    loss = retrain(net, dataset, preset, epochs, lr_scale, device, seed, max_iters_per_epoch)
     if epochs > 0 and loss is not None:
         records.append({"unit": "fine-tune", "loss": loss})
     net.eval()
     name = method if method in ("thinet", "channel_pruning") else f"{method}+{kind or 'none'}"
-    return net, StrategyReport("layerwise", name, target, tuple(input_size), base_params, count_params(net), mm.base,
-                               count_macs(net, input_size), records)
+    return net, StrategyReport(method=name, input_size=tuple(input_size), params_before=base_params,
+                               params_after=count_params(net), macs_before=mm.base, macs_after=count_macs(net, input_size),
+                               strategy="layerwise", target_macs=target, iterations=records)

@@ -7,15 +7,15 @@ filter that produces output channel ``j``.
 Every *criterion* here is a pure function of a weight tensor and returns one score per output
 channel, **higher = more important = kept longer**. Weight tensors of any shape ``[n_out, ...]`` are
 accepted (a conv's ``[n_out, n_in, k, k]``, or several coupled convs' filters concatenated along dim 1,
-which is how :mod:`reidbook.prune.api` scores channels shared by a residual stage).
+which is how :mod:`reidbook.prune.scoring` scores channels shared by a residual stage).
 
 The methods that are *training procedures* (Auto-Balanced's regulariser, PSFP's progressive soft
 pruning, Play-and-Prune's controller) keep their pieces here too: the regulariser as a
 ``penalty(model)`` that a training loop adds to its loss, the rate schedule, the controller update.
-Their full training loops are strategies (``reidbook.prune.strategies``, next chapter).
+Their full training loops are strategies (:mod:`reidbook.prune.strategies`, next chapter).
 
 Data-driven criteria (ThiNet, Channel Pruning, Entropy, Taylor, NISP) are in
-:mod:`reidbook.prune.criteria_data`.
+:mod:`reidbook.prune.criteria.data`.
 """
 from __future__ import annotations
 

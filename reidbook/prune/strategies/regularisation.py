@@ -22,11 +22,14 @@ import types
 import torch
 from torch import nn
 
-from ..profile import count_macs, count_params
-from .api import MacModel, _uniform_widths, prune
-from .criteria import AFPRegularizer, AutoBalancedRegularizer, PruningRateController, l1_norm
-from .strategies import C1, StrategyReport, _check_target, _last_loss_rec, _rate_for_target, _retrain, train_with_penalty
-from .surgery import apply_selection, find_units
+from ...profile import count_macs, count_params
+from ..api import prune
+from ..criteria import AFPRegularizer, AutoBalancedRegularizer, PruningRateController, l1_norm
+from ..report import StrategyReport
+from ..selection import MacModel, uniform_rate_for_target, uniform_widths
+from ..surgery import apply_selection, find_units
+from ..training import last_loss, train_with_penalty
+from .common import C1, check_target, retrain
 
 __all__ = ["auto_balanced_prune", "BalancedPenalty", "weak_share", "play_and_prune", "holdout_split"]
 
@@ -119,21 +122,21 @@ def auto_balanced_prune(model: nn.Module, target_macs: float = C1, dataset=None,
     for the mechanics). ``report.iterations`` holds, per epoch, the loss, the penalty and
     :func:`weak_share` before and after the epoch. The input model is untouched.
     """
-    target = _check_target(target_macs)
+    target = check_target(target_macs)
     if alpha < 0:
         raise ValueError(f"Auto-Balanced alpha (regularisation factor) must be ≥ 0, got {alpha}")
     net = copy.deepcopy(model)
     units = _single_conv_units(net, scope, "Auto-Balanced")
     mm = MacModel(net, units, input_size)
     base_params = count_params(net)
-    keep_n = _uniform_widths(units, _rate_for_target(mm, units, target, min_channels), min_channels)
+    keep_n = uniform_widths(units, uniform_rate_for_target(mm, units, target, min_channels), min_channels)
     pen = BalancedPenalty(net, units, keep_n, alpha, bn_gamma)
     records: list[dict] = []
     state = {"before": weak_share(net, units, pen.prune_masks)}
 
     def on_epoch_end(e: int, record: dict, _model) -> None:
         after = weak_share(net, units, pen.prune_masks)
-        records.append({"step": e, "loss": _last_loss_rec(record), "penalty": record.get("penalty"),
+        records.append({"step": e, "loss": last_loss(record), "penalty": record.get("penalty"),
                         "weak_share_before": state["before"], "weak_share_after": after})
         pen.split()
         state["before"] = weak_share(net, units, pen.prune_masks)
@@ -145,12 +148,13 @@ def auto_balanced_prune(model: nn.Module, target_macs: float = C1, dataset=None,
     keep = {u.name: torch.nonzero(~pen.prune_masks[u.name]).flatten().tolist() for u in units}
     net.eval()
     apply_selection(net, units, keep, engine=engine, input_size=input_size)
-    loss = _retrain(net, dataset, preset, finetune_epochs, lr_scale, device, seed + 1, max_iters_per_epoch)
+    loss = retrain(net, dataset, preset, finetune_epochs, lr_scale, device, seed + 1, max_iters_per_epoch)
     if finetune_epochs > 0 and loss is not None:
         records.append({"step": "fine-tune", "loss": loss})
     net.eval()
-    return net, StrategyReport("auto_balanced", "l1", target, tuple(input_size), base_params, count_params(net),
-                               mm.base, count_macs(net, input_size), records)
+    return net, StrategyReport(method="l1", input_size=tuple(input_size), params_before=base_params,
+                               params_after=count_params(net), macs_before=mm.base, macs_after=count_macs(net, input_size),
+                               strategy="auto_balanced", target_macs=target, iterations=records)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -180,7 +184,7 @@ def holdout_split(dataset, n_ids: int = 20, seed: int = 0):
 
 
 def _default_evaluate(val, preset, device):
-    from ..eval import evaluate_model
+    from ...eval import evaluate_model
 
     def evaluate(m: nn.Module) -> float:
         return 100.0 * float(evaluate_model(m, val, preset.height, preset.width, device=device, flip=False)["mAP"])
@@ -201,8 +205,8 @@ def play_and_prune(model: nn.Module, target_macs: float = C1, dataset=None, pres
 
     * **AFP** (Eq. 18–19): mark the ``rate`` fraction of lowest-ℓ1 filters of every unit as U, train
       ``epochs_per_round`` epochs with ``λ_A‖U‖₁`` added to the loss (pushing U towards zero), then remove
-      a ``rate`` of channels (as in :func:`~reidbook.prune.strategies.prune_iterative`, at most down to the
-      target) ranked by ℓ1 — the filters U the penalty has just weakened;
+      ``round(rate · C)`` of the ``C`` current channels (as a step of
+      :func:`~reidbook.prune.strategies.prune_iterative`; the last round at most down to the target) ranked by ℓ1 — the filters U the penalty has just weakened;
     * **PRC** (Eq. 21–23): measure ``C(#w)`` = ``evaluate`` and update the controller with the slack
       ``C(#w) − (ξ − ε)``: ``rate ← δ_w·T_r·rate`` with ``δ_w = 1/ε`` (no accuracy lost → same rate; better →
       faster; worse → slower; beyond the tolerance ε → 0), ``λ_A ← slack·λ``.
@@ -214,7 +218,7 @@ def play_and_prune(model: nn.Module, target_macs: float = C1, dataset=None, pres
     target is not reached after ``max_rounds`` a last round prunes to it (``force_target``; recorded as
     ``forced``). Without ``dataset``/``preset`` rounds do not train (mechanics only; ``evaluate`` required).
     """
-    target = _check_target(target_macs)
+    target = check_target(target_macs)
     if eps <= 0:
         raise ValueError(f"Play-and-Prune tolerance eps must be > 0 (accuracy points you accept to lose), got {eps}")
     if not 0.0 < step <= max_step < 1.0:
@@ -249,13 +253,16 @@ def play_and_prune(model: nn.Module, target_macs: float = C1, dataset=None, pres
             afp = AFPRegularizer(convs, alpha=rate, lambda_a=lambda_a) if rate > 0 else None
             hist = train_with_penalty(net, train_ds, preset, epochs_per_round, afp, lr_scale, device, seed + k,
                                       max_iters_per_epoch, desc="play-and-prune")
-            loss = _last_loss_rec(hist.records[-1]) if hist.records else None
+            loss = last_loss(hist.records[-1]) if hist.records else None
         before = cur_macs
         if rate > 0 or forced:
-            rel = goal / cur_macs if forced else max(goal / cur_macs, (1.0 - rate) ** 2)
-            net, rep = prune(net, "l1", target_macs=min(1.0, rel), input_size=input_size, scope=scope, inplace=True,
-                             seed=seed, min_channels=min_channels)
-            cur_macs = rep.macs_after
+            common = dict(input_size=input_size, scope=scope, seed=seed, min_channels=min_channels)
+            rep = None
+            if not forced:  # remove `rate` of the current channels (round(rate·C), as prune_iterative's step)
+                cand, rep = prune(net, "l1", ratio=rate, rounding="total", **common)
+            if rep is None or rep.macs_after <= goal:  # forced, or the last round: no further than the target
+                cand, rep = prune(net, "l1", target_macs=min(1.0, goal / cur_macs), **common)
+            net, cur_macs = cand, rep.macs_after
         net.eval()
         acc = float(evaluate(net))
         rec = {"step": k, "rate": rate, "lambda_A": lambda_a, "accuracy": acc, "slack": ctrl.slack(acc),
@@ -267,7 +274,7 @@ def play_and_prune(model: nn.Module, target_macs: float = C1, dataset=None, pres
         rec["next_rate"] = rate
         records.append(rec)
     net.eval()
-    rep = StrategyReport("play_and_prune", "l1", target, tuple(input_size), base_params, count_params(net), base_macs,
-                         count_macs(net, input_size), records)
-    rep.xi = xi
-    return net, rep
+    return net, StrategyReport(method="l1", input_size=tuple(input_size), params_before=base_params,
+                               params_after=count_params(net), macs_before=base_macs,
+                               macs_after=count_macs(net, input_size), strategy="play_and_prune", target_macs=target,
+                               iterations=records, notes={"xi": xi})

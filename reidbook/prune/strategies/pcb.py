@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from torch import nn
 
-from .strategies import C1, StrategyReport, progressive_soft_prune
-from .surgery import PruneUnit
+from ..report import StrategyReport
+from ..surgery import PruneUnit
+from .common import C1
+from .soft import progressive_soft_prune
 
 __all__ = ["PCB_PARTS", "pcb_head_units", "prune_pcb"]
 

@@ -1,0 +1,53 @@
+"""What the pruning slider shows (chapter 05): prune a model at a ratio and measure it.
+
+:func:`pruning_numbers` does the computing (prune, count, time); :func:`reidbook.viz.pruning.plot_pruning`
+draws its result, and :func:`reidbook.widgets.pruning_slider` puts the two behind a slider.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from .api import check_one_shot, prune
+
+__all__ = ["pruning_numbers", "check_slider_range"]
+
+
+def check_slider_range(max_ratio: float, step: float) -> None:
+    """A ratio slider from 0 to ``max_ratio`` by ``step`` must only offer ratios :func:`pruning_numbers` accepts:
+    ``0 < max_ratio < 1`` (removing every channel leaves no network) and ``0 < step ≤ max_ratio``."""
+    if not 0.0 < float(max_ratio) < 1.0:
+        raise ValueError(f"max_ratio must be in (0, 1): the slider's top value is a fraction of channels removed, and "
+                         f"removing all of them (1.0) leaves no network; got {max_ratio}. Try max_ratio=0.9.")
+    if not 0.0 < float(step) <= float(max_ratio):
+        raise ValueError(f"step must be in (0, max_ratio={max_ratio}], got {step}")
+
+
+def pruning_numbers(model: nn.Module, criterion: str, ratio: float, input_size=(128, 64), scores: dict | None = None,
+                    data=None, latency: bool = True, batch_size: int = 1, reference_latency_ms: float | None = None,
+                    metrics: dict | None = None, repeats: int = 5, **prune_options) -> dict:
+    """Prune ``model`` by ``criterion`` at ``ratio`` (fraction of the channels removed, in [0, 1)) and measure it.
+
+    Returns ``criterion``, ``ratio``, ``params``, ``params_ratio``, ``macs``, ``macs_ratio``, ``widths_before``,
+    ``widths`` (after), and, if ``latency``, ``latency_ms`` (median, ``batch_size`` images) and
+    ``latency_ratio`` (vs ``reference_latency_ms``, measured here if not given). ``metrics`` maps
+    ``(criterion, ratio)`` → mAP of a cached fine-tuned model; the nearest ratio within 0.05 is returned as
+    ``mAP``. ``scores`` (from :func:`reidbook.prune.score_channels`) avoids re-scoring on every slider move.
+    """
+    from ..profile import measure_latency
+
+    check_one_shot(criterion)
+    pruned, rep = prune(model, criterion, ratio=ratio, data=data, input_size=input_size, scores=scores,
+                        **prune_options)
+    nums = {"criterion": criterion, "ratio": float(ratio), "params": rep.params_after, "params_ratio": rep.params_ratio,
+            "macs": rep.macs_after, "macs_ratio": rep.macs_ratio, "widths_before": rep.widths_before,
+            "widths": rep.widths_after}
+    if latency:
+        if reference_latency_ms is None:
+            reference_latency_ms = measure_latency(model, input_size, batch_size, repeats=repeats)["median_ms"]
+        nums["latency_ms"] = measure_latency(pruned, input_size, batch_size, repeats=repeats)["median_ms"]
+        nums["latency_ratio"] = nums["latency_ms"] / reference_latency_ms
+    if metrics:
+        near = [(abs(r - ratio), v) for (c, r), v in metrics.items() if c == criterion and abs(r - ratio) <= 0.05]
+        if near:
+            nums["mAP"] = float(min(near)[1])
+    return nums
