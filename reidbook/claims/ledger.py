@@ -1,0 +1,203 @@
+"""The ledger: ``assets/claims/<profile>.json``, read by the chapters and the README.
+
+Written by :func:`reidbook.claims.run_claims` (``make claims``), read here:
+
+* :func:`load_ledger` → :class:`Ledger` (``.verdicts``, ``.claim(id)``, ``.provenance`` …);
+* :func:`is_stale` / :func:`stale_reasons`: was it made with other presets than the ones in this
+  checkout? (The ledger stores a hash of every model's preset at its profile; a chapter that finds a
+  stale ledger says "stale: run `make claims`" instead of mixing old numbers with new runs.)
+* :func:`claims_table_markdown`: the README's claims table (claim, the paper's numbers, ours ± std over
+  seeds, verdict) with when and on what machine the ledger was made.
+
+Schema (``"schema": 1``): ``settings`` (profile, seeds, data, test split, preset hashes), ``provenance``
+(commit, date, CPU, torch, threads, jobs, command, wall time), ``runs`` (one record per configuration
+and seed: metrics, images seen, seconds), ``claims`` (per claim: the paper's numbers, per configuration
+the per-seed values, mean and std, the difference with its standard error, the verdict, the budget).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+__all__ = ["SCHEMA", "Ledger", "LedgerError", "assets_dir", "ledger_path", "load_ledger", "is_stale",
+           "stale_reasons", "preset_hash", "preset_hashes", "claims_table_markdown", "write_ledger"]
+
+SCHEMA = 1
+
+
+class LedgerError(RuntimeError):
+    """A ledger cannot be read or used (missing, unreadable, another schema, other settings)."""
+
+
+def assets_dir() -> Path:
+    """The course's committed-artefacts folder: ``assets/`` at the top of the source checkout."""
+    return Path(__file__).resolve().parents[2] / "assets"
+
+
+def ledger_path(profile: str = "quick", root: str | Path | None = None) -> Path:
+    """``<root or assets/>/claims/<profile>.json``."""
+    from ..profiles import check_profile
+
+    return Path(root or assets_dir()) / "claims" / f"{check_profile(profile)}.json"
+
+
+def _digest(obj: Any) -> str:
+    text = json.dumps(obj, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def preset_hash(name: str, profile: str) -> str:
+    """A short hash of the preset of model ``name`` at ``profile`` (``"fd"``: every FD stage's preset)."""
+    from .measures import preset_of
+
+    measure = "fd" if name == "fd" else "zoo"
+    return _digest(preset_of({"measure": measure, "model": "fd_student" if name == "fd" else name,
+                              "overrides": {}, "options": {}}, profile))
+
+
+def _models_of(claims: Iterable) -> list[str]:
+    names = set()
+    for c in claims:
+        for cfg in c.configs:
+            if cfg.measure == "fd":
+                names.add("fd")
+            elif cfg.measure in ("zoo", "dare_embeddings", "dare_routing", "anytime"):
+                names.add(cfg.model)
+        if c.budget_from:
+            names.add(c.budget_from)
+    return sorted(names)
+
+
+def preset_hashes(profile: str, claims: Iterable | None = None) -> dict[str, str]:
+    """``{model: preset_hash(model, profile)}`` for every model the runnable ``claims`` (default all) train."""
+    from .registry import CLAIMS
+
+    claims = [c for c in (CLAIMS if claims is None else claims) if c.runnable]
+    return {name: preset_hash(name, profile) for name in _models_of(claims)}
+
+
+@dataclass
+class Ledger:
+    """A loaded ledger: the JSON as ``data`` plus its ``path``."""
+
+    data: dict
+    path: Path | None = None
+
+    @property
+    def profile(self) -> str:
+        return self.data["settings"]["profile"]
+
+    @property
+    def provenance(self) -> dict:
+        return self.data["provenance"]
+
+    @property
+    def claims(self) -> dict[str, dict]:
+        return self.data["claims"]
+
+    @property
+    def verdicts(self) -> dict[str, str]:
+        """``{claim id: "reproduced" | "contradicted" | "inconclusive" | "not runnable" | "not run"}``."""
+        return {cid: c.get("verdict", {}).get("verdict", "not run") if c.get("status") == "runnable"
+                else "not runnable" for cid, c in self.claims.items()}
+
+    def claim(self, claim_id: str) -> dict:
+        if claim_id not in self.claims:
+            raise KeyError(f"the ledger {self.path} has no claim {claim_id!r}; it has {', '.join(self.claims)}")
+        return self.claims[claim_id]
+
+    def per_seed(self, claim_id: str) -> dict[str, list[float]]:
+        """``{configuration label: per-seed values}`` of a claim (in its metric)."""
+        return {c["label"]: list(c.get("values", [])) for c in self.claim(claim_id)["configs"]}
+
+
+def load_ledger(profile: str = "quick", path: str | Path | None = None, missing_ok: bool = False) -> Ledger | None:
+    """The ledger of ``profile`` (``assets/claims/<profile>.json``, or ``path``).
+
+    A missing file raises :class:`LedgerError` saying to run ``make claims`` (``missing_ok=True``: returns
+    ``None``); an unreadable one or another schema raises too.
+    """
+    p = Path(path) if path is not None else ledger_path(profile)
+    if not p.is_file():
+        if missing_ok:
+            return None
+        raise LedgerError(f"no claims ledger at {p}: run `make claims` (or `reidbook claims --profile {profile}`)")
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LedgerError(f"cannot read the claims ledger {p} ({exc}); delete it and run `make claims`") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise LedgerError(f"{p} is not a schema-{SCHEMA} claims ledger (schema {data.get('schema')!r} if any); "
+                          "run `make claims` to regenerate it")
+    return Ledger(data, p)
+
+
+def stale_reasons(ledger: Ledger) -> list[str]:
+    """Why ``ledger`` does not describe this checkout: one line per model whose preset changed (or that
+    the current claims train but the ledger does not know); empty if it is current."""
+    settings = ledger.data["settings"]
+    old = settings.get("preset_hashes", {})
+    now = preset_hashes(settings["profile"])
+    reasons = [f"{m}: preset changed ({old[m]} in the ledger, {h} now)" for m, h in now.items() if m in old and old[m] != h]
+    reasons += [f"{m}: not in the ledger" for m in now if m not in old]
+    return reasons
+
+
+def is_stale(ledger: Ledger) -> bool:
+    """True if the ledger was made with presets other than the current ones (see :func:`stale_reasons`)."""
+    return bool(stale_reasons(ledger))
+
+
+def write_ledger(data: dict, path: str | Path) -> Path:
+    """Write ``data`` to ``path`` atomically (a reader never sees half a ledger)."""
+    from ..utils import atomic_write_text
+
+    return atomic_write_text(path, json.dumps(data, indent=1, sort_keys=False, default=str) + "\n")
+
+
+# ----------------------------------------------------------------------------------------------
+# The README table
+# ----------------------------------------------------------------------------------------------
+def _fmt(v, scale: float) -> str:
+    return "–" if v is None else f"{v * scale:.1f}" if scale != 1 else f"{v:.3g}"
+
+
+def _scale(metric: str) -> float:
+    return 100.0 if metric.split("/")[-1] in ("mAP", "rank1", "rank5", "mINP") else 1.0
+
+
+def claims_table_markdown(ledger: Ledger) -> str:
+    """The README's claims table from ``ledger``: one row per claim — the statement, where in the paper,
+    the paper's numbers (first vs second configuration), ours (mean ± std over seeds), the verdict —
+    under a line saying when, on what machine and at which commit it was made."""
+    prov, settings = ledger.provenance, ledger.data["settings"]
+    lines = [f"Claims ledger `{settings['profile']}`: {len(settings['seeds'])} seeds, made {prov.get('date')} "
+             f"on {prov.get('cpu')} ({prov.get('threads')} threads, {prov.get('jobs')} jobs) at commit "
+             f"`{str(prov.get('commit'))[:10]}`, {prov.get('wall_seconds', 0) / 60:.0f} min. "
+             f"Verdict: Welch's t at {int(100 * settings.get('level', 0.95))} % over seeds.", "",
+             "| claim | paper, where | paper's numbers | ours (± std over seeds) | verdict |",
+             "|---|---|---|---|---|"]
+    for cid, c in ledger.claims.items():
+        pn = c.get("paper_numbers") or {}
+        vals = pn.get("values") or [None, None]
+        paper = (f"{_fmt(vals[0], 1)} vs {_fmt(vals[1], 1)} ({pn.get('source', '')})"
+                 if any(v is not None for v in vals) else pn.get("source", "–"))
+        cfgs = c.get("configs", [])
+        if c.get("status") != "runnable":
+            ours, verdict = "–", c.get("status", "")
+        elif all(x.get("mean") is not None for x in cfgs):
+            parts = []
+            for x in cfgs:
+                s = _scale(x.get("metric") or c["metric"])
+                std = x.get("std")
+                parts.append(f"{x['mean'] * s:.1f}" + (f" ± {std * s:.1f}" if std is not None else ""))
+            ours, verdict = " vs ".join(parts), c.get("verdict", {}).get("verdict", "not run")
+        else:
+            ours, verdict = "–", "not run"
+        labels = " vs ".join(x["label"] for x in cfgs)
+        lines.append(f"| `{cid}`: {c['statement']} ({labels}) | {c['paper']}, {c['where']} | {paper} | {ours} | "
+                     f"{verdict} |")
+    return "\n".join(lines) + "\n"
