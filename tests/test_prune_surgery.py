@@ -224,3 +224,24 @@ def test_pruned_baseline_evaluates_like_any_model_after_save_load(smoke_dataset,
     assert a["mAP"] == pytest.approx(b["mAP"]) and 0.0 <= a["mAP"] <= 1.0
     hist = finetune(small, smoke_dataset, preset, epochs=1, device="cpu", max_iters_per_epoch=1)
     assert len(hist.records) == 1 and not small.training
+
+
+def test_pruning_slider_refuses_ranges_it_cannot_draw():
+    """`pruning_slider(max_ratio=1.0)` built a slider whose top value the pruning refuses; an empty criteria
+    list gave an IndexError. Both are refused up front, with the valid range."""
+    from reidbook.widgets import pruning_slider
+
+    m = _model(50)
+    with pytest.raises(ValueError, match=r"max_ratio must be in \(0, 1\)"):
+        pruning_slider(m, criteria=("l1",), input_size=SIZE, max_ratio=1.0, latency=False)
+    with pytest.raises(ValueError, match="at least one criterion"):
+        pruning_slider(m, criteria=(), input_size=SIZE, latency=False)
+    with pytest.raises(ValueError, match="unknown pruning method"):
+        pruning_slider(m, criteria=("l7",), input_size=SIZE, latency=False)
+    with pytest.raises(ValueError, match="progressive_soft_prune"):
+        pruning_slider(m, criteria=("psfp",), input_size=SIZE, latency=False)
+    with pytest.raises(ValueError, match="step must be in"):
+        pruning_slider(m, criteria=("l1",), input_size=SIZE, max_ratio=0.5, step=0.6, latency=False)
+    box = pruning_slider(m, criteria="l1", input_size=SIZE, max_ratio=0.3, latency=False)
+    slider = box.children[0].children[0]
+    assert slider.max == 0.3 and slider.value == 0.3  # the default 0.5 is clipped into the range
