@@ -224,9 +224,14 @@ def test_corrupt_images_are_named(tmp_path):
     bad2 = top / "query" / "0003_c1s1_000001_00.jpg"
     bad1.write_bytes(b"this is not a jpeg")
     bad2.write_bytes(JPEG[: len(JPEG) // 3])  # truncated
-    ds = load_dataset(top)  # listing does not open images
+    with pytest.raises(CorruptImageError) as e:  # the cheap check (header, JPEG end marker) finds both
+        load_dataset(top)
+    text = str(e.value)
+    assert "2 of 11" in text and f"{bad1}: not an image" in text and f"{bad2}: a cut-off JPEG" in text
+    assert "Fix: re-copy" in text
+    ds = load_dataset(top, check_files=False)  # listing only: nothing opened
     with pytest.raises(CorruptImageError) as e:
-        load_dataset(top, check_images=True)
+        load_dataset(top, check_files=False, check_images=True)  # full decoding finds them too
     assert str(bad1) in str(e.value) and str(bad2) in str(e.value) and "2 of 11" in str(e.value)
     with pytest.raises(CorruptImageError, match="2 of 11"):
         verify_images(ds)

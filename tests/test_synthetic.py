@@ -18,8 +18,9 @@ import pytest
 from PIL import Image
 
 from reidbook.data.synth_draw import Look, draw_person
-from reidbook.data.synthetic import (GENERATOR_VERSION, SIZES, SOURCE_CAMERAS, SPLIT_DIRS, TARGET_CAMERAS,
-                                     SynthSettings, make_synthetic)
+from reidbook.data.synthetic import (GENERATOR_VERSION, MANIFEST_NAME, SIZES, SOURCE_CAMERAS, SPLIT_DIRS,
+                                     TARGET_CAMERAS, SynthReIDDamagedError, SynthSettings, make_synthetic,
+                                     verify_synthetic)
 from reidbook.models.histogram import color_histogram_features, histogram_distance
 
 NAME = re.compile(r"^(-1|\d{4})_c([1-6])s1_(\d{6})_(\d{2})\.jpg$")
@@ -166,9 +167,53 @@ def test_idempotent_and_atomic(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["d"]  # no temporary folder left behind
     with pytest.raises(ValueError, match="different SynthReID"):
         make_synthetic(root, "smoke", seed=1, settings=TINY)
-    next(root.glob("query/*.jpg")).unlink()
-    with pytest.raises(ValueError, match="incomplete"):
+    gone = next(root.glob("query/*.jpg"))
+    gone.unlink()
+    with pytest.raises(SynthReIDDamagedError, match=f"query/{gone.name} is missing"):  # a ValueError
         make_synthetic(root, "smoke", seed=0, settings=TINY)
+
+
+def test_damaged_files_are_named_with_the_fix(tmp_path):
+    root = make_synthetic(tmp_path / "d", "smoke", seed=0, settings=TINY)
+    manifest = json.loads((root / MANIFEST_NAME).read_text())["files"]
+    assert set(manifest) == {str(p.relative_to(root)) for p in root.rglob("*.jpg")}
+    assert verify_synthetic(root) == []
+    empty, renamed, changed = sorted(root.glob("bounding_box_train/*.jpg"))[:3]
+    empty.write_bytes(b"")
+    renamed.rename(renamed.with_name("x" + renamed.name))
+    data = bytearray(changed.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, other bytes: only the hash sees it
+    changed.write_bytes(bytes(data))
+    cheap = verify_synthetic(root, hashes=False)
+    assert f"bounding_box_train/{empty.name} is empty (0 bytes; expected {manifest['bounding_box_train/' + empty.name][0]})" in cheap
+    assert f"bounding_box_train/{renamed.name} is missing" in cheap
+    assert f"bounding_box_train/x{renamed.name} is not part of the data set (renamed or added?)" in cheap
+    assert len(cheap) == 3
+    assert f"bounding_box_train/{changed.name} changed (its SHA-256 differs from the manifest)" in verify_synthetic(root)
+    with pytest.raises(SynthReIDDamagedError) as e:
+        make_synthetic(root, "smoke", seed=0, settings=TINY, verify=True)
+    text = str(e.value)
+    assert f"{root} is damaged: 4 file(s)" in text and empty.name in text and changed.name in text
+    assert f"Fix: delete the folder {root} and run `reidbook synth {root} --profile smoke --seed 0` again" in text
+
+
+def test_stale_temporary_folders_of_dead_runs_are_removed(tmp_path):
+    import subprocess
+    import sys
+
+    from reidbook.data.synthetic import _TMP_MARKER, _owner
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / ".d.tmp-dead"
+    stale.mkdir()
+    (stale / _TMP_MARKER).write_text(json.dumps({**_owner(), "pid": int(dead.stdout), "started": "1"}))
+    alive = tmp_path / ".d.tmp-alive"  # a run in progress (this very process)
+    alive.mkdir()
+    (alive / _TMP_MARKER).write_text(json.dumps(_owner()))
+    foreign = tmp_path / ".d.tmp-foreign"  # no marker: not ours, never touched
+    foreign.mkdir()
+    make_synthetic(tmp_path / "d", "smoke", seed=0, settings=TINY)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".d.tmp-alive", ".d.tmp-foreign", "d"]
 
 
 def test_clear_errors(tmp_path):

@@ -25,6 +25,10 @@ _EXPORTS = {
     "read_image": "image",
     "CorruptImageError": "image",
     "check_images": "image",
+    "check_files": "image",
+    "file_problem": "image",
+    "SynthReIDDamagedError": "synthetic",
+    "verify_synthetic": "synthetic",
     # transforms (transforms.py)
     "build_transforms": "transforms",
     "IMAGENET_MEAN": "transforms",

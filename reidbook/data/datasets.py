@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .image import check_images
+from .image import check_files, check_images
 
 Item = tuple  # (path: str, pid: int, camid: int)
 
@@ -434,7 +434,7 @@ def _load_known(key: str, root: Path, variant: str, use_val: bool, version: str 
 
 def load_dataset(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None, *,
                  variant: str = "labeled", version: str | None = None, use_val: bool = True,
-                 check_images: bool = False, require_test: bool = True) -> ReIDDataset:
+                 check_images: bool = False, require_test: bool = True, check_files: bool = True) -> ReIDDataset:
     """Load a re-ID data set by name (``market1501``, ``dukemtmcreid``, ``cuhk03np``, ``msmt17``)
     from ``root`` (default ``$REIDBOOK_DATA`` or ``./data``), or read a folder path in Market layout
     (also an MSMT17 or CUHK03-NP folder).
@@ -444,9 +444,15 @@ def load_dataset(name_or_path: str | os.PathLike, root: str | os.PathLike | None
         version: MSMT17 ``"V1"`` or ``"V2"``; ``None`` takes the first found (V1 first).
         use_val: MSMT17: train on train + val lists (the common protocol).
         check_images: decode every image now and raise naming the corrupt ones (slow on big sets).
+        check_files: look at every image file cheaply (size, header, a JPEG's end marker; no decoding) and
+            raise naming the damaged ones, so a bad image is found now and not after a training run.
         require_test: a folder path may lack query/gallery images when ``False`` (a train-only
             domain such as SynthReID's ``source/`` in ``smoke``); known data sets always need them.
     """
+    if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
+        raise TypeError(f"load_dataset needs a data set name ({', '.join(KNOWN_DATASETS)}) or the path of a folder "
+                        f"in Market-1501 layout, got {name_or_path!r}; e.g. load_dataset('market1501') or "
+                        "load_dataset(reidbook.zoo.synthreid('smoke'))")
     if variant not in ("labeled", "detected"):
         raise ValueError(f"CUHK03-NP variant must be 'labeled' or 'detected', not {variant!r}")
     key = ALIASES.get(str(name_or_path).lower().replace(" ", ""))
@@ -465,6 +471,28 @@ def load_dataset(name_or_path: str | os.PathLike, root: str | os.PathLike | None
                 f"({', '.join(KNOWN_DATASETS)}) nor an existing folder ({path.resolve()})."
             )
         ds = read_folder(path, variant=variant, use_val=use_val, require_test=require_test)
+    if check_files:
+        _check_dataset_files(ds)
     if check_images:
         verify_images(ds)
     return ds
+
+
+def _check_dataset_files(ds: ReIDDataset) -> None:
+    """:func:`~reidbook.data.image.check_files` over train, query and gallery, with the fix that fits."""
+    import json
+
+    root = Path(ds.root)
+    info = None
+    try:
+        info = json.loads((root / "synthreid.json").read_text())
+    except (OSError, ValueError):
+        pass
+    if isinstance(info, dict):
+        top = root.parent if info.get("domain") == "source" else root
+        fix = (f"this is SynthReID: delete the folder {top} and run `reidbook synth {top} --profile "
+               f"{info.get('profile')} --seed {info.get('seed')}` again (the zoo regenerates its own copy by itself)")
+    else:
+        fix = "re-copy or re-extract these files from the data set's original archive"
+    paths = [p for items in (ds.train, ds.query, ds.gallery) for p, _, _ in items]
+    check_files(paths, what=f"images of {ds.name} ({root})", fix=fix)

@@ -70,6 +70,58 @@ def check_images(paths: Iterable[str | os.PathLike], desc: str = "checking image
     return len(paths)
 
 
+# File signatures of the image formats PIL reads in re-ID data sets (JPEG, PNG, BMP, GIF, WebP).
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM", b"GIF87a", b"GIF89a", b"RIFF")
+_JPEG_END = b"\xff\xd9"
+
+
+def file_problem(path: str | os.PathLike) -> str | None:
+    """What a cheap look (size, first bytes, a JPEG's end marker) finds wrong with an image file, or ``None``.
+
+    No pixel is decoded: it reads at most 1 KiB per file, so a whole data set is checked in well under a
+    second per 10,000 images, before any training starts. Finds missing, empty, non-image and cut-off JPEG
+    files; a file that passes may still fail to decode (:func:`read_image` names it then).
+    """
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        return "missing"
+    except OSError as e:
+        return f"unreadable ({e.strerror or e})"
+    if size == 0:
+        return "empty (0 bytes)"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+            tail = b""
+            if head.startswith(_MAGIC[0]):
+                f.seek(max(0, size - 1024))
+                tail = f.read()
+    except OSError as e:
+        return f"unreadable ({e.strerror or e})"
+    if not head.startswith(_MAGIC):
+        return f"not an image ({size} bytes, unknown file header)"
+    if tail and _JPEG_END not in tail:
+        return f"a cut-off JPEG ({size} bytes, no end-of-image marker)"
+    return None
+
+
+def check_files(paths: Iterable[str | os.PathLike], what: str = "images",
+                fix: str = "re-copy or re-extract these files from the data set's original archive, or delete "
+                           "them if they are not part of it") -> int:
+    """:func:`file_problem` for every path; one :class:`CorruptImageError` naming every bad file.
+
+    Returns the number of files checked. ``what`` names the set in the message; ``fix`` says what to do.
+    """
+    paths = list(paths)
+    bad = [(str(p), why) for p in paths if (why := file_problem(p)) is not None]
+    if bad:
+        shown = "\n    ".join(f"{p}: {why}" for p, why in bad[:10])
+        more = f"\n    ... and {len(bad) - 10} more" if len(bad) > 10 else ""
+        raise CorruptImageError(f"{len(bad)} of {len(paths)} {what} are damaged:\n    {shown}{more}\n  Fix: {fix}.")
+    return len(paths)
+
+
 def _to_tensor(img: Image.Image) -> torch.Tensor:
     """Default when no transform is given: float32 CHW tensor in [0, 1]."""
     from torchvision.transforms.v2 import functional as F

@@ -28,11 +28,16 @@ that "disjoint identities" is visible in the file names too; every name uses seq
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
 import shutil
+import signal
+import sys
 import tempfile
+import threading
+import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -45,10 +50,16 @@ from .synth_draw import (COLORS, EASY_COLORS, HAIR_COLORS, HARD_COLORS, SKIN_TON
 
 __all__ = ["make_synthetic", "SynthSettings", "CameraSettings", "SIZES", "TARGET_CAMERAS", "SOURCE_CAMERAS",
            "Identity", "sample_identities", "identity_look", "render_image", "GENERATOR_VERSION",
-           "SPLIT_DIRS"]
+           "SPLIT_DIRS", "SynthReIDDamagedError", "MANIFEST_NAME", "verify_synthetic"]
 
 GENERATOR_VERSION = "1.1"
 SPLIT_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
+MANIFEST_NAME = "manifest.json"       # size and SHA-256 of every image (both domains), written at generation
+_TMP_MARKER = ".reidbook-synth-tmp"   # in a temporary folder being generated: the pid that owns it
+
+
+class SynthReIDDamagedError(ValueError):
+    """A SynthReID folder whose files differ from what was generated (missing, extra, empty, changed)."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -423,17 +434,52 @@ def render_image(job: Job, look: Look | None, cam: CameraSettings, scene: Image.
 _CTX: dict = {}
 
 
-def _init_worker(ctx: dict) -> None:
+def _init_worker(ctx: dict, parent_pid: int | None = None) -> None:
     _CTX.clear()
     _CTX.update(ctx)
     _CTX["scenes"] = {}
+    if parent_pid is not None:  # a render process: it ends with the command that started it
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it stops the pool)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler (inherited through fork)
+        _die_with_parent(parent_pid)
 
 
-def _render_chunk(tasks: list[tuple[int, Job]]) -> int:
-    """Render and write ``(domain, job)`` pairs; a domain is 0 (target) or 1 (source)."""
+def _die_with_parent(parent_pid: int) -> None:
+    """End this worker when ``parent_pid`` ends, however it ends (SIGKILL included).
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` makes the kernel kill us with our parent. Everywhere (and
+    in case the parent died before the call): a daemon thread checks every half second that the parent
+    is still our parent, and exits the process otherwise.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="reidbook-parent-watch", daemon=True).start()
+
+
+def _render_chunk(tasks: list[tuple[int, Job]]) -> list[tuple[str, int, str]]:
+    """Render and write ``(domain, job)`` pairs; a domain is 0 (target) or 1 (source).
+
+    Returns the manifest rows ``(path relative to the data set root, size, SHA-256)`` of the files written.
+    """
     st: SynthSettings = _CTX["settings"]
     seed = _CTX["seed"]
     S = st.supersample
+    rows: list[tuple[str, int, str]] = []
     for domain, job in tasks:
         cams = _CTX["cameras"][domain]
         key = (domain, job.cam)
@@ -442,10 +488,11 @@ def _render_chunk(tasks: list[tuple[int, Job]]) -> int:
             _CTX["scenes"][key] = camera_scene(cams[job.cam - 1], st.height * S, st.width * S, srng)
         rng = np.random.default_rng([seed, domain, 2, job.uid])
         data = render_image(job, _CTX["looks"][domain].get(job.pid), cams[job.cam - 1], _CTX["scenes"][key], st, rng)
-        out = Path(_CTX["dirs"][domain]) / SPLIT_DIRS[job.split] / job.name
-        with open(out, "wb") as f:
+        rel = f"{SPLIT_DIRS[job.split]}/{job.name}"
+        with open(Path(_CTX["dirs"][domain]) / rel, "wb") as f:
             f.write(data)
-    return len(tasks)
+        rows.append((("source/" if domain else "") + rel, len(data), hashlib.sha256(data).hexdigest()))
+    return rows
 
 
 # ----------------------------------------------------------------------------------------------
@@ -478,19 +525,80 @@ def _expected_meta(profile: str, seed: int, settings: SynthSettings) -> dict:
     }))
 
 
-def _is_complete(root: Path, meta: dict) -> bool:
-    """Every folder holds exactly the number of images ``synthreid.json`` says it should."""
-    for sub, counts in (("", meta["counts"]["target"]), ("source", meta["counts"]["source"])):
-        for split, folder in SPLIT_DIRS.items():
+def _expected_files(root: Path) -> dict[str, tuple[int | None, str | None]]:
+    """``{path relative to root: (size, SHA-256)}`` from ``manifest.json``; for a data set generated before
+    manifests existed, the names from ``images.csv`` with unknown size and hash."""
+    manifest = root / MANIFEST_NAME
+    if manifest.is_file():
+        files = json.loads(manifest.read_text())["files"]
+        return {rel: (int(size), str(digest)) for rel, (size, digest) in files.items()}
+    out: dict[str, tuple[int | None, str | None]] = {}
+    for sub in ("", "source/"):
+        with open(root / sub / "images.csv", newline="") as f:
+            for row in csv.DictReader(f):
+                out[f"{sub}{row['folder']}/{row['name']}"] = (None, None)
+    return out
+
+
+def _actual_files(root: Path) -> dict[str, int]:
+    """``{path relative to root: size}`` of every (non-hidden) file in the split folders of both domains."""
+    out: dict[str, int] = {}
+    for sub in ("", "source/"):
+        for folder in SPLIT_DIRS.values():
             d = root / sub / folder
-            n = sum(1 for _ in d.glob("*.jpg")) if d.is_dir() else 0
-            if n != counts[split]["images"]:
-                return False
-    return (root / "attributes.csv").is_file() and (root / "source" / "attributes.csv").is_file()
+            if not d.is_dir():
+                continue
+            with os.scandir(d) as it:
+                for e in it:
+                    if not e.name.startswith(".") and e.is_file():
+                        out[f"{sub}{folder}/{e.name}"] = e.stat().st_size
+    return out
 
 
-def _check_existing(root: Path, want: dict) -> bool:
-    """True if ``root`` already holds this exact data set; raise if it holds something else."""
+def verify_synthetic(root: str | os.PathLike, hashes: bool = True) -> list[str]:
+    """What is wrong with the SynthReID at ``root``, one string per damaged file (empty: intact).
+
+    Every image is compared with ``manifest.json`` (written at generation): missing files, files that are
+    not part of the data set (e.g. renamed ones), sizes and, with ``hashes=True``, SHA-256 digests. A
+    data set from before manifests existed is checked against ``images.csv``: names, and no empty file.
+    """
+    root = Path(root)
+    try:
+        expected = _expected_files(root)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return [f"{MANIFEST_NAME} / images.csv unreadable ({type(e).__name__}: {e})"]
+    actual = _actual_files(root)
+    problems = []
+    for rel in sorted(set(expected) - set(actual)):
+        problems.append(f"{rel} is missing")
+    for rel in sorted(set(actual) - set(expected)):
+        problems.append(f"{rel} is not part of the data set (renamed or added?)")
+    for rel in sorted(set(expected) & set(actual)):
+        size, digest = expected[rel]
+        have = actual[rel]
+        if have == 0:
+            problems.append(f"{rel} is empty (0 bytes{'' if size is None else f'; expected {size}'})")
+        elif size is not None and have != size:
+            problems.append(f"{rel} has {have} bytes, expected {size}")
+        elif hashes and digest is not None:
+            with open(root / rel, "rb") as f:
+                if hashlib.sha256(f.read()).hexdigest() != digest:
+                    problems.append(f"{rel} changed (its SHA-256 differs from the manifest)")
+    return problems
+
+
+def _damaged_error(root: Path, meta: dict, problems: list[str]) -> SynthReIDDamagedError:
+    shown = "; ".join(problems[:6]) + (f"; … and {len(problems) - 6} more" if len(problems) > 6 else "")
+    return SynthReIDDamagedError(
+        f"the SynthReID at {root} is damaged: {len(problems)} file(s) differ from what was generated: {shown}. "
+        f"Fix: delete the folder {root} and run `reidbook synth {root} --profile {meta.get('profile')} --seed "
+        f"{meta.get('seed')}` again (the same seed gives the same files back).")
+
+
+def _check_existing(root: Path, want: dict, verify: bool = False) -> bool:
+    """True if ``root`` already holds this exact, intact data set; raise if it holds something else or is
+    damaged (:class:`SynthReIDDamagedError` names the files). Sizes and names are always checked (cheap);
+    ``verify=True`` also compares every file's SHA-256 with the manifest."""
     if not root.exists():
         return False
     if not root.is_dir():
@@ -513,9 +621,12 @@ def _check_existing(root: Path, want: dict) -> bool:
             f"{root} holds a different SynthReID (differs in: {', '.join(diff)}; it has profile="
             f"{have.get('profile')!r}, seed={have.get('seed')}, version={have.get('version')!r}). "
             "Use another root for these arguments, or delete that folder to regenerate it.")
-    if not _is_complete(root, have):
-        raise ValueError(f"{root} is an incomplete SynthReID (image counts differ from synthreid.json); "
-                         "delete the folder and call make_synthetic again.")
+    problems = verify_synthetic(root, hashes=verify)
+    for name in ("attributes.csv", "source/attributes.csv"):
+        if not (root / name).is_file():
+            problems.append(f"{name} is missing")
+    if problems:
+        raise _damaged_error(root, have, problems)
     return True
 
 
@@ -537,13 +648,82 @@ def _build_domain(settings: SynthSettings, seed: int, domain: int, first_pid: in
     return idents, jobs
 
 
+def _render_all(ctx: dict, chunks: list, workers: int):
+    """Yield each chunk's manifest rows, rendered here (``workers == 1``) or by a pool of processes that
+    ignore Ctrl-C, die with this process and are terminated (not awaited) when anything goes wrong."""
+    if workers == 1:
+        _init_worker(ctx)
+        for c in chunks:
+            yield _render_chunk(c)
+        return
+    import multiprocessing
+
+    pool = multiprocessing.get_context().Pool(workers, initializer=_init_worker, initargs=(ctx, os.getpid()))
+    try:
+        yield from pool.imap(_render_chunk, chunks)
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (Linux ``/proc``), which tells a reused pid from the original."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _owner() -> dict:
+    import socket
+
+    return {"pid": os.getpid(), "started": _process_start(os.getpid()), "host": socket.gethostname()}
+
+
+def _alive(owner: dict) -> bool:
+    """Whether the process that wrote ``owner`` (see :func:`_owner`) still runs (another host: assume so)."""
+    import socket
+
+    if owner.get("host") != socket.gethostname():
+        return True
+    pid = int(owner.get("pid", -1))
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    started = _process_start(pid)
+    return started is None or owner.get("started") in (None, started)
+
+
+def _remove_stale_tmp(root: Path) -> None:
+    """Delete temporary folders ``.<root name>.tmp-*`` left by generations of ``root`` that died (SIGKILL,
+    power loss). Only folders holding our marker whose process is gone: nothing else is touched."""
+    for d in root.parent.glob(f".{root.name}.tmp-*"):
+        marker = d / _TMP_MARKER
+        if not marker.is_file():
+            continue
+        try:
+            owner = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            continue
+        if not _alive(owner):
+            shutil.rmtree(d, ignore_errors=True)
+            say(f"removed {d}: a temporary folder left by an interrupted SynthReID run (pid {owner.get('pid')})")
+
+
 def default_workers(num_images: int) -> int:
     """Processes used when ``num_workers=None``: one for small sets, else up to 8 cores."""
     return 1 if num_images < 2000 else max(1, min(8, os.cpu_count() or 1))
 
 
 def make_synthetic(root: str | os.PathLike, profile: str = "quick", seed: int = 0, num_workers: int | None = None,
-                   settings: SynthSettings | None = None) -> Path:
+                   settings: SynthSettings | None = None, verify: bool = False) -> Path:
     """Generate SynthReID at ``root`` (Market-1501 layout) and its source domain at ``root/source``.
 
     Args:
@@ -553,10 +733,14 @@ def make_synthetic(root: str | os.PathLike, profile: str = "quick", seed: int = 
         num_workers: processes for rendering (``None``: :func:`default_workers`). The output does not
             depend on it.
         settings: override the profile's :class:`SynthSettings` (e.g. ``replace(SIZES["quick"], test_ids=50)``).
+        verify: over an existing data set, also compare every file's SHA-256 with ``manifest.json``
+            (names and sizes are always checked).
 
-    Returns ``root``. If ``root`` already holds the same complete data set, nothing is done. The set is
-    written into a temporary sibling folder and renamed into place at the end, so an interrupted run
-    never leaves a half-written data set at ``root``.
+    Returns ``root``. If ``root`` already holds the same intact data set, nothing is done; a damaged one
+    raises :class:`SynthReIDDamagedError` naming the files. The set is written into a temporary sibling
+    folder (marked with the owner's pid) and renamed into place at the end, so an interrupted run never
+    leaves a half-written data set at ``root``; temporary folders of runs that died are removed by the
+    next run. Render processes end with the process that started them.
     """
     if settings is None:
         if profile not in SIZES:
@@ -567,7 +751,7 @@ def make_synthetic(root: str | os.PathLike, profile: str = "quick", seed: int = 
         raise ValueError(f"num_cameras must be 1..{len(TARGET_CAMERAS)}, got {settings.num_cameras}")
     root = Path(root).expanduser().absolute()
     want = _expected_meta(profile, seed, settings)
-    if _check_existing(root, want):
+    if _check_existing(root, want, verify=verify):
         return root
 
     target_ids, target_jobs = _build_domain(settings, seed, 0, first_pid=1)
@@ -575,8 +759,20 @@ def make_synthetic(root: str | os.PathLike, profile: str = "quick", seed: int = 
     total = len(target_jobs) + len(source_jobs)
     workers = default_workers(total) if num_workers is None else max(1, int(num_workers))
 
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+    tmp = None
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_tmp(root)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private (0700); the data set is readable as the umask says
+        atomic_write_json(tmp / _TMP_MARKER, _owner())
+    except OSError as e:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise OSError(e.errno, f"cannot write SynthReID at {root}: {e.strerror or e} in {root.parent}. Fix: choose "
+                               "a folder you can write (or set REIDBOOK_CACHE to one)") from None
     try:
         dirs = {0: tmp, 1: tmp / "source"}
         for d in dirs.values():
@@ -590,22 +786,17 @@ def make_synthetic(root: str | os.PathLike, profile: str = "quick", seed: int = 
         chunk = 64
         chunks = [tasks[i:i + chunk] for i in range(0, len(tasks), chunk)]
         bar = progress(total=total, desc=f"SynthReID {profile}", unit="img")
-        if workers == 1:
-            _init_worker(ctx)
-            for c in chunks:
-                bar.update(_render_chunk(c))
-        else:
-            from concurrent.futures import ProcessPoolExecutor
-
-            with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(ctx,)) as ex:
-                for n in ex.map(_render_chunk, chunks):
-                    bar.update(n)
+        files: dict[str, list] = {}
+        for rows in _render_all(ctx, chunks, workers):
+            files.update((rel, [size, digest]) for rel, size, digest in rows)
+            bar.update(len(rows))
         bar.close()
         for d, idents, jobs in ((dirs[0], target_ids, target_jobs), (dirs[1], source_ids, source_jobs)):
             _write_csv(d / "attributes.csv", [asdict(i) for i in idents])
             _write_csv(d / "images.csv", [{"folder": SPLIT_DIRS[j.split], "name": j.name, "pid": j.pid, "cam": j.cam,
                                            "view": j.view, "occluder": j.occluder, "kind": j.kind} for j in jobs])
         meta = {**want, "counts": {"target": _domain_counts(target_jobs), "source": _domain_counts(source_jobs)}}
+        atomic_write_json(tmp / MANIFEST_NAME, {"format": "synthreid-manifest/1", "files": dict(sorted(files.items()))})
         atomic_write_json(dirs[1] / "synthreid.json", {**meta, "domain": "source"})
         atomic_write_json(tmp / "synthreid.json", {**meta, "domain": "target"})  # last: marks completion
         if root.exists():  # an empty folder (checked above), or a concurrent run finished first
@@ -613,7 +804,13 @@ def make_synthetic(root: str | os.PathLike, profile: str = "quick", seed: int = 
                 shutil.rmtree(tmp, ignore_errors=True)
                 return root
             root.rmdir()
+        (tmp / _TMP_MARKER).unlink()
         os.replace(tmp, root)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OSError(e.errno, f"could not write SynthReID at {root} ({e.strerror or e}); the partial data set "
+                               "was removed. Fix: free disk space or choose a folder you can write, then run "
+                               "again") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
