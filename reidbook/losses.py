@@ -3,7 +3,8 @@
 The pruning survey (paper 003, §2 and **Table 1**) lists the losses common in person re-ID: two
 families, *metric* losses on embeddings (contrastive, triplet, triplet with margin, batch-hard
 triplet, quadruplet, HAP2S, magnet) and *classification* losses on logits (cross-entropy, cosine
-softmax, part-based cross-entropy). MGN (paper 001, §3.2) trains with a bias-free softmax, Eq. (1),
+softmax, part-based cross-entropy); the BoT baseline adds a *center loss* (Wen et al. 2016). MGN
+(paper 001, §3.2) trains with a bias-free softmax, Eq. (1),
 and a batch-hard triplet loss, Eq. (2); DaRe (paper 004, §3.2) sums a batch-hard **soft-margin**
 triplet loss, Eq. (2), over its four stages and the fused embedding (deep supervision).
 
@@ -41,7 +42,7 @@ __all__ = [
     "contrastive_loss", "ContrastiveLoss",
     "triplet_loss", "batch_hard_triplet_loss", "batch_all_triplet_loss", "TripletLoss",
     "quadruplet_loss", "batch_quadruplet_loss", "QuadrupletLoss",
-    "hap2s_loss", "HAP2SLoss", "magnet_loss", "MagnetLoss",
+    "hap2s_loss", "HAP2SLoss", "magnet_loss", "MagnetLoss", "center_loss", "CenterLoss",
     "DeepSupervision", "LossTerm", "Criterion", "LOSSES", "available_losses", "build_loss",
     "build_criterion",
 ]
@@ -540,11 +541,73 @@ class MagnetLoss(nn.Module):
 # ----------------------------------------------------------------------------------------------
 # Glue: deep supervision, loss terms, criteria, the registry
 # ----------------------------------------------------------------------------------------------
+def center_loss(features: torch.Tensor, pids: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    """Center loss (Wen et al., "A Discriminative Feature Learning Approach for Deep Face Recognition",
+    ECCV 2016, Eq. 2), in the BoT baseline's normalisation (Luo et al. CVPRW 2019, §3.6, Eq. 7 and its
+    code): ``L_C = (1/B) Σ_i ||f_i − c_{y_i}||²`` (Wen et al. write ``½ Σ_i``; a constant factor)."""
+    _check_metric_inputs(features, pids, "center_loss")
+    return (features - centers[pids]).pow(2).sum(1).mean()
+
+
+class CenterLoss(nn.Module):
+    """Center loss on an embedding (see :func:`center_loss`): pulls each feature to its identity's centre
+    ``c_y``; BoT adds it to softmax + triplet with weight ``β = 5e-4`` (§3.6).
+
+    **Centres** are a buffer ``[C, D]``, not trained by the model's optimiser: after each training call
+    they take BoT's own step, plain SGD with ``center_lr = 0.5`` on the *unweighted* loss (BoT's code
+    divides the centre gradients by β and steps a separate ``SGD(lr=0.5)``):
+    ``c_j ← c_j + center_lr · (2/B) · Σ_{i: y_i=j} (f_i − c_j)`` — Wen et al.'s update (§3.2, Eq. 4)
+    with BoT's rate. The loss itself back-propagates to the features only.
+
+    ``num_classes`` may be left ``None``: the buffer then grows to the largest label seen (new centres
+    drawn from N(0, 1) as BoT's ``torch.randn`` init); ``feat_dim`` is read from the first batch.
+    """
+
+    def __init__(self, num_classes: int | None = None, feat_dim: int | None = None, center_lr: float = 0.5,
+                 seed: int = 0):
+        super().__init__()
+        if not center_lr >= 0:
+            raise ValueError(f"center_lr must be >= 0, got {center_lr}")
+        self.center_lr = float(center_lr)
+        self._gen = torch.Generator().manual_seed(int(seed))
+        n, d = int(num_classes or 0), int(feat_dim or 0)
+        self.register_buffer("centers", torch.randn(n, d, generator=self._gen) if n and d else torch.zeros(0, d))
+
+    def _grow(self, num: int, dim: int, like: torch.Tensor) -> None:
+        c = self.centers
+        if c.shape[1] not in (0, dim) and c.shape[0] > 0:
+            raise ValueError(f"CenterLoss: features have {dim} dimensions but the centres {c.shape[1]}")
+        if c.shape[0] >= num and c.shape[1] == dim:
+            return
+        new = torch.randn(num - c.shape[0] if c.shape[1] == dim else num, dim, generator=self._gen)
+        keep = c if c.shape[1] == dim else c.new_zeros(0, dim)
+        self.centers = torch.cat([keep.to(like), new.to(like)], 0)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + "centers"
+        if key in state_dict:  # a checkpoint's centres define the size
+            self.centers = torch.empty_like(state_dict[key])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, features: torch.Tensor, pids: torch.Tensor) -> torch.Tensor:
+        _check_metric_inputs(features, pids, "CenterLoss")
+        self._grow(int(pids.max()) + 1, features.shape[1], features.detach())
+        centers = self.centers.to(features.dtype)
+        loss = center_loss(features, pids, centers)
+        if self.training and self.center_lr > 0:
+            with torch.no_grad():
+                f = features.detach().to(self.centers.dtype)
+                diff = torch.zeros_like(self.centers).index_add_(0, pids, f - self.centers[pids])
+                self.centers += self.center_lr * 2.0 / features.shape[0] * diff
+        return loss
+
+
 class DeepSupervision(nn.Module):
     """Apply ``loss`` to every output in a list and **sum**: ``L = Σ_s loss(outputs_s, pids)``.
 
     DaRe (004) §3.2: ``ℓ_all = Σ_{s=1}^{4} ℓ_s + ℓ_fusion``; MGN (001) §3.2 likewise sums its
-    softmax losses over 11 features and its triplet losses over 3. A single tensor is passed through.
+    softmax losses over 8 features (3 global, 5 local) and its triplet losses over the 3 global ones;
+    PCB sums its 6 stripes' cross-entropies. A single tensor is passed through.
     """
 
     def __init__(self, loss: Callable[[Any, torch.Tensor], torch.Tensor]):
@@ -638,6 +701,7 @@ LOSSES: dict[str, Callable[..., nn.Module]] = {
     "quadruplet": QuadrupletLoss,
     "hap2s": HAP2SLoss,
     "magnet": MagnetLoss,
+    "center": CenterLoss,
 }
 
 

@@ -363,3 +363,62 @@ def test_criterion_owns_loss_parameters_and_registry():
         assert name in L.LOSSES
     assert isinstance(L.build_loss("soft_triplet"), L.TripletLoss) and L.build_loss("soft_triplet").soft
     assert L.build_loss("batch_all_triplet").mining == "all"
+
+
+# ----------------------------------------------------------------------------------------------- center loss
+def test_center_loss_known_values_and_bot_update():
+    """Wen et al. 2016 / BoT §3.6: L_C = (1/B) Σ ||f_i − c_{y_i}||²; the centres then take BoT's SGD step
+    (lr 0.5 on the unweighted loss): c_j += 0.5 · (2/B) · Σ_{y_i=j} (f_i − c_j)."""
+    from reidbook.losses import CenterLoss, build_criterion, center_loss
+
+    f = torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.0, 2.0], [0.0, 0.0]], requires_grad=True)
+    pids = torch.tensor([0, 0, 1, 1])
+    c = torch.tensor([[1.0, 1.0], [0.0, 1.0]])
+    # squared distances: 1, 5, 1, 1 -> mean 2
+    assert center_loss(f, pids, c).item() == pytest.approx(2.0)
+    loss = CenterLoss(num_classes=2, feat_dim=2, center_lr=0.5)
+    loss.centers.copy_(c)
+    value = loss(f, pids)
+    assert value.item() == pytest.approx(2.0)
+    value.backward()
+    # dL/df_i = (2/B)(f_i − c_{y_i})
+    torch.testing.assert_close(f.grad, 0.5 * (f.detach() - c[pids]))
+    # c_0 += 0.5·(2/4)·((0,-1) + (2,-1)) = (0.5, -0.5); c_1 += 0.25·((0,1) + (0,-1)) = 0
+    torch.testing.assert_close(loss.centers, torch.tensor([[1.5, 0.5], [0.0, 1.0]]))
+    # eval mode: no update
+    loss.eval()
+    before = loss.centers.clone()
+    loss(f.detach(), pids)
+    torch.testing.assert_close(loss.centers, before)
+    # repeated steps pull the centres to the class means (the fixed point of the update)
+    loss.train()
+    for _ in range(200):
+        loss(f.detach(), pids)
+    torch.testing.assert_close(loss.centers, torch.tensor([[2.0, 0.0], [0.0, 1.0]]), atol=1e-4, rtol=0)
+    assert loss(f.detach(), pids).item() == pytest.approx((1 + 1 + 1 + 1) / 4, abs=1e-3)
+    # registry name, lazy size, state dict round trip
+    crit = build_criterion([{"name": "center", "loss": "center", "weight": 5e-4, "key": "triplet"}])
+    crit({"triplet": [torch.randn(6, 3)]}, torch.tensor([0, 1, 2, 5, 5, 1]))
+    centers = crit.terms[0].loss.centers
+    assert centers.shape == (6, 3)
+    fresh = build_criterion([{"name": "center", "loss": "center", "weight": 5e-4, "key": "triplet"}])
+    fresh.load_state_dict(crit.state_dict())
+    torch.testing.assert_close(fresh.terms[0].loss.centers, centers)
+    with pytest.raises(ValueError, match="dimensions"):
+        crit({"triplet": [torch.randn(6, 4)]}, torch.tensor([0, 1, 2, 5, 5, 1]))
+
+
+def test_bot_preset_has_center_loss_and_cosine_test_metric():
+    """BoT §3.6 (center loss, β = 5e-4, centres at SGD lr 0.5) and its normalised test feature."""
+    from reidbook.eval import model_metric
+    from reidbook.losses import CenterLoss, build_criterion
+    from reidbook.models import build_model
+    from reidbook.presets import get_preset
+
+    p = get_preset("baseline", "full")
+    center = [t for t in p.losses if t["loss"] == "center"]
+    assert len(center) == 1 and center[0]["weight"] == 5e-4 and center[0]["key"] == "triplet"
+    assert center[0]["options"]["center_lr"] == 0.5
+    assert isinstance(build_criterion(p.losses).terms[-1].loss, CenterLoss)
+    assert p.model_options["metric"] == "cosine"
+    assert model_metric(build_model("baseline", 5, profile="smoke", **get_preset("baseline", "smoke").model_options)) == "cosine"

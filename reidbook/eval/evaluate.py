@@ -20,10 +20,10 @@ __all__ = ["evaluate_features", "evaluate_model", "model_metric", "scalar_metric
 
 
 def model_metric(model) -> str:
-    """The distance a model's embeddings are compared with: its ``metric`` attribute (the model
-    protocol's ``ReIDModel.metric``: GraftedNet and FD students ``"cosine"``), else ``"euclidean"``.
-    The one place the CLI, the zoo, the comparison and the chapters read it from; wrappers with a
-    ``.model`` or ``.module`` (DataParallel, exit wrappers) are looked through."""
+    """The distance a model's embeddings are compared with: the model protocol's ``metric``
+    (:func:`reidbook.models.base.metric_of`: GraftedNet and FD students ``"cosine"``, BoT's ``full``
+    baseline too), else ``"euclidean"``. The one place the CLI, the zoo, the comparison and the
+    chapters read it from (through :func:`evaluate_model`'s default)."""
     from ..models.base import metric_of
 
     return metric_of(model)

@@ -66,10 +66,14 @@ class Baseline(ReIDModel):
     """
 
     def __init__(self, num_classes: int, backbone: nn.Module, embedding_dim: int = 0, bnneck: bool = True,
-                 pool: str = "avg"):
+                 pool: str = "avg", metric: str = "euclidean"):
         super().__init__()
         if pool not in ("avg", "max"):
             raise ValueError(f"pool must be 'avg' or 'max', got {pool!r}")
+        if metric not in ("euclidean", "cosine"):
+            raise ValueError(f"metric must be 'euclidean' or 'cosine', got {metric!r}")
+        # BoT §3.5 / its code (TEST.FEAT_NORM): the BN-neck feature, L2-normalised, i.e. ranked by cosine
+        self.metric = metric
         self.backbone = backbone
         self.pool = GlobalAvgPool() if pool == "avg" else GlobalMaxPool()
         dim = backbone.out_channels
@@ -108,9 +112,10 @@ class Baseline(ReIDModel):
 
 
 def build(num_classes: int, width: float = 1.0, pretrained=None, arch: str = "resnet50",
-          last_stride: int = 1, embedding_dim: int = 0, bnneck: bool = True, pool: str = "avg") -> Baseline:
+          last_stride: int = 1, embedding_dim: int = 0, bnneck: bool = True, pool: str = "avg",
+          metric: str = "euclidean") -> Baseline:
     """Registry builder (``build_model("baseline", ...)``, which passes the profile's ``width``);
     ``last_stride=1`` and ``bnneck=True`` are BoT's choices (pass ``last_stride=2, bnneck=False`` for
-    the plain IDE/TriNet network)."""
+    the plain IDE/TriNet network); ``metric="cosine"`` ranks by the normalised feature (BoT's test setting)."""
     backbone = build_backbone(arch, width=float(width), last_stride=last_stride, pretrained=pretrained)
-    return Baseline(num_classes, backbone, embedding_dim=embedding_dim, bnneck=bnneck, pool=pool)
+    return Baseline(num_classes, backbone, embedding_dim=embedding_dim, bnneck=bnneck, pool=pool, metric=metric)

@@ -3,10 +3,13 @@
 ``full`` is the "Bag of Tricks" strong baseline (Luo et al., CVPRW 2019, §3 and §4.1): ResNet-50 with
 last stride 1, BN-neck, 256×128 inputs, P=16 identities × K=4 images, Adam (lr 3.5e-4, weight decay
 5e-4), a linear warm-up from 3.5e-5 over 10 epochs, lr ×0.1 at epochs 40 and 70, 120 epochs, flip +
-10-pixel pad-and-crop + random erasing (p=0.5), label smoothing ε=0.1 and a batch-hard triplet loss
-with margin 0.3 (Hermans et al. 2017) added to the cross-entropy with weight 1.
+10-pixel pad-and-crop + random erasing (p=0.5), label smoothing ε=0.1, a batch-hard triplet loss
+with margin 0.3 (Hermans et al. 2017) added to the cross-entropy with weight 1, and a center loss
+(Wen et al. 2016) on the same feature with weight β = 5e-4 (§3.6; its centres step with SGD lr 0.5,
+:class:`reidbook.losses.CenterLoss`). At test time BoT ranks the BN-neck feature normalised, i.e. by
+cosine distance (``model_options["metric"] = "cosine"``).
 
-``quick`` and ``smoke`` keep the topology and the losses and shrink width (¼, ⅛), input (128×64,
+``quick`` and ``smoke`` keep the topology, the losses (center loss included) and the cosine test metric, and shrink width (¼, ⅛), input (128×64,
 64×32), data (SynthReID quick/smoke) and epochs; their numbers are tuned so that ``quick`` trains in
 under two minutes on a 2-core CPU and clearly beats the colour-histogram matcher (chapter 01).
 
@@ -16,15 +19,17 @@ from __future__ import annotations
 
 from . import Preset
 
-__all__ = ["PRESETS", "loss_specs"]
+__all__ = ["PRESETS", "loss_specs", "BOT_CENTER_WEIGHT"]
 
 
-def loss_specs(kind: str = "both", label_smoothing: float = 0.1, margin: float = 0.3) -> list[dict]:
+def loss_specs(kind: str = "both", label_smoothing: float = 0.1, margin: float = 0.3,
+               center: float = 0.0) -> list[dict]:
     """Loss term specs for :func:`reidbook.losses.build_criterion`.
 
     ``"softmax"``: IDE, cross-entropy on the classifier's logits (label-smoothed, BoT §3.4);
     ``"triplet"``: TriNet, batch-hard triplet on the pooled feature (Hermans et al. §3, Eq. (5));
-    ``"both"``: BoT, their sum with weights 1 and 1.
+    ``"both"``: their sum with weights 1 and 1. ``center > 0`` adds BoT's center loss on the triplet
+    feature with that weight (BoT §3.6: 5e-4).
     """
     ce = {"name": "ce", "loss": "cross_entropy", "weight": 1.0, "key": "logits",
           "options": {"label_smoothing": label_smoothing}}
@@ -33,7 +38,14 @@ def loss_specs(kind: str = "both", label_smoothing: float = 0.1, margin: float =
     choices = {"softmax": [ce], "triplet": [tri], "both": [ce, tri]}
     if kind not in choices:
         raise ValueError(f"unknown loss choice {kind!r}; choose one of {', '.join(choices)}")
+    if center > 0:
+        return choices[kind] + [{"name": "center", "loss": "center", "weight": float(center), "key": "triplet",
+                                 "options": {"center_lr": 0.5}}]
     return choices[kind]
+
+
+#: BoT §3.6: the center loss weight β.
+BOT_CENTER_WEIGHT = 5e-4
 
 
 _BOT_AUG = {"flip": True, "pad": 10, "random_crop": True, "random_erasing": 0.5}
@@ -41,18 +53,18 @@ _BOT_AUG = {"flip": True, "pad": 10, "random_crop": True, "random_erasing": 0.5}
 PRESETS = {
     "full": Preset(
         model="baseline", profile="full",
-        model_options={"arch": "resnet50", "last_stride": 1, "bnneck": True},
+        model_options={"arch": "resnet50", "last_stride": 1, "bnneck": True, "metric": "cosine"},
         height=256, width=128, train_aug=dict(_BOT_AUG), P=16, K=4, epochs=120,
         optimizer={"name": "adam", "lr": 3.5e-4, "weight_decay": 5e-4, "betas": (0.9, 0.999)},
         schedule={"name": "warmup_step", "milestones": [40, 70], "gamma": 0.1,
                   "warmup": 10, "warmup_factor": 0.1},
-        losses=loss_specs("both"), eval_every=40,
+        losses=loss_specs("both", center=BOT_CENTER_WEIGHT), eval_every=40,
         notes="Luo et al., Bag of Tricks and a Strong Baseline for Deep Person Re-ID (CVPRW 2019), "
-              "§3 (tricks) and §4.1 (settings); triplet: Hermans et al. 2017, §3.",
+              "§3 (tricks, §3.6 center loss) and §4.1 (settings); triplet: Hermans et al. 2017, §3.",
     ),
     "quick": Preset(
         model="baseline", profile="quick",
-        model_options={"arch": "resnet50", "last_stride": 1, "bnneck": True},
+        model_options={"arch": "resnet50", "last_stride": 1, "bnneck": True, "metric": "cosine"},
         height=128, width=64, train_aug={"flip": True, "pad": 5, "random_crop": True, "random_erasing": 0.0},
         P=8, K=4, epochs=4,
         # Departures from BoT for a 4-epoch CPU run (measured, stop 13, from the source-domain backbone,
@@ -62,18 +74,18 @@ PRESETS = {
         optimizer={"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4},
         schedule={"name": "warmup_step", "milestones": [3], "gamma": 0.1,
                   "warmup": 0.5, "warmup_factor": 0.1},
-        losses=loss_specs("both"), eval_every=0,
+        losses=loss_specs("both", center=BOT_CENTER_WEIGHT), eval_every=0,
         notes="BoT losses and BN-neck at width 1/4, 128x64, on SynthReID quick, 4 epochs of SGD from the "
               "source-domain backbone (tuned for a 2-core CPU).",
     ),
     "smoke": Preset(
         model="baseline", profile="smoke",
-        model_options={"arch": "resnet50", "last_stride": 1, "bnneck": True},
+        model_options={"arch": "resnet50", "last_stride": 1, "bnneck": True, "metric": "cosine"},
         height=64, width=32, train_aug={"flip": True, "pad": 2, "random_crop": True, "random_erasing": 0.5},
         P=8, K=4, epochs=1,
         optimizer={"name": "adam", "lr": 1e-3, "weight_decay": 5e-4, "betas": (0.9, 0.999)},
         schedule={"name": "constant"},
-        losses=loss_specs("both"), eval_every=0,
+        losses=loss_specs("both", center=BOT_CENTER_WEIGHT), eval_every=0,
         notes="Smoke test: BoT recipe at width 1/8, 64x32, one epoch on SynthReID smoke.",
     ),
 }
