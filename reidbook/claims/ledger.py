@@ -136,13 +136,19 @@ def load_ledger(profile: str = "quick", path: str | Path | None = None, missing_
 
 
 def stale_reasons(ledger: Ledger) -> list[str]:
-    """Why ``ledger`` does not describe this checkout: one line per model whose preset changed (or that
-    the current claims train but the ledger does not know); empty if it is current."""
+    """Why ``ledger`` does not describe this checkout: one line per model whose preset at the ledger's
+    profile changed since (claims added to the registry later do not make it stale; they are just not
+    in it). Empty if it is current."""
     settings = ledger.data["settings"]
-    old = settings.get("preset_hashes", {})
-    now = preset_hashes(settings["profile"])
-    reasons = [f"{m}: preset changed ({old[m]} in the ledger, {h} now)" for m, h in now.items() if m in old and old[m] != h]
-    reasons += [f"{m}: not in the ledger" for m in now if m not in old]
+    reasons = []
+    for m, h in settings.get("preset_hashes", {}).items():
+        try:
+            now = preset_hash(m, settings["profile"])
+        except (KeyError, ImportError) as exc:  # the model or its presets are gone
+            reasons.append(f"{m}: no longer has presets ({exc})")
+            continue
+        if now != h:
+            reasons.append(f"{m}: preset changed ({h} in the ledger, {now} now)")
     return reasons
 
 

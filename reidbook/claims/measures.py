@@ -119,21 +119,21 @@ def _dare_full_cost(ctx: RunContext, overrides: dict) -> float:
 
 def measure_anytime(config: dict, ctx: RunContext) -> dict:
     """Anytime re-ID (§5.3.1, Fig. 5): Rank-1 and mAP of the deepest exit that fits DaRe's full test-time
-    cost. ``model="dare"``: DaRe's exits; ``model="se_resnets"``: ResNet-18, -34, -50 trained separately
-    and chained in ascending size (``reidbook.models.seresnets``)."""
+    cost. ``model="dare"``: DaRe's exits; ``model="seq_ensemble"``: ResNet-18, -34, -50 trained separately
+    and chained in ascending size (``reidbook.models.seq_ensemble``)."""
     from .. import zoo
     from ..eval import anytime as A
 
     over = config["overrides"]
     budget = _dare_full_cost(ctx, over)
     ds = zoo.dataset(ctx.profile, ctx.data, ctx.seed)
-    if config["model"] == "se_resnets":
-        from ..models.seresnets import SE_ARCHS, SEResNets
+    if config["model"] == "seq_ensemble":
+        from ..models.seq_ensemble import ENSEMBLE_ARCHS, SequentialEnsemble
 
-        got = [_zoo_get("se_resnets", ctx, {**over, "model_options": {**over.get("model_options", {}), "arch": a}})
-               for a in SE_ARCHS]
+        got = [_zoo_get("seq_ensemble", ctx, {**over, "model_options": {**over.get("model_options", {}), "arch": a}})
+               for a in ENSEMBLE_ARCHS]
         entries = [e for e, _ in got]
-        model, preset = SEResNets.chain(*[e.model for e in entries]), entries[-1].preset
+        model, preset = SequentialEnsemble.chain(*[e.model for e in entries]), entries[-1].preset
         seen = [images_seen(e.history) for e in entries]
         run = {"images_seen": None if None in seen else sum(seen),
                "train_seconds": sum(e.metrics.get("train_seconds", 0.0) for e in entries),
@@ -237,12 +237,12 @@ def preset_of(config: dict, profile: str) -> dict:
     if m in ("paper_params", "latency"):
         src = config["options"].get("input_from", name)
         return {"model": get_preset(name, "full").model_options, "input": get_preset(src, "full").to_dict()}
-    if m == "anytime" and name == "se_resnets":
-        from ..models.seresnets import SE_ARCHS
+    if m == "anytime" and name == "seq_ensemble":
+        from ..models.seq_ensemble import ENSEMBLE_ARCHS
 
         base = get_preset(name, profile)
         over = config["overrides"]
         return {a: base.replace(**{**over, "model_options": {**over.get("model_options", {}), "arch": a}}).to_dict()
-                for a in SE_ARCHS} | {"dare": get_preset("dare", profile).to_dict()}
+                for a in ENSEMBLE_ARCHS} | {"dare": get_preset("dare", profile).to_dict()}
     preset = get_preset(name, profile)
     return preset.replace(**config["overrides"]).to_dict() if config["overrides"] else preset.to_dict()

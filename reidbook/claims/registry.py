@@ -8,7 +8,7 @@ paper's (Market-1501 unless said), never ours.
 
 A :class:`Config` names what to run: a ``measure`` (a procedure in :mod:`reidbook.claims.measures`:
 ``"zoo"`` trains with ``reidbook.zoo.get``; ``"fd"`` distils with ``reidbook.distill.pipeline``;
-``"dare_embeddings"`` / ``"dare_routing"`` / ``"anytime"`` evaluate DaRe and the SE-ResNets;
+``"dare_embeddings"`` / ``"dare_routing"`` / ``"anytime"`` evaluate DaRe and its sequential ensemble;
 ``"paper_params"`` / ``"latency"`` count and time the paper-size networks), the zoo ``model`` name,
 the preset ``overrides`` exactly as ``zoo.get(model, **overrides)`` takes them, and measure
 ``options``. Two configs whose measure, model, overrides and options agree are one run (DaRe's fusion
@@ -323,14 +323,14 @@ def _claims() -> list[Claim]:
               (_dare("fusion, deep supervision", metric="fusion/mAP"),
                _dare("fusion, fusion loss only", metric="fusion/mAP", deep_supervision=False)),
               paper_numbers=_paper("DaRe Fig. 4 (figure only)", None, None)),
-        Claim("dare.vs_se_resnets", "dare", "§5.3.1, Fig. 5",
+        Claim("dare.vs_seq_ensemble", "dare", "§5.3.1, Fig. 5",
               "At equal test-time budget (DaRe's full cost), DaRe beats the sequential ensemble of ResNet-18/34/50.",
               (Config("DaRe", "dare", {}, measure="anytime"),
-               Config("SE-ResNets (18, 34, 50)", "se_resnets", {}, measure="anytime")),
+               Config("sequential ensemble (ResNet-18, -34, -50)", "seq_ensemble", {}, measure="anytime")),
               metric="rank1", budget_from="dare", equal_training=False,
               paper_numbers=_paper("DaRe Fig. 5 (figure only; 3-5 points higher above 2.5e9 Mul-Adds)", None, None,
                                    unit="Rank-1 (%)"),
-              notes="each SE-ResNet is trained separately with the same recipe (§5.3.1), so the ensemble sees "
+              notes="each member ResNet is trained separately with the same recipe (§5.3.1), so the ensemble sees "
                     "three times the training images; the budget compared is test-time multiply-adds"),
         Claim("dare.distance_vs_random", "dare", "§5.3.2, Fig. 6",
               "In the budgeted stream, distance routing beats random routing at the same average budget.",

@@ -1,0 +1,173 @@
+"""The claims runner and the ledger with a stand-in measure (no training): planning, equal budgets,
+resumption after an interruption, refusal to mix settings, schema and provenance, staleness, the
+README table. The real trainings are in tests/test_claims_smoke.py."""
+import json
+
+import pytest
+
+from reidbook import claims
+from reidbook.claims import measures, runner
+from reidbook.claims.ledger import LedgerError, claims_table_markdown, is_stale, load_ledger, stale_reasons
+from reidbook.claims.registry import Claim, Config
+
+SHIFT = {"good": 0.10, "bad": 0.0, "same": 0.0}
+
+
+class FakeMeasure:
+    """Per-seed values that a claim can decide: ``options["kind"]`` shifts the mean; counts its calls and can
+    stop (like Ctrl-C) after ``stop_after`` calls."""
+
+    def __init__(self, stop_after=None, images=None):
+        self.calls, self.stop_after, self.images = [], stop_after, images or {}
+
+    def __call__(self, config, ctx):
+        if self.stop_after is not None and len(self.calls) >= self.stop_after:
+            raise KeyboardInterrupt
+        self.calls.append((config["options"]["kind"], ctx.seed))
+        kind = config["options"]["kind"]
+        value = 0.5 + SHIFT[kind] + 0.005 * ctx.seed
+        seen = self.images.get(kind, 32 * config["overrides"].get("epochs", 1))
+        return {"metrics": {"mAP": value, "rank1": value + 0.1}, "images_seen": seen, "train_seconds": 1.0,
+                "trained_now": True}
+
+
+def _claim(cid, a="good", b="bad", **kw):
+    return Claim(cid, "baseline", "test", f"{a} beats {b}",
+                 (Config(a, "baseline", {"epochs": 2}, measure="fake", options={"kind": a}),
+                  Config(b, "baseline", {"epochs": 2}, measure="fake", options={"kind": b})),
+                 paper_numbers={"source": "test", "values": [1.0, 0.5]}, **kw)
+
+
+@pytest.fixture
+def fake(monkeypatch, tmp_path):
+    monkeypatch.setenv("REIDBOOK_CACHE", str(tmp_path / "cache"))
+    m = FakeMeasure()
+    monkeypatch.setitem(measures.MEASURES, "fake", m)
+    monkeypatch.setattr(runner, "_TRAINING_MEASURES", (*runner._TRAINING_MEASURES, "fake"))  # it "trains"
+    return m
+
+
+def _run(tmp_path, reg, **kw):
+    kw.setdefault("seeds", 3)
+    return claims.run_claims("smoke", data="fake-data", out=tmp_path / "ledger.json", claims=reg,
+                             command="test", **kw)
+
+
+def test_ledger_schema_verdicts_and_provenance(fake, tmp_path):
+    reg = [_claim("t.good_vs_bad"), _claim("t.same_vs_bad", "same", "bad"),
+           Claim("t.later", "baseline", "test", "not yet", (Config("a", "baseline"), Config("b", "baseline")),
+                 paper_numbers={"source": "test", "values": [None, None]}, status="not runnable: test")]
+    ledger = _run(tmp_path, reg)
+    assert set(ledger) == {"schema", "settings", "provenance", "runs", "claims"}
+    on_disk = json.loads((tmp_path / "ledger.json").read_text())
+    assert on_disk["claims"] == json.loads(json.dumps(ledger["claims"]))
+    # 3 distinct configurations (good, bad, same) × 3 seeds; "bad" is shared by two claims and run once
+    assert len(ledger["runs"]) == 9 and len(fake.calls) == 9
+    c = ledger["claims"]["t.good_vs_bad"]
+    good = c["configs"][0]
+    assert good["values"] == pytest.approx([0.60, 0.605, 0.61]) and good["mean"] == pytest.approx(0.605)
+    assert good["std"] == pytest.approx(0.005)
+    assert c["verdict"]["verdict"] == "reproduced" and c["verdict"]["diff"] == pytest.approx(0.10)
+    assert c["paper_numbers"]["values"] == [1.0, 0.5]
+    assert ledger["claims"]["t.same_vs_bad"]["verdict"]["verdict"] == "inconclusive"
+    assert ledger["claims"]["t.later"]["status"] == "not runnable: test"
+    prov = ledger["provenance"]
+    for key in ("commit", "date", "cpu", "torch", "threads", "jobs", "wall_seconds", "command"):
+        assert prov[key] is not None, key
+    assert prov["command"] == "test" and prov["jobs"] == 1
+    assert all(cfg["wall_seconds"] >= 0 and len(cfg["images_seen"]) == 3 for cfg in c["configs"])
+    loaded = load_ledger("smoke", tmp_path / "ledger.json")
+    assert loaded.verdicts == {"t.good_vs_bad": "reproduced", "t.same_vs_bad": "inconclusive",
+                               "t.later": "not runnable"}
+    assert loaded.per_seed("t.good_vs_bad")["good"] == pytest.approx([0.60, 0.605, 0.61])
+    table = claims_table_markdown(loaded)
+    assert "| `t.good_vs_bad`" in table and "60.5 ± 0.5 vs 50.5 ± 0.5" in table and "reproduced" in table
+    assert "not runnable: test" in table
+
+
+def test_equal_budgets_recorded_and_unequal_ones_refused(fake, tmp_path, monkeypatch):
+    ledger = _run(tmp_path, [_claim("t.c")], seeds=2)
+    budget = ledger["claims"]["t.c"]["budget"]
+    assert budget["equal"] is True and budget["images_seen"] == [[64, 64], [64, 64]]
+    fake.images["bad"] = 32  # "bad" trained on half the images: the claim cannot be decided
+    monkeypatch.setenv("REIDBOOK_CACHE", str(tmp_path / "cache2"))  # not the runs recorded above
+    ledger = _run(tmp_path / "other", [_claim("t.c2")], seeds=2)
+    c = ledger["claims"]["t.c2"]
+    assert c["budget"]["equal"] is False and c["verdict"]["verdict"] == "inconclusive"
+    assert "unequal training budgets" in c["verdict"]["why"]
+
+
+def test_budget_from_puts_one_models_budget_on_every_config(fake, tmp_path):
+    from reidbook.presets import get_preset
+
+    claim = _claim("t.budget", budget_from="mgn")
+    runs, keys = runner.plan_runs([claim], "smoke", [0], "d", None)
+    mgn = get_preset("mgn", "smoke")
+    for run in runs.values():
+        assert {k: run["overrides"][k] for k in ("height", "width", "P", "K", "epochs")} == \
+            {"height": mgn.height, "width": mgn.width, "P": mgn.P, "K": mgn.K, "epochs": mgn.epochs}
+
+
+def test_resumes_after_interruption_without_redoing_finished_runs(fake, tmp_path, monkeypatch):
+    reg = [_claim("t.c")]
+    stopping = FakeMeasure(stop_after=3)
+    monkeypatch.setitem(measures.MEASURES, "fake", stopping)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, reg)
+    assert len(stopping.calls) == 3
+    assert not (tmp_path / "ledger.json").exists()          # no half ledger
+    assert len(list(runner.runs_dir("smoke").glob("*.json"))) == 3
+    again = FakeMeasure()
+    monkeypatch.setitem(measures.MEASURES, "fake", again)
+    ledger = _run(tmp_path, reg)
+    assert len(again.calls) == 3                             # only the three unfinished runs
+    assert set(again.calls).isdisjoint(stopping.calls)
+    assert ledger["claims"]["t.c"]["verdict"]["verdict"] == "reproduced"
+    third = FakeMeasure()
+    monkeypatch.setitem(measures.MEASURES, "fake", third)
+    _run(tmp_path, reg)
+    assert third.calls == []                                 # everything reused
+
+
+def test_refuses_to_mix_settings(fake, tmp_path, monkeypatch):
+    reg = [_claim("t.c"), _claim("t.d", "same", "bad")]
+    _run(tmp_path, reg, only=["t.c"])
+    ledger = _run(tmp_path, reg, only=["t.d"])               # same settings: merged
+    assert set(ledger["claims"]) == {"t.c", "t.d"}
+    with pytest.raises(LedgerError, match="seeds"):
+        _run(tmp_path, reg, seeds=2)
+    monkeypatch.setattr(runner, "preset_hashes", lambda profile, claims=None: {"baseline": "changed"})
+    with pytest.raises(LedgerError, match="preset_hashes"):
+        _run(tmp_path, reg)
+    ledger = _run(tmp_path, reg, fresh=True, only=["t.d"])
+    assert set(ledger["claims"]) == {"t.d"}
+
+
+def test_stale_ledger_is_reported(fake, tmp_path):
+    _run(tmp_path, [_claim("t.c")], seeds=2)
+    ledger = load_ledger("smoke", tmp_path / "ledger.json")
+    assert not is_stale(ledger) and stale_reasons(ledger) == []
+    ledger.data["settings"]["preset_hashes"]["baseline"] = "0" * 16
+    assert is_stale(ledger)
+    assert any(r.startswith("baseline: preset changed") for r in stale_reasons(ledger))
+
+
+def test_only_selects_and_unknown_ids_are_refused(fake, tmp_path):
+    reg = [_claim("a.one"), _claim("a.two"), _claim("b.one")]
+    assert [c.id for c in runner.select_claims(["a."], reg)] == ["a.one", "a.two"]
+    with pytest.raises(KeyError, match="a.one"):
+        runner.select_claims(["nope"], reg)
+    with pytest.raises(ValueError, match="jobs"):
+        _run(tmp_path, reg, jobs=0)
+
+
+def test_load_ledger_errors(tmp_path):
+    with pytest.raises(LedgerError, match="make claims"):
+        load_ledger("smoke", tmp_path / "none.json")
+    assert load_ledger("smoke", tmp_path / "none.json", missing_ok=True) is None
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(LedgerError, match="cannot read"):
+        load_ledger("smoke", tmp_path / "bad.json")
+    (tmp_path / "old.json").write_text('{"schema": 0}')
+    with pytest.raises(LedgerError, match="schema"):
+        load_ledger("smoke", tmp_path / "old.json")
