@@ -19,9 +19,11 @@ from reidbook.engine.checkpoint import read_checkpoint
 
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes_train_identical_weights_and_only_rank0_writes(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "REIDBOOK_QUIET": "1", "MASTER_ADDR": "127.0.0.1"}
+    tests = os.path.dirname(os.path.abspath(__file__))  # support/ (test support) lives beside this file
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "REIDBOOK_QUIET": "1", "MASTER_ADDR": "127.0.0.1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")]))}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "reidbook.engine.distributed_demo", "--epochs", "2", "--out", str(tmp_path), "--report",
+           "-m", "support.distributed_demo", "--epochs", "2", "--out", str(tmp_path), "--report",
            "--device", "cpu"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -36,6 +38,7 @@ def test_torchrun_two_cpu_processes_train_identical_weights_and_only_rank0_write
     r0 = json.loads((tmp_path / "rank0.json").read_text())
     r1 = json.loads((tmp_path / "rank1.json").read_text())
     assert r0["world_size"] == r1["world_size"] == 2
+    # files each process moved into the checkpoint folder (its atomic writes' renames): rank 0 only
     assert r0["checkpoints_written"] == 2 and r1["checkpoints_written"] == 0
     # the logged loss is all-reduced, so both ranks record the same history
     assert [h["loss"] for h in r0["history"]] == [h["loss"] for h in r1["history"]]

@@ -33,7 +33,6 @@ __all__ = [
 ]
 
 FORMAT = "reidbook-checkpoint/1"
-_save_count = 0  # how many checkpoints this process wrote (the distributed test reads it per rank)
 
 
 class CheckpointError(RuntimeError):
@@ -166,7 +165,6 @@ def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
     :func:`capture_rng_state` (default: captured now) or a list of them (one per DDP rank).
     ``extra``: more plain values to keep (e.g. the zoo's metrics).
     """
-    global _save_count
     if history is not None and hasattr(history, "state_dict"):
         history = history.state_dict()
     criterion_state = None
@@ -190,9 +188,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
         "rng": _plain(rng_state if rng_state is not None else capture_rng_state()),
         "extra": _plain(extra) if extra is not None else {},
     }
-    out = atomic_torch_save(ckpt, path)
-    _save_count += 1
-    return out
+    return atomic_torch_save(ckpt, path)
 
 
 def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """Multi-process training with ``torchrun``: DistributedDataParallel on gloo (CPU) or NCCL (GPU).
 
-Launch any training script (or ``python -m reidbook.engine.distributed_demo``) as::
+Launch any training script (or the test suite's ``support.distributed_demo``) as::
 
-    torchrun --nproc_per_node=2 -m reidbook.engine.distributed_demo --epochs 2
+    PYTHONPATH=tests torchrun --nproc_per_node=2 -m support.distributed_demo --epochs 2
 
 ``torchrun`` starts one process per rank and sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
 ``MASTER_ADDR`` and ``MASTER_PORT``; :func:`init_distributed` reads them and joins the group.

@@ -1,10 +1,11 @@
-"""A self-contained multi-process training run: ``torchrun --nproc_per_node=2 -m reidbook.engine.distributed_demo``.
+"""A self-contained multi-process training run (test support, outside the package):
+``PYTHONPATH=tests torchrun --nproc_per_node=2 -m support.distributed_demo``.
 
 It trains a tiny re-ID network on a toy data set held in memory (no files, no downloads) with the
 real engine: the P×K sampler split between ranks, DDP, an all-reduced loss, rank-0-only checkpoints.
 Run it under plain ``python -m`` for one process. The toy pieces (:class:`TinyReIDNet`,
-:class:`ToyReIDData`, :func:`toy_loader`, :func:`toy_criterion`) are also what the engine's tests and
-``benchmarks/bench_train.py`` train, so they are kept small and learnable:
+:class:`ToyReIDData`, :func:`toy_loader`, :func:`toy_criterion`) are also what the engine's tests
+train, so they are kept small and learnable:
 every identity is a random colour layout plus per-image noise, so a few epochs lower the loss.
 """
 from __future__ import annotations
@@ -97,13 +98,27 @@ def toy_criterion(triplet: bool = True):
     return Criterion(terms)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    from .distributed import cleanup_distributed, init_distributed
-    from .optim import build_optimizer, build_scheduler
-    from .trainer import fit, iters_per_epoch
-    from . import checkpoint
+def _count_checkpoint_writes(folder: Path) -> list[str]:
+    """Record every file this process moves into ``folder`` (atomic writes end in ``os.replace``): what the
+    test reads to see that only rank 0 writes checkpoints."""
+    written: list[str] = []
+    real = os.replace
 
-    ap = argparse.ArgumentParser(prog="python -m reidbook.engine.distributed_demo", description=__doc__.split("\n")[0])
+    def replace(src, dst, *a, **kw):
+        if Path(dst).parent == folder:
+            written.append(Path(dst).name)
+        return real(src, dst, *a, **kw)
+
+    os.replace = replace
+    return written
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from reidbook.engine.distributed import cleanup_distributed, init_distributed
+    from reidbook.engine.optim import build_optimizer, build_scheduler
+    from reidbook.engine.trainer import fit, iters_per_epoch
+
+    ap = argparse.ArgumentParser(prog="python -m support.distributed_demo", description=__doc__.split("\n")[0])
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("distributed_demo_out"),
                     help="folder for the checkpoint (rank 0) and, with --report, one result file per rank")
@@ -115,6 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     info = init_distributed(args.device)
+    written = _count_checkpoint_writes((args.out / "ckpt").resolve())
     try:
         data = ToyReIDData(num_ids=8, per_id=8, seed=args.seed)
         loader = toy_loader(data, P=4, K=4, seed=args.seed, num_replicas=info.world_size, rank=info.rank)
@@ -125,8 +141,8 @@ def main(argv: list[str] | None = None) -> dict:
         scheduler = build_scheduler(optimizer, {"name": "step", "milestones": [1], "gamma": 0.5}, args.epochs,
                                     iters_per_epoch(loader))
         history = fit(model, loader, criterion, optimizer, scheduler, epochs=args.epochs, device=info.device,
-                      checkpoint_dir=args.out / "ckpt", seed=args.seed)
-        result = {"rank": info.rank, "world_size": info.world_size, "checkpoints_written": checkpoint._save_count,
+                      checkpoint_dir=(args.out / "ckpt").resolve(), seed=args.seed)
+        result = {"rank": info.rank, "world_size": info.world_size, "checkpoints_written": len(written),
                   "history": history.records}
         if args.report:
             args.out.mkdir(parents=True, exist_ok=True)
