@@ -19,13 +19,18 @@ __all__ = ["PROFILES", "Preset", "check_profile", "get_preset", "profile_width"]
 
 @dataclass
 class Preset:
-    """How to build and train one model at one profile (see CONTRIBUTING.md, "Presets")."""
+    """How to build and train one model at one profile (see CONTRIBUTING.md, "Presets").
+
+    ``height`` and ``width`` are the **input image** size in pixels (:attr:`input_size`); the network's
+    channel multiplier is another thing, ``model_options["width"]`` or the profile's
+    (:func:`reidbook.profiles.profile_width`).
+    """
 
     model: str
     profile: str
     model_options: dict[str, Any] = field(default_factory=dict)
-    height: int = 256
-    width: int = 128
+    height: int = 256   # input image height (pixels)
+    width: int = 128    # input image width (pixels), not the channel multiplier
     train_aug: dict[str, Any] = field(default_factory=dict)
     P: int = 16
     K: int = 4
@@ -39,6 +44,11 @@ class Preset:
     @property
     def batch_size(self) -> int:
         return self.P * self.K
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """``(height, width)`` of the input images, as :mod:`reidbook.profile` and the exporter take it."""
+        return (self.height, self.width)
 
     def replace(self, **changes) -> "Preset":
         """A copy with some fields changed; nested dicts given as ``optimizer={"lr": ...}`` are merged."""
