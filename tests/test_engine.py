@@ -392,3 +392,89 @@ def test_extract_features_in_channels_last_matches_the_default_layout():
     f, p, _ = extract_features(model, loader, device="cpu", channels_last=False)
     assert torch.allclose(f_cl, f, atol=1e-5) and (p_cl == p).all()
     assert all(q.is_contiguous() for q in model.parameters())
+
+
+# ----------------------------------------------------------------------------------------------
+# hooks and fit_preset
+# ----------------------------------------------------------------------------------------------
+def test_hooks_see_every_step_and_epoch_and_what_they_write_is_checkpointed(tmp_path):
+    from reidbook.engine import Hook
+
+    class Count(Hook):
+        def __init__(self):
+            self.calls = []
+
+        def before_train(self, s):
+            self.calls.append(("train", s.start_epoch))
+
+        def before_epoch(self, s):
+            self.calls.append(("epoch", s.epoch))
+
+        def after_step(self, s):
+            assert math.isfinite(s.loss) and s.parts
+            self.calls.append(("step", s.epoch, s.step))
+
+        def after_epoch(self, s):
+            s.history.records[-1]["hooked"] = s.epoch + 1  # kept in the history and in the checkpoint
+
+        def after_train(self, s):
+            self.calls.append(("done", len(s.history)))
+
+    model, loader, crit, opt, sched = _setup(epochs=2)
+    hook = Count()
+    hist = fit(model, loader, crit, opt, sched, epochs=2, device="cpu", checkpoint_dir=tmp_path, hooks=[hook],
+               max_iters_per_epoch=3)
+    steps = [c for c in hook.calls if c[0] == "step"]
+    assert steps == [("step", e, i) for e in range(2) for i in range(3)]
+    assert hook.calls[0] == ("train", 0) and hook.calls[-1] == ("done", 2)
+    assert [r["hooked"] for r in hist] == [1, 2]
+    assert [r["hooked"] for r in read_checkpoint(tmp_path / "last.pt")["history"]] == [1, 2]
+
+
+def _toy_preset(**kw):
+    from types import SimpleNamespace
+
+    base = dict(model="toy", profile="smoke", height=16, width=8, train_aug={}, P=4, K=4, epochs=2,
+                losses=[{"name": "ce", "loss": "cross_entropy", "key": "logits"}],
+                optimizer={"name": "sgd", "lr": 0.05, "momentum": 0.9}, schedule={"name": "step", "milestones": [1],
+                                                                               "gamma": 0.5},
+                eval_every=0)
+    base.update(kw)
+    return SimpleNamespace(**base, to_dict=lambda: dict(base))
+
+
+def test_fit_preset_equals_the_recipe_written_out():
+    """fit_preset = loader + build_criterion + build_optimizer + build_scheduler + fit, in that order."""
+    from reidbook.engine import fit_preset
+    from reidbook.losses import build_criterion
+
+    preset = _toy_preset()
+    data = ToyReIDData(num_ids=8, per_id=8, seed=0)
+    torch.manual_seed(0)
+    a = TinyReIDNet(data.num_classes)
+    b = TinyReIDNet(data.num_classes)
+    b.load_state_dict(a.state_dict())
+    ha = fit_preset(a, None, preset, loader=toy_loader(data, P=4, K=4, seed=0), device="cpu")
+    loader = toy_loader(data, P=4, K=4, seed=0)
+    crit = build_criterion(preset.losses)
+    opt = build_optimizer(b, preset.optimizer, crit)
+    sched = build_scheduler(opt, preset.schedule, preset.epochs, iters_per_epoch(loader))
+    hb = fit(b, loader, crit, opt, sched, epochs=preset.epochs, device="cpu")
+    assert _losses(ha) == _losses(hb)
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k]), k
+
+
+def test_fit_preset_penalty_lr_scale_and_no_schedule():
+    from reidbook.engine import fit_preset
+
+    preset = _toy_preset(epochs=1)
+    data = ToyReIDData(num_ids=8, per_id=8, seed=0)
+    model = TinyReIDNet(data.num_classes)
+    hist = fit_preset(model, None, preset, loader=toy_loader(data, P=4, K=4), device="cpu", lr_scale=0.1,
+                      schedule=None, penalty=lambda: torch.tensor(2.5))
+    rec = hist[-1]
+    assert rec["penalty"] == 2.5 and rec["loss"] == pytest.approx(rec["ce"] + 2.5)
+    assert rec["lr"] == pytest.approx(0.005)  # 0.05 × 0.1, constant (no scheduler)
+    with pytest.raises(ValueError, match="epochs must be an integer ≥ 1"):
+        fit_preset(model, None, preset, loader=toy_loader(data, P=4, K=4), epochs=0)

@@ -12,6 +12,10 @@ _EXPORTS = {
     # trainer.py
     "fit": "trainer",
     "iters_per_epoch": "trainer",
+    "Hook": "trainer",
+    "TrainState": "trainer",
+    "CheckpointHook": "trainer",
+    "EpochEndHook": "trainer",
     # recipe.py
     "fit_preset": "recipe",
     "preset_loader": "recipe",
