@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.reidbook-installed
 PROFILE ?= quick
 DATA    ?= synth
 
-.PHONY: setup test course lab bench clean readme-results
+.PHONY: setup test course lab bench clean readme-results claims
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,13 @@ course: setup
 
 readme-results: setup
 	REIDBOOK_QUIET=1 MPLBACKEND=Agg $(BIN)/python scripts/readme_results.py --profile $(PROFILE) --data $(DATA)
+
+# The claims ledger (assets/claims/$(PROFILE).json): every paper claim over $(SEEDS) seeds at equal budgets.
+# Resumes after an interruption; JOBS=N runs N trainings side by side (cores/N threads each).
+SEEDS ?= 3
+JOBS  ?= 1
+claims: setup
+	$(BIN)/reidbook claims --profile $(PROFILE) --seeds $(SEEDS) --jobs $(JOBS) --data $(DATA)
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/

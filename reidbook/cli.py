@@ -8,6 +8,7 @@
     reidbook eval MODEL|FOLDER [--profile --data --device --seed --rerank]
     reidbook course [--profile quick] [--data synth] [--out build/course] [--chapters 01 02]
     reidbook prune ...  /  reidbook distill ...                (see their --help)
+    reidbook claims [--profile quick] [--seeds 3] [--only ID ...] [--jobs N]   the claims ledger (assets/claims/)
     reidbook models                                            list model names and their presets
     reidbook --debug COMMAND ...                               show the traceback of an error
 
@@ -467,7 +468,8 @@ def _print_metrics(title: str, metrics: dict) -> None:
 _EXTERNAL = {"prune": ("reidbook.commands.prune", "prune a trained model (criteria, strategies, real surgery)"),
              "prune-scenario": ("reidbook.commands.prune_scenario",
                                 "run one of the pruning survey's design scenarios (Fig. 2) end to end"),
-             "distill": ("reidbook.distill.cli", "Factorized Distillation: teachers → a holistic student")}
+             "distill": ("reidbook.distill.cli", "Factorized Distillation: teachers → a holistic student"),
+             "claims": ("reidbook.claims.cli", "measure every paper claim over seeds and write the ledger")}
 
 
 def _add_external(sub, name: str) -> None:
@@ -630,7 +632,8 @@ def _train_progress() -> str:
         except Exception:  # noqa: BLE001 - only words a message
             done = None
     if done:
-        return (f"at epoch {min(done + 1, epochs)}/{epochs}; epochs 1-{done} are saved in {ckpt}; "
+        saved = "epoch 1 is" if done == 1 else f"epochs 1-{done} are"
+        return (f"at epoch {min(done + 1, epochs)}/{epochs}; {saved} saved in {ckpt}; "
                 "run the same command again to resume")
     return f"at epoch 1/{epochs}, before its first checkpoint; run the same command again to start it again"
 

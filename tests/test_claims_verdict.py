@@ -72,7 +72,7 @@ def test_registry_is_complete_data():
                 "graftednet.mf_helps", "graftednet.pf_helps", "graftednet.g8_vs_g1", "graftednet.vs_resnet50_params",
                 "graftednet.vs_resnet50_latency", "fd.vs_control", "fd.all_views_vs_holistic",
                 "survey.pruned_r50_vs_r18", "survey.scenario1_vs_2", "survey.pcb_bfe_vs_all",
-                "dare.fusion_vs_best_stage", "dare.deep_supervision_early", "dare.vs_se_resnets",
+                "dare.fusion_vs_best_stage", "dare.deep_supervision_early", "dare.vs_seq_ensemble",
                 "dare.distance_vs_random", "dare.margin_vs_random", "baseline.triplet_helps_softmax",
                 "baseline.softmax_helps_triplet"):
         get_claim(cid)
