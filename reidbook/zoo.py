@@ -68,7 +68,7 @@ class ZooEntry:
 
 # The source-domain backbones the chapters start from (arch, width; None = the profile's width):
 # ResNet-50 for the baseline, MGN, GraftedNet's rootstock, PCB, DaRe and the pruning chapters; ResNet-18/34
-# for chapter 06's Table 5 and chapter 07's SE-ResNets; FD's width-1/8 ResNet-18 teachers and student
+# for chapter 06's Table 5 and chapter 07's sequential ensemble; FD's width-1/8 ResNet-18 teachers and student
 # (presets/fd.py). ``reidbook course`` pre-trains them before the first chapter (:func:`prepare_course`).
 COURSE_BACKBONES: tuple[tuple[str, float | None], ...] = (
     ("resnet50", None), ("resnet18", None), ("resnet34", None), ("resnet18", 0.125))

@@ -288,9 +288,9 @@ def test_easy_and_hard_queries():
 
 
 # ------------------------------------------------------------------ costs on real (tiny) models
-def test_exit_costs_dare_and_seresnets():
+def test_exit_costs_dare_and_sequential_ensemble():
     from reidbook.models import build_model
-    from reidbook.models.seresnets import SEResNets
+    from reidbook.models.seq_ensemble import SequentialEnsemble
     from reidbook.profile import count_macs
 
     torch.manual_seed(0)
@@ -300,8 +300,8 @@ def test_exit_costs_dare_and_seresnets():
     assert c[-1] == count_macs(dare, (64, 32))  # the last exit is the whole (fused) forward
     assert A.exit_names(dare) == ["stage 1", "stage 2", "stage 3", "stage 4 (fusion)"]
     assert A.exit_slots(dare) == [0, 1, 2, 4]
-    members = [build_model("se_resnets", 4, profile="smoke", arch=a) for a in ("resnet18", "resnet34")]
-    se = SEResNets.chain(*members)
+    members = [build_model("seq_ensemble", 4, profile="smoke", arch=a) for a in ("resnet18", "resnet34")]
+    se = SequentialEnsemble.chain(*members)
     cs = A.exit_costs(se, (64, 32))
     singles = [count_macs(m, (64, 32)) for m in members]
     np.testing.assert_allclose(cs, np.cumsum(singles))  # nothing shared: costs add up

@@ -1,5 +1,5 @@
 """DaRe (paper 004): heads, fusion (Eq. 1), anytime forward, loss (Eq. 2), parameter count, presets,
-and the SE-ResNets baseline."""
+and the sequential-ensemble baseline (the paper's "SE-ResNets")."""
 from __future__ import annotations
 
 import pytest
@@ -8,7 +8,7 @@ import torch
 from reidbook.losses import batch_hard_triplet_loss, build_criterion
 from reidbook.models import build_model, build_paper_model
 from reidbook.models.dare import DaRe, TenCropEmbedding
-from reidbook.models.seresnets import SEResNets
+from reidbook.models.seq_ensemble import SequentialEnsemble
 from reidbook.presets import get_preset
 from reidbook.presets.dare import loss_specs
 from reidbook.profile import count_params
@@ -164,8 +164,8 @@ def test_presets():
     for profile in ("smoke", "quick"):
         p = get_preset("dare", profile)
         assert p.losses == full.losses and p.schedule["name"] == "dare_exp"
-    se = get_preset("se_resnets", "quick")
-    assert se.model == "se_resnets" and [t["key"] for t in se.losses] == ["triplet"]
+    se = get_preset("seq_ensemble", "quick")
+    assert se.model == "seq_ensemble" and [t["key"] for t in se.losses] == ["triplet"]
     assert se.optimizer == get_preset("dare", "quick").optimizer
 
 
@@ -182,13 +182,13 @@ def test_schedule_from_preset_switches_beta1():
     assert sched.beta1_at(29_999) == 0.9 and sched.beta1_at(30_000) == 0.5
 
 
-def test_se_resnets_members_and_chain():
+def test_sequential_ensemble_members_and_chain():
     torch.manual_seed(0)
-    members = [build_model("se_resnets", 4, profile="smoke", arch=a) for a in ("resnet18", "resnet34", "resnet50")]
+    members = [build_model("seq_ensemble", 4, profile="smoke", arch=a) for a in ("resnet18", "resnet34", "resnet50")]
     m18 = members[0].train()
     out = m18(torch.randn(4, 3, 64, 32))
     assert set(out) == {"triplet"} and out["triplet"][0].shape == (4, 128)
-    se = SEResNets.chain(*members)
+    se = SequentialEnsemble.chain(*members)
     assert se.names == ["resnet18", "resnet34", "resnet50"] and se.num_exits == 3
     ran = []
     hooks = [m.register_forward_hook(lambda mod, i, o, k=k: ran.append(k)) for k, m in enumerate(se.members)]

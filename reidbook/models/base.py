@@ -7,7 +7,7 @@ of a model, written as base classes instead of prose (CONTRIBUTING.md, "Models")
   ``[B, feature_dim]``; ``train()`` → the dict its criterion reads. It says which distance ranks its
   embeddings (:attr:`~ReIDModel.metric`), which inference model it deploys as (:meth:`~ReIDModel.deploy`)
   and how it splits into stages (:meth:`~ReIDModel.stage_modules`).
-* :class:`AnytimeModel` — a re-ID model with early exits (DaRe, SE-ResNets): ``anytime(x, upto)``,
+* :class:`AnytimeModel` — a re-ID model with early exits (DaRe, the sequential ensemble of ResNets): ``anytime(x, upto)``,
   ``exit_embedding``, ``all_embeddings``, ``num_exits``, ``exit_names()`` and :attr:`has_fusion`.
 
 Code that may receive *any* ``nn.Module`` (a pruned copy, a torchvision network, an ONNX wrapper) asks
@@ -87,7 +87,7 @@ class ReIDModel(nn.Module):
 
 
 class AnytimeModel(ReIDModel):
-    """A re-ID model with ``num_exits`` early exits (paper 004, DaRe; and the SE-ResNets ensemble).
+    """A re-ID model with ``num_exits`` early exits (paper 004, DaRe; and its sequential ensemble of ResNets).
 
     ``anytime(x, upto)`` runs only what exits ``1 … upto`` need and returns their embeddings;
     ``exit_embedding(embeddings)`` is the one an exit after ``len(embeddings)`` of them uses;

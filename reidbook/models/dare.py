@@ -58,7 +58,7 @@ class EmbeddingHead(nn.Module):
     """DaRe's per-stage head (§3.1): ``GAP → Linear(C, hidden) + BN + ReLU → Linear(hidden, dim)``.
 
     The two FC layers only bring every stage to a common embedding size (§3.1). The same head ends
-    each member of the SE-ResNets baseline.
+    each member of the sequential-ensemble baseline.
     """
 
     def __init__(self, in_channels: int, hidden: int = 1024, dim: int = 128):

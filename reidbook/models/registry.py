@@ -24,7 +24,7 @@ MODELS: dict[str, str] = {
     "mgn": "reidbook.models.mgn:build",
     "graftednet": "reidbook.models.graftednet:build",
     "dare": "reidbook.models.dare:build",
-    "se_resnets": "reidbook.models.seresnets:build",
+    "seq_ensemble": "reidbook.models.seq_ensemble:build",
     "fd_student": "reidbook.models.fd:build_student",
     "fd_teacher": "reidbook.models.fd:build_teacher",
     "pcb": "reidbook.models.pcb:build",

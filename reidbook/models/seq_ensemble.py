@@ -1,6 +1,8 @@
-"""SE-ResNets: the anytime baseline of DaRe (paper 004, §5.3.1, Fig. 5).
+"""The sequential ensemble of ResNets: the anytime baseline of DaRe (paper 004, §5.3.1, Fig. 5).
 
-The baseline is a sequential ensemble of a ResNet-18, a ResNet-34 and a ResNet-50, each trained on
+The paper calls it "SE-ResNets" (Sequential Ensemble); the course says *sequential ensemble* and keeps
+"SE-ResNet" for squeeze-and-excitation networks (:mod:`reidbook.models.se_resnet`). The baseline is a
+sequential ensemble of a ResNet-18, a ResNet-34 and a ResNet-50, each trained on
 its own with the triplet loss of Hermans et al.; at test time they run one after another, smallest
 first, and when the budget runs out the answer of the last network that finished is used.
 
@@ -11,9 +13,9 @@ contrast with DaRe, whose exits share one trunk).
 Each member is a ResNet ending in DaRe's head (GAP → FC 1024 + BN + ReLU → FC 128), trained alone
 with the batch-hard soft-margin triplet loss (Hermans et al. 2017, "[17]" in the paper).
 
-How it is built and trained: ``build_model("se_resnets", n, arch="resnet18")`` is a one-member
+How it is built and trained: ``build_model("seq_ensemble", n, arch="resnet18")`` is a one-member
 ensemble (one zoo run per member, so each is trained separately, with its own source-domain
-pre-trained backbone); :meth:`SEResNets.chain` joins the trained members in ascending size.
+pre-trained backbone); :meth:`SequentialEnsemble.chain` joins the trained members in ascending size.
 Departure: the paper does not say which head its ResNets carry; we use DaRe's so that member
 ResNet-50 differs from DaRe only by the missing intermediate heads and fusion.
 """
@@ -27,9 +29,9 @@ from torch import nn
 from .base import AnytimeModel, ReIDModel
 from .dare import EmbeddingHead, build_backbone
 
-__all__ = ["EmbeddingNet", "SEResNets", "build", "SE_ARCHS"]
+__all__ = ["EmbeddingNet", "SequentialEnsemble", "build", "ENSEMBLE_ARCHS"]
 
-SE_ARCHS = ("resnet18", "resnet34", "resnet50")
+ENSEMBLE_ARCHS = ("resnet18", "resnet34", "resnet50")
 
 
 class EmbeddingNet(ReIDModel):
@@ -45,7 +47,7 @@ class EmbeddingNet(ReIDModel):
         return self.head(self.backbone(x))
 
 
-class SEResNets(AnytimeModel):
+class SequentialEnsemble(AnytimeModel):
     """A sequential ensemble of separately trained embedding networks (paper 004, §5.3.1).
 
     ``train()`` mode (one member only): ``{"triplet": [f]}``. ``eval()`` mode: the last member's
@@ -56,17 +58,17 @@ class SEResNets(AnytimeModel):
     def __init__(self, members: Sequence[EmbeddingNet], names: Sequence[str] | None = None):
         super().__init__()
         if not members:
-            raise ValueError("SEResNets needs at least one member network")
+            raise ValueError("SequentialEnsemble needs at least one member network")
         self.members = nn.ModuleList(members)
         self.names = list(names) if names is not None else [f"member{i + 1}" for i in range(len(members))]
         dims = {m.feature_dim for m in members}
         if len(dims) != 1:
-            raise ValueError(f"SE-ResNets members must share one embedding size, got {sorted(dims)}")
+            raise ValueError(f"sequential-ensemble members must share one embedding size, got {sorted(dims)}")
         self.feature_dim = dims.pop()
         self.num_exits = len(self.members)
 
     @classmethod
-    def chain(cls, *ensembles: "SEResNets") -> "SEResNets":
+    def chain(cls, *ensembles: "SequentialEnsemble") -> "SequentialEnsemble":
         """Join trained (one-member) ensembles, in the order given (ascending size, §5.3.1)."""
         members, names = [], []
         for e in ensembles:
@@ -78,7 +80,7 @@ class SEResNets(AnytimeModel):
         """Embeddings of members ``1 … upto``, run one after another; later members never run."""
         upto = self.num_exits if upto is None else int(upto)
         if not 1 <= upto <= self.num_exits:
-            raise ValueError(f"SEResNets.anytime: upto must be in 1..{self.num_exits}, got {upto}")
+            raise ValueError(f"SequentialEnsemble.anytime: upto must be in 1..{self.num_exits}, got {upto}")
         return [m(x) for m in list(self.members)[:upto]]
 
     def exit_embedding(self, embeddings: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -95,18 +97,18 @@ class SEResNets(AnytimeModel):
     def forward(self, x: torch.Tensor):
         if self.training:
             if self.num_exits != 1:
-                raise RuntimeError("SE-ResNets members are trained separately (§5.3.1): train one-member "
-                                   "ensembles (build_model('se_resnets', n, arch=...)) and chain them")
+                raise RuntimeError("the ensemble's members are trained separately (§5.3.1): train one-member "
+                                   "ensembles (build_model('seq_ensemble', n, arch=...)) and chain them")
             return {"triplet": [self.members[0](x)]}
         return self.members[-1](x)
 
 
 
 def build(num_classes: int, width: float = 1.0, pretrained=None, arch: str = "resnet50",
-          hidden: int = 1024, dim: int = 128) -> SEResNets:
-    """Registry builder (``build_model("se_resnets", ...)``): a one-member ensemble of ``arch``
-    (``resnet18`` / ``resnet34`` / ``resnet50``); chain trained members with :meth:`SEResNets.chain`.
+          hidden: int = 1024, dim: int = 128) -> SequentialEnsemble:
+    """Registry builder (``build_model("seq_ensemble", ...)``): a one-member ensemble of ``arch``
+    (``resnet18`` / ``resnet34`` / ``resnet50``); chain trained members with :meth:`SequentialEnsemble.chain`.
     Width and the head's hidden size as in :func:`reidbook.models.dare.build`."""
     w = float(width)
     net = EmbeddingNet(build_backbone(arch, w, pretrained), hidden=max(dim, int(round(hidden * w))), dim=dim)
-    return SEResNets([net], [arch])
+    return SequentialEnsemble([net], [arch])

@@ -1,4 +1,5 @@
-"""Presets of the SE-ResNets members (``reidbook/models/seresnets.py``; paper 004, §5.3.1).
+"""Presets of the members of DaRe's sequential-ensemble baseline (the paper's "SE-ResNets";
+``reidbook/models/seq_ensemble.py``; paper 004, §5.3.1).
 
 The three ResNets are trained separately with one and the same triplet loss (Hermans et al.): each
 member (``model_options={"arch": "resnet18" | "resnet34" | "resnet50"}``) is trained with DaRe's own
@@ -10,9 +11,9 @@ from __future__ import annotations
 from ..profiles import PROFILES
 from .dare import PRESETS as _DARE
 
-__all__ = ["PRESETS", "SE_ARCHS", "loss_specs"]
+__all__ = ["PRESETS", "ENSEMBLE_ARCHS", "loss_specs"]
 
-SE_ARCHS = ("resnet18", "resnet34", "resnet50")
+ENSEMBLE_ARCHS = ("resnet18", "resnet34", "resnet50")
 
 
 def loss_specs() -> list[dict]:
@@ -22,8 +23,8 @@ def loss_specs() -> list[dict]:
 
 def _member(profile: str):
     base = _DARE[profile]
-    return base.replace(model="se_resnets", losses=loss_specs(), model_options={"arch": "resnet50"},
-                        notes="SE-ResNets member (paper 004 §5.3.1) trained with DaRe's recipe: " + base.notes)
+    return base.replace(model="seq_ensemble", losses=loss_specs(), model_options={"arch": "resnet50"},
+                        notes="Sequential-ensemble member (the paper's SE-ResNets, 004 §5.3.1) trained with DaRe's recipe: " + base.notes)
 
 
 PRESETS = {p: _member(p) for p in PROFILES}
