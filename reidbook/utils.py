@@ -134,3 +134,32 @@ def _json_default(o: Any):
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def lazy_exports(package: str, exports: dict[str, str]):
+    """The one style of package face: ``(__getattr__, __dir__)`` for a package ``__init__`` whose public
+    names (``exports``: name → submodule) are imported from their submodule on first use (PEP 562).
+
+    Usage, at the end of ``reidbook/<package>/__init__.py``::
+
+        __all__ = sorted(_EXPORTS)
+        __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+    ``import reidbook.<package>`` stays cheap and a module is loaded only when a name of it is asked for;
+    an unknown name is an ``AttributeError`` naming the package. The value is cached in the package.
+    """
+    import importlib
+    import sys
+
+    def __getattr__(name: str):
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f".{module}", package), name)
+        setattr(sys.modules[package], name, value)  # the next access skips __getattr__
+        return value
+
+    def __dir__():
+        return sorted(set(vars(sys.modules[package])) | set(exports))
+
+    return __getattr__, __dir__

@@ -5,7 +5,7 @@ and stays cheap even while a sibling module (e.g. ``synthetic.py``) is still bei
 """
 from __future__ import annotations
 
-import importlib
+from ..utils import lazy_exports
 
 # public name -> submodule that defines it (other modules, e.g. views.py, add their names here)
 _EXPORTS = {
@@ -52,14 +52,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'reidbook.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value  # cache: the next access skips __getattr__
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -7,20 +7,23 @@
 """
 from __future__ import annotations
 
-from .store import SRStore, StoreError, dataset_fingerprint, extract_srs, load_store, model_fingerprint, write_store
-from .student import BatchContext, DistillLoader, FDCriterion, distill_student, make_distill_loader, regression_loss
-from .teachers import evaluate_ensemble, evaluate_view, train_view_model
+from ..utils import lazy_exports
 
-__all__ = ["SRStore", "StoreError", "dataset_fingerprint", "extract_srs", "load_store", "model_fingerprint",
-           "write_store", "BatchContext", "DistillLoader", "FDCriterion", "distill_student", "make_distill_loader",
-           "regression_loss", "evaluate_view", "evaluate_ensemble", "train_view_model", "run_pipeline", "distilled_student",
-           "initial_student", "train_teachers", "supervisory_representations"]
+_EXPORTS = {
+    # store.py
+    "SRStore": "store", "StoreError": "store", "dataset_fingerprint": "store", "extract_srs": "store",
+    "load_store": "store", "model_fingerprint": "store", "write_store": "store",
+    # student.py
+    "BatchContext": "student", "DistillLoader": "student", "FDCriterion": "student", "distill_student": "student",
+    "make_distill_loader": "student", "regression_loss": "student",
+    # teachers.py
+    "evaluate_view": "teachers", "evaluate_ensemble": "teachers", "train_view_model": "teachers",
+    # pipeline.py
+    "run_pipeline": "pipeline", "distilled_student": "pipeline", "initial_student": "pipeline",
+    "train_teachers": "pipeline", "train_teacher": "pipeline", "supervisory_representations": "pipeline",
+    "views_for": "pipeline", "FDResult": "pipeline", "Trained": "pipeline",
+}
 
+__all__ = sorted(_EXPORTS)
 
-def __getattr__(name: str):
-    if name in ("run_pipeline", "distilled_student", "initial_student", "train_teachers", "train_teacher",
-                "supervisory_representations", "views_for", "FDResult", "Trained"):
-        from . import pipeline
-
-        return getattr(pipeline, name)
-    raise AttributeError(f"module 'reidbook.distill' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

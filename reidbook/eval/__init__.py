@@ -14,7 +14,7 @@ sub-modules can be read one at a time:
 """
 from __future__ import annotations
 
-import importlib
+from ..utils import lazy_exports
 
 _EXPORTS = {
     "RankResult": "metrics",
@@ -36,14 +36,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'reidbook.eval' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
