@@ -12,6 +12,7 @@ no chapter's time pays for another's backbone and chapter 04 fits its budget.
 """
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
@@ -22,7 +23,8 @@ from pathlib import Path
 
 from .utils import atomic_write_json, atomic_write_text, say
 
-__all__ = ["ChapterRun", "find_chapters", "chapter_info", "run_chapter", "run_course", "write_index"]
+__all__ = ["ChapterRun", "find_chapters", "chapter_info", "run_chapter", "run_course", "write_index",
+           "cell_timings", "format_timings"]
 
 
 @dataclass
@@ -37,6 +39,8 @@ class ChapterRun:
     error: str = ""
     profile: str = "quick"
     extra: dict = field(default_factory=dict)
+    cells: list = field(default_factory=list)  # [{"cell", "first_line", "seconds"}] (cell_timings)
+    events: list = field(default_factory=list)  # lost kernel messages (reidbook.course_client)
 
 
 def notebooks_dir() -> Path:
@@ -83,9 +87,19 @@ def chapter_info(path: str | os.PathLike) -> tuple[str, list[str]]:
 
 
 def run_chapter(path: str | os.PathLike, out_dir: str | os.PathLike, profile: str = "quick", data: str = "synth",
-                device: str = "auto", seed: int = 0, timeout: int = 1800, html_export: bool = True) -> ChapterRun:
-    """Execute one chapter with papermill into ``out_dir`` (executed ``.ipynb`` + ``.html``)."""
+                device: str = "auto", seed: int = 0, timeout: int | None = None, html_export: bool = True) -> ChapterRun:
+    """Execute one chapter with papermill into ``out_dir`` (executed ``.ipynb`` + ``.html``).
+
+    Each cell runs under its own time limit (:func:`reidbook.course_client.cell_timeout`: seconds for a
+    widget cell, minutes for a training cell; ``timeout``, when given, replaces the limit of the
+    non-widget cells). A cell past its limit fails the chapter with a message naming the cell and what
+    to do. The run records every cell's time (``ChapterRun.cells``) and any lost kernel message
+    (``ChapterRun.events``).
+    """
     import papermill as pm
+    from nbclient.exceptions import CellTimeoutError
+
+    from .course_client import cell_timeout, register_engine
 
     path = Path(path)
     out_dir = Path(out_dir)
@@ -93,24 +107,137 @@ def run_chapter(path: str | os.PathLike, out_dir: str | os.PathLike, profile: st
     title, goals = chapter_info(path)
     executed = out_dir / path.name
     run = ChapterRun(name=path.stem, title=title, goals=goals, notebook=executed.name, profile=profile)
+    state: dict = {"cell": None}
+    events: list[dict] = []
+
+    def on_cell_start(cell=None, cell_index=None, **_):
+        state["cell"] = cell_index
+
+    def timeout_func(cell):
+        return cell_timeout(cell.source, cell.metadata, profile, ceiling=timeout)
+
+    engine = register_engine()
     t0 = time.perf_counter()
-    # The kernel inherits our environment: a headless MPLBACKEND (e.g. Agg, set by tests) would keep
-    # figures out of the executed notebook, so the kernel gets Jupyter's inline backend instead.
-    saved_backend = os.environ.pop("MPLBACKEND", None)
-    try:
-        pm.execute_notebook(str(path), str(executed), parameters=dict(PROFILE=profile, DATA=data, DEVICE=device, SEED=seed),
-                            cwd=str(path.parent), kernel_name="python3", progress_bar=False,
-                            execution_timeout=timeout, log_output=False)
-    except Exception as exc:  # papermill.PapermillExecutionError names the failing cell
-        run.ok = False
-        run.error = f"{type(exc).__name__}: {str(exc)[-2000:]}"
-    finally:
-        if saved_backend is not None:
-            os.environ["MPLBACKEND"] = saved_backend
+    with _kernel_environment():
+        try:
+            pm.execute_notebook(str(path), str(executed), parameters=dict(PROFILE=profile, DATA=data, DEVICE=device, SEED=seed),
+                                cwd=str(path.parent), kernel_name="python3", progress_bar=False, log_output=False,
+                                engine_name=engine, execution_timeout=KERNEL_REQUEST_TIMEOUT, timeout_func=timeout_func,
+                                on_cell_start=on_cell_start, events=events, iopub_timeout=IOPUB_TIMEOUT,
+                                coalesce_streams=True)
+        except CellTimeoutError as exc:
+            run.ok = False
+            run.error = _timeout_message(path, executed, state["cell"], profile, timeout, exc)
+        except Exception as exc:  # papermill.PapermillExecutionError names the failing cell
+            run.ok = False
+            run.error = f"{type(exc).__name__}: {str(exc)[-2000:]}"
     run.seconds = time.perf_counter() - t0
+    if executed.exists():
+        run.cells = cell_timings(executed)
+        if not run.ok and state["cell"] is not None and "timed out" in run.error:
+            _mark_timed_out(executed, state["cell"], run.error)
+    run.events = [{**e, "cell": _source_index(executed, e["cell"])} for e in events] if executed.exists() else events
     if html_export and executed.exists():
         run.html = _to_html(executed)
     return run
+
+
+# The kernel_info request at the end of a chapter and kernel start-up: seconds.
+KERNEL_REQUEST_TIMEOUT = 120
+# How long to wait for the kernel's IOPub "idle" after a cell's reply before noting it lost.
+IOPUB_TIMEOUT = 30
+
+
+@contextlib.contextmanager
+def _kernel_environment():
+    """The environment a chapter's kernel inherits.
+
+    * ``MPLBACKEND`` removed: a headless backend (e.g. Agg, set by tests) would keep figures out of the
+      executed notebook, so the kernel gets Jupyter's inline backend instead;
+    * ``REIDBOOK_PROGRESS=text``: nobody watches an executed chapter's progress bars live, so they are
+      plain text, rate-limited, and their last state (100 %, final loss) is what the saved notebook shows
+      (:func:`reidbook.utils.progress`), not a widget saved at "0%".
+    """
+    saved = {k: os.environ.get(k) for k in ("MPLBACKEND", "REIDBOOK_PROGRESS")}
+    os.environ.pop("MPLBACKEND", None)
+    os.environ.setdefault("REIDBOOK_PROGRESS", "text")
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _injected_index(nb) -> int | None:
+    return next((i for i, c in enumerate(nb.cells) if "injected-parameters" in c.metadata.get("tags", [])), None)
+
+
+def _source_index(executed: Path, index: int | None) -> int | None:
+    """The index in the chapter's own notebook of cell ``index`` of the executed one (papermill inserts
+    its ``injected-parameters`` cell after the ``parameters`` cell)."""
+    import nbformat
+
+    if index is None:
+        return None
+    injected = _injected_index(nbformat.read(str(executed), as_version=4))
+    return index - 1 if injected is not None and index > injected else index
+
+
+def _first_line(source: str) -> str:
+    return next((line.strip() for line in source.splitlines() if line.strip()), "")[:100]
+
+
+def cell_timings(executed: str | os.PathLike) -> list[dict]:
+    """Per code cell of an executed chapter: ``{"cell": index in the chapter, "first_line", "seconds"}``
+    (papermill's per-cell duration; the injected-parameters cell is left out)."""
+    import nbformat
+
+    nb = nbformat.read(str(executed), as_version=4)
+    injected = _injected_index(nb)
+    rows = []
+    for i, c in enumerate(nb.cells):
+        if c.cell_type != "code" or i == injected:
+            continue
+        seconds = (c.metadata.get("papermill") or {}).get("duration")
+        if seconds is None:
+            continue
+        rows.append({"cell": i - 1 if injected is not None and i > injected else i,
+                     "first_line": _first_line(c.source), "seconds": round(float(seconds), 2)})
+    return rows
+
+
+def _timeout_message(path: Path, executed: Path, index: int | None, profile: str, ceiling: int | None, exc) -> str:
+    """What a learner reads when a cell ran past its limit: chapter, cell, limit, and what to do."""
+    import nbformat
+
+    from .course_client import cell_kind, cell_timeout
+
+    if index is None or not executed.exists():
+        return f"{path.stem}: a cell timed out ({exc})"
+    cell = nbformat.read(str(executed), as_version=4).cells[index]
+    limit = cell_timeout(cell.source, cell.metadata, profile, ceiling=ceiling)
+    kind = cell_kind(cell.source)
+    where = _source_index(executed, index)
+    return (f"{path.stem}: cell {where} ({kind} cell, `{_first_line(cell.source)}`) timed out: it ran past its "
+            f"{limit} s limit and was stopped; the chapter is not complete. What to do: open {executed.name} and "
+            f"look at cell {where}'s output. If the machine is just slow or busy, raise every limit with "
+            "REIDBOOK_CELL_TIMEOUT_SCALE=2 (or this cell's metadata reidbook.timeout) and run the chapter again "
+            f"(`reidbook course --profile {profile} --chapters {path.stem[:2]}`); if the cell's output is complete, "
+            "the kernel stopped answering: run the chapter again and report it.")
+
+
+def _mark_timed_out(executed: Path, index: int, message: str) -> None:
+    """Record in the executed notebook that cell ``index`` was stopped (papermill marks it "completed")."""
+    import nbformat
+
+    nb = nbformat.read(str(executed), as_version=4)
+    cell = nb.cells[index]
+    cell.metadata.setdefault("papermill", {})["status"] = "timed out"
+    cell.setdefault("outputs", []).append(nbformat.v4.new_output("stream", name="stderr", text=f"[reidbook course] {message}\n"))
+    atomic_write_text(executed, nbformat.writes(nb))
 
 
 def _to_html(executed: Path) -> str:
@@ -136,14 +263,15 @@ def write_index(runs: list[ChapterRun], out_dir: str | os.PathLike, profile: str
         goals = "".join(f"<li>{html.escape(g)}</li>" for g in r.goals)
         link = f'<a href="{html.escape(r.html)}">read</a>' if r.html else ""
         nb = f'<a href="{html.escape(r.notebook)}">notebook</a>'
-        status = "ok" if r.ok else f'<span class="fail">failed</span><pre>{html.escape(r.error[-800:])}</pre>'
+        status = "ok" if r.ok else f'<span class="fail">failed</span><pre>{html.escape(r.error[-1500:])}</pre>'
         cards.append(f"""<section class="card"><h2>{html.escape(r.title)}</h2>
 <p class="meta">{html.escape(r.name)} · profile <b>{html.escape(r.profile)}</b> · {r.seconds:.0f} s · {status} · {link} {nb}</p>
-<ul>{goals}</ul></section>""")
+<ul>{goals}</ul>{_events_html(r)}{_timings_html(r)}</section>""")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>reidbook — the course</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:920px;margin:2em auto;padding:0 1em;color:#222}}
 .card{{border:1px solid #ddd;border-radius:8px;padding:0.6em 1.2em;margin:1em 0}}.meta{{color:#555}}
-.fail{{color:#b00;font-weight:bold}}pre{{white-space:pre-wrap;font-size:80%}}</style></head><body>
+.fail{{color:#b00;font-weight:bold}}.warn{{color:#a60}}pre{{white-space:pre-wrap;font-size:80%}}
+table.cells{{border-collapse:collapse;font-size:85%}}table.cells td,table.cells th{{padding:1px 8px;text-align:left}}td.num{{text-align:right}}</style></head><body>
 <h1>reidbook — compressing person re-identification models</h1>
 <p>Executed with profile <b>{html.escape(profile)}</b> on data <b>{html.escape(data)}</b>;
 {len(runs)} chapters, {total / 60:.1f} minutes in all, {time.strftime('%Y-%m-%d %H:%M')}.
@@ -156,14 +284,48 @@ Before them: {prep / 60:.1f} minutes of preparation ({html.escape(prep_items)}).
     return target
 
 
+def _events_html(r: ChapterRun) -> str:
+    if not r.events:
+        return ""
+    what = {"lost-reply": "the kernel went idle but its reply never came; the cell was completed from its outputs",
+            "lost-idle": "the kernel's idle message never came after the reply; later outputs may be missing"}
+    items = "".join(f"<li>cell {e.get('cell')}: {html.escape(what.get(e.get('kind'), str(e.get('kind'))))} "
+                    f"(after {e.get('seconds')} s)</li>" for e in r.events)
+    return f'<p class="warn">Kernel messages lost while running this chapter:</p><ul>{items}</ul>'
+
+
+def _timings_html(r: ChapterRun) -> str:
+    """A collapsible per-cell time table (slowest first marked), from ``ChapterRun.cells``."""
+    if not r.cells:
+        return ""
+    rows = "".join(f"<tr><td>{c['cell']}</td><td><code>{html.escape(c['first_line'])}</code></td>"
+                   f"<td class=\"num\">{c['seconds']:.1f}</td></tr>" for c in r.cells)
+    slowest = max(r.cells, key=lambda c: c["seconds"])
+    return (f"<details><summary>time per cell ({len(r.cells)} cells; slowest: cell {slowest['cell']}, "
+            f"{slowest['seconds']:.0f} s)</summary><table class=\"cells\"><tr><th>cell</th><th>first line</th>"
+            f"<th>seconds</th></tr>{rows}</table></details>")
+
+
+def format_timings(runs: list[ChapterRun]) -> str:
+    """The per-cell time table of every chapter as text (``reidbook course --timings``)."""
+    lines = []
+    for r in runs:
+        lines.append(f"{r.name}: {r.seconds:.0f} s{'' if r.ok else ' (FAILED)'}")
+        for c in r.cells:
+            lines.append(f"  cell {c['cell']:>3}  {c['seconds']:8.1f} s  {c['first_line'][:70]}")
+    return "\n".join(lines)
+
+
 def run_course(profile: str = "quick", data: str = "synth", out: str | os.PathLike = "build/course",
                chapters: list[str] | None = None, device: str = "auto", seed: int = 0,
                notebooks: str | os.PathLike | None = None, html_export: bool = True,
-               prepare: bool = True) -> list[ChapterRun]:
+               prepare: bool = True, timings: bool = False) -> list[ChapterRun]:
     """Execute every chapter in order under ``profile`` and write ``out/index.html``.
 
-    A failing chapter is recorded (and shown on the index page) and the rest still run; the function
-    raises ``RuntimeError`` at the end if any chapter failed, so ``make course`` exits non-zero.
+    A failing chapter (an error, or a cell past its time limit) is recorded with its cell and shown on
+    the index page, and the rest still run; the function raises ``RuntimeError`` at the end if any
+    chapter failed, so ``make course`` exits non-zero. Every chapter's per-cell time table is kept in the
+    index page (and ``course.json``); ``timings=True`` also prints it (``reidbook course --timings``).
     """
     from .presets import check_profile
 
@@ -187,11 +349,15 @@ def run_course(profile: str = "quick", data: str = "synth", out: str | os.PathLi
         say(f"[reidbook course] {path.stem} ({profile}) …")
         run = run_chapter(path, out, profile, data, device, seed, html_export=html_export)
         say(f"[reidbook course] {path.stem}: {'ok' if run.ok else 'FAILED'} in {run.seconds:.0f} s")
+        if not run.ok:
+            print(f"[reidbook course] {run.error}", flush=True)
         runs.append(run)
         write_index(runs, out, profile, data, prepared)
     index = write_index(runs, out, profile, data, prepared)
     print(f"[reidbook course] wrote {index.resolve()} ({sum(r.seconds for r in runs) / 60:.1f} min of chapters, "
           f"{sum(prepared.values()) / 60:.1f} min of preparation)")
+    if timings:
+        print(format_timings(runs), flush=True)
     failed = [r.name for r in runs if not r.ok]
     if failed:
         raise RuntimeError(f"chapters failed: {', '.join(failed)} — see {index} and the executed notebooks in {out}")

@@ -22,13 +22,69 @@ def quiet() -> bool:
     return os.environ.get("REIDBOOK_QUIET", "0") not in ("", "0", "false", "False")
 
 
+# Executed chapters (``REIDBOOK_PROGRESS=text``, set by the course runner): a bar appears after
+# TEXT_DELAY seconds (short loops print nothing) and redraws at most every TEXT_INTERVAL seconds.
+TEXT_DELAY, TEXT_INTERVAL, LIVE_INTERVAL = 2.0, 10.0, 0.5
+
+
+def progress_mode() -> str:
+    """``"off"`` (``REIDBOOK_QUIET=1``), ``"text"`` (``REIDBOOK_PROGRESS=text``) or ``"auto"``."""
+    if quiet():
+        return "off"
+    return "text" if os.environ.get("REIDBOOK_PROGRESS", "auto").lower() == "text" else "auto"
+
+
+def _text_tqdm():
+    """tqdm whose ``close`` also prints a bar that ran longer than its ``delay`` but never reached a redraw
+    (a 5 s loop under a 10 s ``mininterval``), so its final state is not lost."""
+    global _TextTqdm
+    if _TextTqdm is None:
+        from tqdm import tqdm
+
+        class TextTqdm(tqdm):
+            def close(self):
+                if (not self.disable and self.delay and self.last_print_t < self.start_t + self.delay
+                        and self._time() - self.start_t >= self.delay):
+                    self.last_print_t = self.start_t + self.delay  # counts as shown: close prints the last state
+                super().close()
+
+        _TextTqdm = TextTqdm
+    return _TextTqdm
+
+
+_TextTqdm = None
+
+
 def progress(iterable: Iterable | None = None, **kwargs: Any):
-    """A ``tqdm.auto`` progress bar that is silent under ``REIDBOOK_QUIET=1``."""
+    """A progress bar (tqdm), silent under ``REIDBOOK_QUIET=1``.
+
+    * Live (a terminal, JupyterLab): ``tqdm.auto`` (a widget in a notebook), redrawn at most every
+      ``LIVE_INTERVAL`` s, gone when done.
+    * An executed chapter (``REIDBOOK_PROGRESS=text``; the course runner sets it, since nobody watches a
+      papermill run live): plain text on stderr, shown only for loops longer than ``TEXT_DELAY`` s,
+      redrawn at most every ``TEXT_INTERVAL`` s and **kept** when done, so the saved notebook shows the
+      bar's final state (100 %, the last loss) instead of a widget frozen at "0%" — and the kernel sends
+      a few lines instead of a stream of widget messages.
+    Explicit ``kwargs`` win over these defaults, except that a text bar is always kept.
+    """
+    mode = progress_mode()
+    kwargs.setdefault("disable", mode == "off")
+    if mode == "text":
+        import sys
+
+        tqdm = _text_tqdm()
+        kwargs.setdefault("file", sys.stderr)
+        kwargs.setdefault("mininterval", TEXT_INTERVAL)
+        kwargs.setdefault("maxinterval", max(TEXT_INTERVAL, 10.0))
+        kwargs.setdefault("delay", TEXT_DELAY)
+        kwargs.setdefault("ncols", 100)
+        kwargs["leave"] = True
+        return tqdm(iterable, **kwargs)
     from tqdm.auto import tqdm
 
-    kwargs.setdefault("disable", quiet())
     kwargs.setdefault("leave", False)
     kwargs.setdefault("dynamic_ncols", True)
+    kwargs.setdefault("mininterval", LIVE_INTERVAL)
     return tqdm(iterable, **kwargs)
 
 
