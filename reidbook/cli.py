@@ -431,7 +431,8 @@ def _load_folder(target: Path):
 def cmd_course(args) -> int:
     from .course import run_course
 
-    run_course(args.profile, args.data, args.out, chapters=args.chapters or None, device=args.device, seed=args.seed)
+    run_course(args.profile, args.data, args.out, chapters=args.chapters or None, device=args.device, seed=args.seed,
+               timings=args.timings)
     return 0
 
 
@@ -557,6 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--out", default="build/course", help="output folder (default build/course)")
     p.add_argument("--chapters", nargs="*", default=None, help="only chapters whose file name starts with these")
+    p.add_argument("--timings", action="store_true",
+                   help="print each chapter's time per cell (always kept in OUT/index.html and OUT/course.json)")
     p.set_defaults(func=cmd_course)
 
     for name in _EXTERNAL:
