@@ -74,5 +74,6 @@ def main(args) -> int:
         if "verdict" in c:
             print(f"{cid:36s} {v:13s} {c['verdict']['why']}")
     print("; ".join(f"{n} {v}" for v, n in sorted(counts.items())) +
-          f" — ledger written in {ledger['provenance']['wall_seconds'] / 60:.1f} min")
+          f" — {ledger['provenance']['wall_seconds'] / 60:.1f} min now, "
+          f"{ledger['provenance']['runs_wall_seconds'] / 60:.1f} min of runs in the ledger")
     return 0

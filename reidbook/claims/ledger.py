@@ -182,7 +182,7 @@ def claims_table_markdown(ledger: Ledger) -> str:
     prov, settings = ledger.provenance, ledger.data["settings"]
     lines = [f"Claims ledger `{settings['profile']}`: {len(settings['seeds'])} seeds, made {prov.get('date')} "
              f"on {prov.get('cpu')} ({prov.get('threads')} threads, {prov.get('jobs')} jobs) at commit "
-             f"`{str(prov.get('commit'))[:10]}`, {prov.get('wall_seconds', 0) / 60:.0f} min. "
+             f"`{str(prov.get('commit'))[:10]}`; its runs took {prov.get('runs_wall_seconds', 0) / 60:.0f} min. "
              f"Verdict: Welch's t at {int(100 * settings.get('level', 0.95))} % over seeds.", "",
              "| claim | paper, where | paper's numbers | ours (± std over seeds) | verdict |",
              "|---|---|---|---|---|"]

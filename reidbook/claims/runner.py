@@ -21,7 +21,8 @@ What it does, in order:
    budgets (images seen per seed) are equal where the claim needs it — if not, the verdict is
    *inconclusive* and says why.
 5. **Write** ``assets/claims/<profile>.json`` atomically with provenance (commit, date, CPU model,
-   torch version, threads, jobs, wall time per configuration, the command).
+   torch version, threads, jobs, the command, this invocation's wall time and the sum of every run's
+   wall and CPU seconds — what the ledger costs from an empty cache; per configuration its wall time).
 """
 from __future__ import annotations
 
@@ -262,7 +263,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def _provenance(jobs: int, command: str | None, wall: float, started: str) -> dict:
+def _provenance(jobs: int, command: str | None, wall: float, started: str, runs: dict) -> dict:
     import torch
 
     from .. import __version__
@@ -274,7 +275,9 @@ def _provenance(jobs: int, command: str | None, wall: float, started: str) -> di
             "cpu": cpu_model(), "cores": available_cores(), "torch": torch.__version__,
             "python": platform.python_version(), "reidbook": __version__, "threads": torch.get_num_threads(),
             "jobs": jobs, "threads_per_job": threads_per_job(jobs) if jobs > 1 else torch.get_num_threads(),
-            "wall_seconds": wall, "command": command or " ".join(["reidbook", *sys.argv[1:]])}
+            "wall_seconds": wall, "runs_wall_seconds": sum(r.get("wall_seconds", 0.0) for r in runs.values()),
+            "runs_cpu_seconds": sum(r.get("cpu_seconds", 0.0) for r in runs.values()),
+            "command": command or " ".join(["reidbook", *sys.argv[1:]])}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -324,10 +327,10 @@ def run_claims(profile: str = "quick", seeds: int | Sequence[int] = 3, only: Seq
     claims_out = dict(previous.claims) if previous is not None else {}
     for c in chosen:
         claims_out[c.id] = _decide(c, keys[c.id], records, seed_list, profile) if c.runnable else c.to_dict()
+    all_runs = {**(previous.data.get("runs", {}) if previous is not None else {}), **{k: records[k] for k in runs}}
     ledger = {"schema": SCHEMA, "settings": settings,
-              "provenance": _provenance(jobs, command, time.perf_counter() - t0, started),
-              "runs": {**(previous.data.get("runs", {}) if previous is not None else {}),
-                       **{k: records[k] for k in runs}},
+              "provenance": _provenance(jobs, command, time.perf_counter() - t0, started, all_runs),
+              "runs": all_runs,
               "claims": {c.id: claims_out[c.id] for c in pool if c.id in claims_out}}
     write_ledger(ledger, path)
     return ledger
