@@ -112,7 +112,7 @@ def test_eq6_total_and_the_40_percent_rule():
     keep[2, 1] = False
     attr = sum(regression_loss(out["attr"][k], store.srs[v][idx], keep[:, k]) for k, v in enumerate(store.views))
     metric = sum(regression_loss(out["metric"][k], store.srs[v][idx], keep[:, k]) for k, v in enumerate(store.views))
-    cls = torch.nn.functional.cross_entropy(out["logits"][0], pids)
+    cls = torch.nn.functional.cross_entropy(out["logits"][0], pids, reduction="sum")  # Eq. (1): Σ over the batch
     assert float(total) == pytest.approx(float(cls + 4 / 2 * attr + 2 / 2 * metric), rel=1e-5)
     assert parts["attr"] == pytest.approx(float(attr), rel=1e-5) and parts["kept"] == pytest.approx(11 / 12)
     # the dropped pair has no influence at all: change its prediction, the loss stays
@@ -289,3 +289,66 @@ def test_teacher_ensemble_of_one_is_the_teacher(smoke_dataset):
     assert evaluate_ensemble({"holistic": t}, smoke_dataset, [hol], device="cpu")["mAP"] == pytest.approx(one["mAP"])
     with pytest.raises(ValueError, match="no view"):
         evaluate_ensemble({"up1": t}, smoke_dataset, [hol], device="cpu")
+
+
+# ----------------------------------------------------------------------------------------------
+# issue 18 item 8: Eq. (1)'s sum, stabilised GMP on small maps, conv4_1
+# ----------------------------------------------------------------------------------------------
+def test_eq1_is_a_sum_in_full_and_a_declared_mean_in_the_laptop_profiles():
+    from reidbook.presets.fd import distill_preset, fd_settings, student_preset, teacher_preset
+
+    n = 6
+    out = {"logits": [torch.randn(n, 5)]}
+    pids = torch.randint(0, 5, (n,))
+    store = SRStore({}, "")
+    summed = FDCriterion(store, [], BatchContext(), use=())(out, pids)[0]
+    mean = FDCriterion(store, [], BatchContext(), use=(), cls_reduction="mean")(out, pids)[0]
+    expect = -torch.log_softmax(out["logits"][0], 1).gather(1, pids[:, None]).sum()  # Eq. (1) by hand
+    assert float(summed) == pytest.approx(float(expect), rel=1e-6)
+    assert float(mean) == pytest.approx(float(expect) / n, rel=1e-6)
+    with pytest.raises(ValueError, match="cls_reduction"):
+        FDCriterion(store, [], BatchContext(), cls_reduction="max")
+    full = fd_settings("full")
+    assert full.cls_reduction == "sum"
+    n_batch = full.P * full.K  # the paper's batch of 32
+    for preset in (teacher_preset("up1", "full"), student_preset("full"), distill_preset("full")):
+        (ce,) = [t for t in preset.losses if t["loss"] == "cross_entropy"]
+        assert ce["weight"] == n_batch == 32  # a fixed batch: the mean × N is Eq. (1)'s sum
+    for profile in ("quick", "smoke"):
+        assert fd_settings(profile).cls_reduction == "mean"
+        (ce,) = [t for t in teacher_preset("up1", profile).losses if t["loss"] == "cross_entropy"]
+        assert ce["weight"] == 1.0
+
+
+def test_stabilised_gmp_on_a_map_no_larger_than_its_kernel_is_average_pooling_and_is_said():
+    from reidbook.distill.teachers import pooling_note
+    from reidbook.models.layers import StabilizedGMP
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 3, 3)
+    assert torch.allclose(StabilizedGMP(4)(x), x.mean(dim=(2, 3)), atol=1e-6)  # quick's 3×3 partial maps
+    big = torch.randn(2, 3, 14, 14)
+    assert not torch.allclose(StabilizedGMP(4)(big), big.mean(dim=(2, 3)))  # full's 224×224 views: 14×14
+    quick = {v.name: v for v in make_views((128, 64), (48, 48))}
+    assert pooling_note(quick["up1"]) is not None and "3×3" in pooling_note(quick["up1"])
+    assert pooling_note(quick["holistic"]) is None  # 8×4 maps: a real max over local means
+    full = {v.name: v for v in make_views((256, 128), (224, 224))}
+    assert all(pooling_note(v) is None for v in full.values())
+
+
+def test_conv4_1_names_one_stage_in_fd_and_mgn():
+    """FD's "reset the stride of conv4_1" is read as the last down-sampling (torchvision layer4[0], conv5_1 in
+    the ResNet paper's names that MGN's res_conv4_1 = layer3[0] uses); both docstrings say so."""
+    import re
+
+    from reidbook.models import fd, mgn
+
+    student = build_student(5, arch="R18a", width=0.125)
+    assert student.backbone.layer3[0].conv1.stride == (2, 2)
+    assert student.backbone.layer4[0].conv1.stride == (1, 1)
+    with torch.no_grad():
+        assert student.eval().backbone(torch.zeros(1, 3, 256, 128)).shape[-2:] == (16, 8)  # stride 16
+    flat = {m.__name__: re.sub(r"\s+", " ", m.__doc__) for m in (fd, mgn)}
+    assert "``res_conv4_1`` (torchvision ``layer3[0]``)" in flat["reidbook.models.mgn"]
+    assert "``res_conv4_1`` = torchvision ``layer3[0]``" in flat["reidbook.models.fd"]
+    assert "**conv5_1** (torchvision ``layer4[0]``)" in flat["reidbook.models.fd"]

@@ -288,7 +288,8 @@ def distilled_student(profile: str = "quick", data: str = "synth", seed: int = 0
         t0 = time.perf_counter()
         history = distill_student(student, ds.train, store if use else SRStore({}, ""), vs, preset, use=use,
                                   alpha=s.alpha, beta=s.beta, erase_threshold=s.erase_threshold, device=device,
-                                  regression=s.regression, branch_warmup_epochs=s.branch_warmup_epochs,
+                                  regression=s.regression, cls_reduction=s.cls_reduction,
+                                  branch_warmup_epochs=s.branch_warmup_epochs,
                                   branch_warmup_lr=s.branch_warmup_lr,
                                   seed=seed, checkpoint_dir=entry_dir("fd_student", config) / "train",
                                   desc=f"distill {'+'.join(use) or 'cls'}")

@@ -4,7 +4,9 @@ Paper 002. For a batch of ``N`` images and the ``K`` views whose SRs are used:
 
 * Eq. (3), §3.3: ``L_attr^k  = 1/(2N) Σ_i ‖SR_i^k − r_i^{a,k}‖²`` (FMFB ``k``'s output ``r^{a,k}``);
 * Eq. (4), §3.4: ``L_metric^k = 1/(2N) Σ_i ‖SR_i^k − r_i^{m,k}‖²`` (RFB ``k``'s output ``r^{m,k}``);
-* Eq. (6): ``L_total = L_cls + α/K Σ_k L_attr^k + β/K Σ_k L_metric^k`` with α = 4, β = 2 (§4.1).
+* Eq. (6): ``L_total = L_cls + α/K Σ_k L_attr^k + β/K Σ_k L_metric^k`` with α = 4, β = 2 (§4.1), where
+  ``L_cls`` is Eq. (1): ``−Σ_i log softmax(z_i)_{y_i}``, a **sum** over the batch (``cls_reduction="sum"``,
+  ``full``), so against the regressions' ``1/(2N)`` it weighs N times its mean.
 
 §4.1's 40 % rule: if random erasing covered more than 40 % of view ``k``'s region in sample ``i``, the two
 regression terms of ``(i, k)`` are dropped. We drop the terms from the sums and keep Eq. (3)/(4)'s
@@ -13,13 +15,20 @@ regression terms of ``(i, k)`` are dropped. We drop the terms from the sums and 
 Departures, all off in ``full`` (the paper as written) and on in the laptop profiles, measured in quick
 (R18a width ⅛ student; control = the same initial student trained as long with ``L_cls`` only):
 
+* ``cls_reduction="mean"`` averages Eq. (1) over the batch (as the teachers' and initial student's
+  training does in those profiles): the learning rates, α and β below were all tuned with the mean; the
+  paper's sum would multiply L_cls by N = 32 against the regressions (not measured in quick).
+
 * ``regression="mean"`` divides each ‖SR − r‖² by the SR's dimension. Summed over dimensions, the seven
   regression terms start near 470 against ``L_cls`` ≈ 4.2, so in a run of a few hundred iterations the
   student only mimics and its ``L_cls`` rises: FD 33.3 % mAP vs 50.0 % for the control; per dimension,
   43.1 % (stop 14, two-epoch width-⅛ teachers). At full scale the paper's 50 epochs absorb the imbalance.
-* ``branch_warmup_epochs`` / ``branch_warmup_lr`` first train the freshly initialised FMFBs/RFBs alone,
-  the student frozen, as FitNets' first stage trains its hint regressor (Romero et al., ICLR 2015, §2.2):
-  random branches otherwise send large, meaningless gradients into a student that is already trained.
+* ``branch_warmup_epochs`` / ``branch_warmup_lr`` first fit the freshly initialised FMFBs/RFBs alone to
+  the SRs, every student parameter (and BN statistic) frozen: a warm-up of the new regression heads,
+  nothing more. It is *not* FitNets' first stage (Romero et al., ICLR 2015, §2.2), which trains the
+  student's layers up to the guided layer together with the regressor; here no student weight moves
+  until the joint stage. Random branches otherwise send large, meaningless gradients into a student that
+  is already trained.
   The warm-up must actually *fit*: a ridge regression from the initial student's embedding predicts the
   SRs with R² ≈ 0.6–0.75, but one epoch at the student's lr (5e-4) reached R² ≈ 0.1, so the joint stage
   still pushed the student toward noise (FD 46.3 % vs 50.2 %). Six epochs at lr 1e-2 reach R² ≈ 0.6 in
@@ -128,16 +137,19 @@ class FDCriterion(nn.Module):
     ``outputs`` is the student's train-mode dict (``logits``, ``attr``, ``metric``, lists in ``views``
     order). ``parts`` holds ``cls``, ``attr`` and ``metric`` (each Σ_k over views, unweighted) and ``kept``
     (the fraction of (sample, view) pairs the 40 % rule kept). ``regression`` is
-    :func:`regression_loss`'s reduction. ``use`` selects the terms (Table 7):
+    :func:`regression_loss`'s reduction; ``cls_reduction`` is Eq. (1)'s: ``"sum"`` over the batch as written,
+    or ``"mean"`` (the laptop profiles' departure). ``use`` selects the terms (Table 7):
     ``("attr", "metric")`` is FD, ``("attr",)`` / ``("metric",)`` its halves, ``()`` the student alone.
     """
 
     def __init__(self, store: SRStore, views: Sequence[str], context: BatchContext, alpha: float = 4.0,
                  beta: float = 2.0, use: Sequence[str] = LOSS_CHOICES, erase_threshold: float = 0.4,
-                 regression: str = "sum"):
+                 regression: str = "sum", cls_reduction: str = "sum"):
         super().__init__()
         if regression not in REGRESSIONS:
             raise ValueError(f"unknown regression reduction {regression!r}; choose from {REGRESSIONS}")
+        if cls_reduction not in REGRESSIONS:
+            raise ValueError(f"unknown cls_reduction {cls_reduction!r}; choose from {REGRESSIONS}")
         bad = [u for u in use if u not in LOSS_CHOICES]
         if bad:
             raise ValueError(f"unknown FD loss(es) {bad}; choose from {LOSS_CHOICES}")
@@ -148,13 +160,16 @@ class FDCriterion(nn.Module):
             self.register_buffer(f"sr_{i}", store.srs[v].float(), persistent=False)
         self.context, self.alpha, self.beta = context, float(alpha), float(beta)
         self.use, self.erase_threshold = tuple(use), float(erase_threshold)
-        self.regression = regression
+        self.regression, self.cls_reduction = regression, cls_reduction
 
     def srs(self, k: int) -> torch.Tensor:
         return getattr(self, f"sr_{k}")
 
     def forward(self, outputs, pids):
-        l_cls = cross_entropy_loss(outputs["logits"][0], pids)  # Eq. (1) (the paper's sum, as a mean)
+        logits = outputs["logits"][0]
+        l_cls = cross_entropy_loss(logits, pids)  # Eq. (1) averaged over the batch ...
+        if self.cls_reduction == "sum":
+            l_cls = l_cls * logits.shape[0]  # ... or summed, as written
         total, parts = l_cls, {"cls": float(l_cls.detach())}
         if not self.use:
             return total, parts
@@ -180,7 +195,8 @@ def distill_student(student: nn.Module, items, store: SRStore, views: Sequence[V
                     use: Sequence[str] = LOSS_CHOICES, alpha: float = 4.0, beta: float = 2.0,
                     erase_threshold: float = 0.4, device="auto", seed: int = 0, checkpoint_dir=None,
                     grad_clip: float | None = None, desc: str = "distill", regression: str = "sum",
-                    branch_warmup_epochs: int = 0, branch_warmup_lr: float | None = None):
+                    branch_warmup_epochs: int = 0, branch_warmup_lr: float | None = None,
+                    cls_reduction: str = "sum"):
     """Train ``student`` (with branches for ``views``, see :meth:`FDNet.add_branches`) on ``items`` with
     :class:`FDCriterion`; ``views`` must match the store's rows. Returns the engine's History of the
     joint stage; the branch warm-up's (if any, ``branch_warmup_epochs`` at ``branch_warmup_lr``, default the
@@ -199,8 +215,10 @@ def distill_student(student: nn.Module, items, store: SRStore, views: Sequence[V
         raise ValueError(f"branch_warmup_epochs must be ≥ 0, got {branch_warmup_epochs}")
     _check_warmup_lr(branch_warmup_lr)
     loader = make_distill_loader(items, views, preset, seed)
-    criterion = FDCriterion(store, names, loader.context, alpha, beta, use, erase_threshold, regression)
+    criterion = FDCriterion(store, names, loader.context, alpha, beta, use, erase_threshold, regression,
+                            cls_reduction)
     config = {**preset.to_dict(), "use": list(use), "views": names, "regression": regression,
+              "cls_reduction": cls_reduction,
               "branch_warmup_epochs": branch_warmup_epochs, "branch_warmup_lr": branch_warmup_lr}
     warmup = None
     if use and branch_warmup_epochs:
@@ -226,7 +244,9 @@ def _check_warmup_lr(lr: float | None) -> None:
 def warm_up_branches(student: nn.Module, loader, criterion: FDCriterion, preset: Preset, epochs: int,
                      device="auto", seed: int = 0, checkpoint_dir=None, config: dict | None = None,
                      grad_clip: float | None = None, desc: str = "distill", lr: float | None = None):
-    """Train only the FMFBs and RFBs for ``epochs`` epochs, the student frozen (FitNets' first stage).
+    """Train only the FMFBs and RFBs for ``epochs`` epochs, the student frozen: a warm-up of the new branches.
+
+    Not FitNets' first stage (which also trains the student up to its guided layer): no student weight moves.
 
     The student's parameters get no gradient, so backbone, embedding and classifier keep their values;
     its BatchNorm layers keep their running statistics too (momentum 0 for the stage).

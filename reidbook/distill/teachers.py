@@ -15,7 +15,24 @@ from ..data.views import View, ViewDataset, view_transform
 from ..presets import Preset
 from ..utils import resolve_device
 
-__all__ = ["train_view_model", "evaluate_view", "evaluate_ensemble", "view_loader"]
+__all__ = ["train_view_model", "evaluate_view", "evaluate_ensemble", "view_loader", "pooling_note"]
+
+BACKBONE_STRIDE = 16  # §4.1: every FD backbone (ResNets with last stride 1, SqueezeNet) has stride 16
+
+
+def pooling_note(view: View, kernel: int | None = None) -> str | None:
+    """A sentence when ``view``'s feature map (input / 16, rounded up) is no larger than stabilised GMP's
+    kernel (Eq. 5, 4×4 in §4.1), else ``None``: the kernel is then clipped to the map and the "max over
+    local means" is one mean, i.e. plain global average pooling (the quick profile's 48×48 partial views
+    give 3×3 maps)."""
+    from ..models.fd import GMP_KERNEL
+
+    k = GMP_KERNEL if kernel is None else kernel
+    h, w = -(-view.height // BACKBONE_STRIDE), -(-view.width // BACKBONE_STRIDE)
+    if h > k or w > k:
+        return None
+    return (f"view {view.name} ({view.height}×{view.width}) gives {h}×{w} feature maps, not larger than stabilised "
+            f"GMP's {k}×{k} kernel (Eq. 5): the pooling is plain global average pooling here")
 
 
 def view_loader(items, view: View, preset: Preset, seed: int = 0):
@@ -29,9 +46,14 @@ def train_view_model(model: nn.Module, items, view: View, preset: Preset, device
                      checkpoint_dir=None, desc: str | None = None):
     """Train ``model`` (an :class:`~reidbook.models.fd.FDNet`) on ``items`` seen through ``view`` with the
     cross-entropy of Eq. (1) and the preset's optimiser and schedule (:func:`reidbook.engine.fit_preset`);
-    returns the engine's History."""
+    returns the engine's History. Says so when the view's maps are too small for stabilised GMP
+    (:func:`pooling_note`)."""
     from ..engine import fit_preset
+    from ..utils import say
 
+    note = pooling_note(view)
+    if note:
+        say(f"[fd] {note}")
     return fit_preset(model, items, preset, seed=seed, device=device, checkpoint_dir=checkpoint_dir,
                       transform=view_transform(view, is_train=True, **preset.train_aug),
                       desc=desc or f"{getattr(model, 'name', 'fd')} ({view.name})")

@@ -6,8 +6,12 @@ Ensemble of Partial ReID Models".
 * **One re-ID network per view** (§3.1, Fig. 2) — used for the seven *teachers* and for the *student*:
   ``backbone → f (feature maps) → stabilized GMP (Eq. 5) → Embedding (FC + BN) → r → FC classifier → z``,
   trained with cross-entropy (Eq. 1). ``r`` is the re-ID representation (the test-time embedding).
-  ResNets use last stride 1 (§4.1: "we reset the stride of conv4_1 from 2 to 1", i.e. the first block of
-  torchvision's ``layer4``), so every backbone has stride 16, like SqueezeNet.
+  ResNets use last stride 1, so every backbone has stride 16, like SqueezeNet. §4.1 says "we reset the
+  stride of conv4_1 from 2 to 1"; in the ResNet paper's stage names, which MGN uses (``res_conv4_1`` =
+  torchvision ``layer3[0]``), the block we reset is **conv5_1** (torchvision ``layer4[0]``), the last
+  down-sampling. This is a reading: FD's names appear to count stages from conv0, and the reset it
+  describes is re-ID's usual "last stride 1". Resetting ``layer3[0]`` instead would also give stride 16,
+  but would run all of conv4 at stride 8 (4× its multiply-adds); parameter counts are equal either way.
 * **Teachers** (§4.1): ResNet-101 or ResNet-152; embedding 512-d for the holistic view, 256-d for the
   partial views.
 * **Students** (Table 1): S (SqueezeNet 1.0, 512-d), R18a / R50a / R101a / R152a (512-d), R50b / R152b

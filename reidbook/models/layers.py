@@ -30,7 +30,9 @@ class StabilizedGMP(nn.Module):
 
     A ``k×k`` average pool with stride 1 first smooths the map, so the max is taken over local means
     and is less sensitive to a single noisy activation. The paper uses ``k = 4``; on maps smaller than
-    ``k`` (tiny ``smoke`` inputs) the kernel is clipped to the map so the layer stays defined.
+    ``k`` the kernel is clipped to the map so the layer stays defined — and a map no larger than ``k×k``
+    then has one local mean: the layer *is* global average pooling (FD's partial teachers in ``quick``,
+    3×3 maps, and ``smoke``; :func:`reidbook.distill.teachers.pooling_note` says so when it happens).
     """
 
     def __init__(self, kernel_size: int = 4):

@@ -25,7 +25,14 @@ short warm-up, and the backbones start from the zoo's SynthReID source-domain pr
 (ImageNet cannot be had offline) and from random weights in smoke. Distillation in both laptop profiles
 takes Eq. (3)/(4) per SR dimension, warms the fresh FMFBs/RFBs up alone (six epochs at lr 1e-2 in quick)
 before the joint stage, and uses α = 1, β = 0.5; ``reidbook/distill/student.py`` says why and what each
-change measured.
+change measured. Eq. (1) is a sum over the batch: ``full`` follows it (``cls_reduction="sum"``, which also
+sets L_cls against Eq. 3/4's 1/(2N) terms as written); the laptop profiles average it (their learning rates,
+α and β were tuned on the mean; the sum would weigh L_cls 32× more against the regressions).
+
+In ``quick`` the partial views are 48×48, so the partial teachers' stride-16 maps are 3×3, smaller than
+stabilised GMP's 4×4 kernel (Eq. 5): the kernel is clipped to the map and the pooling is plain global
+average pooling there (a declared departure; 80×80 views would give 5×5 maps and a real max over local
+means, at 2.8× the teachers' cost). In ``smoke`` the same holds for 32×32 views (2×2 maps).
 """
 from __future__ import annotations
 
@@ -51,7 +58,8 @@ class FDSettings:
     beta: float = 2.0                       # Eq. (6)
     erase_threshold: float = 0.4            # §4.1: ignore a view's regressions if > 40 % of it is erased
     regression: str = "sum"                 # Eq. (3)/(4) as written; "mean": per SR dimension (departure)
-    branch_warmup_epochs: int = 0           # FMFBs/RFBs trained alone first (departure; FitNets' stage 1)
+    cls_reduction: str = "sum"              # Eq. (1) as written: Σ over the batch; "mean": averaged (departure)
+    branch_warmup_epochs: int = 0           # new FMFBs/RFBs fitted alone, student frozen, before Eq. 6 (departure)
     branch_warmup_lr: float | None = None   # the warm-up's learning rate (None: the distillation preset's)
     pretrained: str | None = "imagenet"     # backbones: "imagenet", "source" (SynthReID source domain) or None
     teacher_epochs: int = 80
@@ -72,12 +80,12 @@ SETTINGS = {
     "quick": FDSettings(teacher_arch="resnet18", student="R18a", width=0.25, student_width=0.125,
                         holistic_size=(128, 64), partial_size=(48, 48), pretrained="source", alpha=1.0, beta=0.5,
                         teacher_epochs=6, student_epochs=3, distill_epochs=4, regression="mean",
-                        branch_warmup_epochs=6, branch_warmup_lr=1e-2,
+                        cls_reduction="mean", branch_warmup_epochs=6, branch_warmup_lr=1e-2,
                         notes="§4.1 at laptop scale: width-¼ ResNet-18 teachers, width-⅛ R18a student, SynthReID quick."),
     "smoke": FDSettings(teacher_arch="resnet18", student="R18a", width=0.125, student_width=0.125,
                         holistic_size=(64, 32), partial_size=(32, 32), pretrained=None, alpha=1.0, beta=0.5,
                         teacher_epochs=1, student_epochs=1, distill_epochs=1, regression="mean",
-                        branch_warmup_epochs=1, branch_warmup_lr=1e-2,
+                        cls_reduction="mean", branch_warmup_epochs=1, branch_warmup_lr=1e-2,
                         notes="Smoke test: width-⅛ ResNet-18 teachers and R18a student, one epoch each."),
 }
 
@@ -121,7 +129,16 @@ def _aug(kind: str, profile: str) -> dict:
     return aug
 
 
-_CE = [{"name": "cls", "loss": "cross_entropy", "weight": 1.0, "key": "logits"}]  # Eq. (1)
+_CE = [{"name": "cls", "loss": "cross_entropy", "weight": 1.0, "key": "logits"}]  # Eq. (1), averaged
+
+
+def _ce(s: FDSettings) -> list[dict]:
+    """Eq. (1)'s term. ``cls_reduction="sum"`` (``full``): the paper's Σ over the batch = the mean × N with
+    the fixed batch N = P·K (its lr 0.0025 on a sum is 0.08 on a mean, a usual SGD rate for re-ID);
+    ``"mean"`` (laptop profiles, whose rates were tuned on the mean): the averaged loss."""
+    if s.cls_reduction == "mean":
+        return list(_CE)
+    return [{**_CE[0], "weight": float(s.P * s.K)}]
 
 
 def teacher_preset(view: str = "holistic", profile: str = "quick") -> Preset:
@@ -133,7 +150,7 @@ def teacher_preset(view: str = "holistic", profile: str = "quick") -> Preset:
                   model_options={"arch": s.teacher_arch, "view": view, "width": s.width},
                   height=h, width=w, train_aug=_aug("partial_teacher" if partial else "holistic_teacher", profile),
                   P=s.P, K=s.K, epochs=s.teacher_epochs, optimizer=_optimizer(profile, "teacher"),
-                  schedule=_schedule(profile, "teacher", s.teacher_epochs), losses=list(_CE),
+                  schedule=_schedule(profile, "teacher", s.teacher_epochs), losses=_ce(s),
                   notes=f"FD teacher for view {view}: §3.1, §4.1, Table 2. {s.notes}")
 
 
@@ -144,7 +161,7 @@ def student_preset(profile: str = "quick") -> Preset:
     return Preset(model="fd_student", profile=profile, model_options={"arch": s.student, "width": s.s_width},
                   height=h, width=w, train_aug=_aug("holistic_teacher", profile), P=s.P, K=s.K,
                   epochs=s.student_epochs, optimizer=_optimizer(profile, "student"),
-                  schedule=_schedule(profile, "student", s.student_epochs), losses=list(_CE),
+                  schedule=_schedule(profile, "student", s.student_epochs), losses=_ce(s),
                   notes=f"FD initial student {s.student}: §3.6 step 1, §4.1. {s.notes}")
 
 
@@ -155,7 +172,7 @@ def distill_preset(profile: str = "quick") -> Preset:
     """
     s = fd_settings(profile)
     h, w = s.holistic_size
-    losses = list(_CE) + [{"name": "attr", "loss": "fd_attr", "weight": s.alpha, "key": "attr"},
+    losses = _ce(s) + [{"name": "attr", "loss": "fd_attr", "weight": s.alpha, "key": "attr"},
                           {"name": "metric", "loss": "fd_metric", "weight": s.beta, "key": "metric"}]
     return Preset(model="fd_student", profile=profile, model_options={"arch": s.student, "width": s.s_width},
                   height=h, width=w, train_aug=_aug("final_student", profile), P=s.P, K=s.K,
