@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.reidbook-installed
 PROFILE ?= quick
 DATA    ?= synth
 
-.PHONY: setup test course lab bench clean readme-results claims
+.PHONY: setup lint test course lab bench clean readme-results claims
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,10 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-test: setup
+lint: setup
+	$(BIN)/ruff check reidbook tests benchmarks scripts
+
+test: setup lint
 	REIDBOOK_QUIET=1 MPLBACKEND=Agg $(BIN)/python -m pytest -q
 
 course: setup

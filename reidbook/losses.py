@@ -77,7 +77,8 @@ def pairwise_distance(x: torch.Tensor, y: torch.Tensor | None = None, squared: b
     same = y is None
     y = x if same else y
     if y.dim() != 2 or y.shape[1] != x.shape[1]:
-        raise ValueError(f"pairwise_distance: x is {tuple(x.shape)} but y is {tuple(y.shape)}; feature sizes must match")
+        raise ValueError(f"pairwise_distance: x is {tuple(x.shape)} but y is {tuple(y.shape)}; "
+                         "feature sizes must match")
     xx = x.pow(2).sum(1, keepdim=True)
     yy = y.pow(2).sum(1, keepdim=True).t()
     d2 = (xx + yy - 2.0 * (x @ y.t())).clamp(min=0.0)

@@ -5,12 +5,9 @@ import urllib.error
 
 import pytest
 import torch
-from torch import nn
 from torchvision import models as tvm
 
-from reidbook.models import backbones as B
-from reidbook.models import build_model, build_paper_model
-from reidbook.models.baseline import Baseline
+from reidbook.models import backbones as B, build_model, build_paper_model
 from reidbook.presets import PROFILES, get_preset
 from reidbook.profile import count_params
 

@@ -7,7 +7,7 @@ import torch
 
 from reidbook.losses import batch_hard_triplet_loss, build_criterion
 from reidbook.models import build_model, build_paper_model
-from reidbook.models.dare import DaRe, TenCropEmbedding
+from reidbook.models.dare import TenCropEmbedding
 from reidbook.models.seq_ensemble import SequentialEnsemble
 from reidbook.presets import get_preset
 from reidbook.presets.dare import loss_specs

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from reidbook.models import build_model, build_paper_model
-from reidbook.models.fd import RFB, build_student, build_teacher, student_param_table
+from reidbook.models.fd import build_student, student_param_table
 from reidbook.models.layers import StabilizedGMP
 from reidbook.profile import count_params
 

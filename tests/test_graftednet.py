@@ -170,7 +170,7 @@ def test_joint_loss_is_the_sum_of_nine_softmax_plus_accompanying():
     pids = torch.tensor([0, 1, 2, 3, 4, 5])
     out = net(torch.randn(6, 3, 64, 32))
     total, parts = build_criterion(True)(out, pids)
-    by_hand = sum(F.cross_entropy(l, pids) for l in out["logits"])  # Eq. (2)
+    by_hand = sum(F.cross_entropy(logits, pids) for logits in out["logits"])  # Eq. (2)
     acc = F.cross_entropy(out["accompanying"][0], pids)  # §3.4
     assert parts["softmax"] == pytest.approx(float(by_hand.detach()), rel=1e-5)
     assert parts["accompanying"] == pytest.approx(float(acc.detach()), rel=1e-5)

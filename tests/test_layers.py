@@ -103,7 +103,8 @@ def upward_imports() -> list[str]:
         for e in imports_of(path):
             src, dst = layer_of(e.source), layer_of(e.target)
             if dst is not None and src is not None and dst > src:
-                bad.append(f"{e.path.relative_to(ROOT)}:{e.line}: {e.source} (layer {src}: {', '.join(LAYERS[src][0])}) "
+                bad.append(f"{e.path.relative_to(ROOT)}:{e.line}: {e.source} "
+                           f"(layer {src}: {', '.join(LAYERS[src][0])}) "
                            f"imports {e.target} (layer {dst}: {', '.join(LAYERS[dst][0])})")
     return bad
 
@@ -113,7 +114,8 @@ def diagram() -> str:
     relative to ``reidbook/``)."""
     rows = ["notebooks/                   chapters: import and call, define nothing"]
     for prefixes, what in reversed(LAYERS):
-        names = "  ".join(p.partition(".")[2].replace(".", "/") + ("/" if (ROOT / p.replace(".", "/")).is_dir() else ".py")
+        names = "  ".join(p.partition(".")[2].replace(".", "/")
+                          + ("/" if (ROOT / p.replace(".", "/")).is_dir() else ".py")
                           for p in prefixes if p != "reidbook")
         rows += [f"{names:<28} {what}"] if len(names) < 29 else [names, f"{'':<28} {what}"]
     return "\n".join(rows)

@@ -215,7 +215,7 @@ def _hap2s_numpy(x, y, margin, weighting, sigma=0.5, alpha=10.0):
     for a in range(len(x)):
         pos = [i for i in range(len(x)) if y[i] == y[a] and i != a]
         neg = [i for i in range(len(x)) if y[i] != y[a]]
-        d = lambda i: float(np.linalg.norm(x[a] - x[i]))
+        d = lambda i, a=a: float(np.linalg.norm(x[a] - x[i]))
         if weighting == "exp":
             wp, wn = [math.exp(d(i) / sigma) for i in pos], [math.exp(-d(i) / sigma) for i in neg]
         else:
@@ -342,7 +342,8 @@ def test_criterion_errors():
         L.build_criterion([{"loss": "triplet", "options": {"marginn": 0.3}}])
     with pytest.raises(ValueError, match="unique"):
         L.Criterion([L.LossTerm("a", L.CrossEntropyLoss()), L.LossTerm("a", L.CrossEntropyLoss())])
-    crit = L.build_criterion([{"name": "id", "loss": "cross_entropy"}, {"name": "tri", "loss": "triplet", "key": "feat"}])
+    crit = L.build_criterion([{"name": "id", "loss": "cross_entropy"},
+                              {"name": "tri", "loss": "triplet", "key": "feat"}])
     with pytest.raises(KeyError, match="feat"):
         crit({"logits": torch.zeros(2, 3)}, pids_([0, 1]))
     with pytest.raises(TypeError, match="train"):
@@ -421,4 +422,5 @@ def test_bot_preset_has_center_loss_and_cosine_test_metric():
     assert center[0]["options"]["center_lr"] == 0.5
     assert isinstance(build_criterion(p.losses).terms[-1].loss, CenterLoss)
     assert p.model_options["metric"] == "cosine"
-    assert model_metric(build_model("baseline", 5, profile="smoke", **get_preset("baseline", "smoke").model_options)) == "cosine"
+    options = get_preset("baseline", "smoke").model_options
+    assert model_metric(build_model("baseline", 5, profile="smoke", **options)) == "cosine"

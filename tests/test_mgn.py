@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from reidbook.losses import batch_hard_triplet_loss, build_criterion as losses_build_criterion
-from reidbook.models import PAPER_NUM_CLASSES, build_model, build_paper_model
+from reidbook.models import build_model, build_paper_model
 from reidbook.models.backbones import resnet50
-from reidbook.models.mgn import VARIANTS, BranchSpec, MGN, branch_table, build
+from reidbook.models.mgn import MGN, VARIANTS, BranchSpec, branch_table, build
 from reidbook.presets import get_preset
 from reidbook.presets.mgn import build_criterion, loss_specs, variant_preset
 from reidbook.profile import count_params, params_by_stage

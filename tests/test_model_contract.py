@@ -10,8 +10,17 @@ from torch import nn
 
 from reidbook.models import MODELS, PAPER_NUM_CLASSES, build_model, build_paper_model, list_models
 from reidbook.models.backbones import ResNet, resnet18
-from reidbook.models.base import (METRICS, AnytimeModel, Backbone, ReIDModel, deployed, feature_dim_of, is_anytime,
-                                  metric_of, stage_modules_of)
+from reidbook.models.base import (
+    METRICS,
+    AnytimeModel,
+    Backbone,
+    ReIDModel,
+    deployed,
+    feature_dim_of,
+    is_anytime,
+    metric_of,
+    stage_modules_of,
+)
 from reidbook.profiles import PROFILES, profile_width
 
 torch.set_num_threads(1)

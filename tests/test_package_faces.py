@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from reidbook.utils import lazy_exports
-
 ROOT = Path(__file__).resolve().parents[1]
 LAZY_FACES = ["reidbook.data", "reidbook.eval", "reidbook.engine", "reidbook.distill", "reidbook.models"]
 
@@ -22,7 +20,7 @@ def test_every_exported_name_resolves(package):
         assert getattr(mod, name) is getattr(importlib.import_module(f"{package}.{mod._EXPORTS[name]}"), name)
     assert set(mod.__all__) <= set(dir(mod))
     with pytest.raises(AttributeError, match=f"{package}.*no_such_name"):
-        mod.no_such_name
+        _ = mod.no_such_name
 
 
 def test_no_package_writes_its_own_getattr():
@@ -47,6 +45,6 @@ def test_lazy_exports_loads_on_first_use_and_caches(tmp_path, monkeypatch):
     assert "VALUE" in dir(face) and face.VALUE == 42
     assert face.__dict__["VALUE"] == 42  # cached: the next access skips __getattr__
     with pytest.raises(AttributeError, match="MISSING"):
-        face.MISSING  # listed, but the submodule has no such name
+        _ = face.MISSING  # listed, but the submodule has no such name
     with pytest.raises(AttributeError, match="'facepkg' has no attribute 'other'"):
-        face.other
+        _ = face.other

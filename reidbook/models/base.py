@@ -7,8 +7,8 @@ of a model, written as base classes instead of prose (CONTRIBUTING.md, "Models")
   ``[B, feature_dim]``; ``train()`` → the dict its criterion reads. It says which distance ranks its
   embeddings (:attr:`~ReIDModel.metric`), which inference model it deploys as (:meth:`~ReIDModel.deploy`)
   and how it splits into stages (:meth:`~ReIDModel.stage_modules`).
-* :class:`AnytimeModel` — a re-ID model with early exits (DaRe, the sequential ensemble of ResNets): ``anytime(x, upto)``,
-  ``exit_embedding``, ``all_embeddings``, ``num_exits``, ``exit_names()`` and :attr:`has_fusion`.
+* :class:`AnytimeModel` — a re-ID model with early exits (DaRe, the sequential ensemble of ResNets):
+  ``anytime(x, upto)``, ``exit_embedding``, ``all_embeddings``, ``num_exits``, ``exit_names()`` and :attr:`has_fusion`.
 
 Code that may receive *any* ``nn.Module`` (a pruned copy, a torchvision network, an ONNX wrapper) asks
 through the functions at the bottom (:func:`deployed`, :func:`metric_of`, :func:`feature_dim_of`,
@@ -30,7 +30,8 @@ __all__ = ["Backbone", "run_stages", "ReIDModel", "AnytimeModel", "METRICS", "de
 METRICS = ("euclidean", "sqeuclidean", "cosine")
 
 
-def run_stages(stages: "OrderedDict[str, nn.Module]", x: torch.Tensor, upto: str | None) -> "OrderedDict[str, torch.Tensor]":
+def run_stages(stages: "OrderedDict[str, nn.Module]", x: torch.Tensor,
+               upto: str | None) -> "OrderedDict[str, torch.Tensor]":
     """Run ``stages`` in order, keeping each output, and stop after the stage named ``upto`` (``None``: all)."""
     out: OrderedDict[str, torch.Tensor] = OrderedDict()
     for name, stage in stages.items():
@@ -130,7 +131,8 @@ def metric_of(model: nn.Module) -> str:
     for m in (model, getattr(model, "model", None), getattr(model, "module", None)):
         if isinstance(m, ReIDModel):
             if m.metric not in METRICS:
-                raise ValueError(f"{type(m).__name__}.metric = {m.metric!r} is not a known distance; use one of {METRICS}")
+                raise ValueError(f"{type(m).__name__}.metric = {m.metric!r} is not a known distance; "
+                                 f"use one of {METRICS}")
             return m.metric
     return "euclidean"
 

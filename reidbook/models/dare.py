@@ -91,7 +91,8 @@ class DaRe(AnytimeModel):
         super().__init__()
         missing = [s for s in stages if s not in (backbone.stage_channels if isinstance(backbone, Backbone) else {})]
         if missing:
-            raise ValueError(f"DaRe needs a backbone with stages {list(stages)}; {type(backbone).__name__} lacks {missing}")
+            raise ValueError(f"DaRe needs a backbone with stages {list(stages)}; "
+                             f"{type(backbone).__name__} lacks {missing}")
         self.backbone = backbone
         self.stage_names = tuple(stages)
         self.heads = nn.ModuleList(EmbeddingHead(backbone.stage_channels[s], hidden, dim) for s in self.stage_names)

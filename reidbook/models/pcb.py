@@ -56,7 +56,8 @@ class PCB(ReIDModel):
                  dropout: float = 0.5, feature: str = "g"):
         super().__init__()
         if feature not in ("g", "h"):
-            raise ValueError(f"PCB test feature must be 'g' (pooled stripes) or 'h' (after the 1×1 conv), got {feature!r}")
+            raise ValueError(f"PCB test feature must be 'g' (pooled stripes) or 'h' (after the 1×1 conv), "
+                             f"got {feature!r}")
         if parts < 1:
             raise ValueError(f"PCB needs at least one stripe, got parts={parts}")
         self.backbone = backbone

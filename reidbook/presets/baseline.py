@@ -9,9 +9,10 @@ with margin 0.3 (Hermans et al. 2017) added to the cross-entropy with weight 1, 
 :class:`reidbook.losses.CenterLoss`). At test time BoT ranks the BN-neck feature normalised, i.e. by
 cosine distance (``model_options["metric"] = "cosine"``).
 
-``quick`` and ``smoke`` keep the topology, the losses (center loss included) and the cosine test metric, and shrink width (¼, ⅛), input (128×64,
-64×32), data (SynthReID quick/smoke) and epochs; their numbers are tuned so that ``quick`` trains in
-under two minutes on a 2-core CPU and clearly beats the colour-histogram matcher (chapter 01).
+``quick`` and ``smoke`` keep the topology, the losses (center loss included) and the cosine test metric,
+and shrink width (¼, ⅛), input (128×64, 64×32), data (SynthReID quick/smoke) and epochs; their numbers are
+tuned so that ``quick`` trains in under two minutes on a 2-core CPU and clearly beats the colour-histogram
+matcher (chapter 01).
 
 :func:`loss_specs` gives the three loss choices of chapter 01's ablation (softmax / triplet / both).
 """

@@ -59,8 +59,8 @@ PRESETS = {
         # Budget (measured on an idle 2-core CPU: MGN at width 1/4 and 128x64 trains ~110 img/s, i.e.
         # ~28 s per SynthReID-quick epoch; 96x48 costs 0.61x of that): 4 epochs at 96x48 leave room in
         # chapter 02's 3 minutes for the equal-budget baseline, evaluation and the figures.
-        notes="MGN §4.1 recipe at width 1/4, 96x48, on SynthReID quick; epochs cut to fit chapter 02's 3-minute budget on a 2-core CPU (lr step at 3/4 of "
-              "training, as the paper's 60 of 80).",
+        notes="MGN §4.1 recipe at width 1/4, 96x48, on SynthReID quick; epochs cut to fit chapter 02's "
+              "3-minute budget on a 2-core CPU (lr step at 3/4 of training, as the paper's 60 of 80).",
     ),
     "smoke": Preset(
         model="mgn", profile="smoke", model_options={"variant": "mgn"},

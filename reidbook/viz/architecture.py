@@ -93,8 +93,8 @@ def plot_mgn_architecture(model, input_size=(384, 128), title: str | None = None
             _arrow(ax, 5.4, yc + 0.5, 5.9, fy + 0.37)
             _box(ax, 8.1, fy, 1.5, 0.75, f"1×1 conv+BN+ReLU\nf: {f['reduced']}-d", _COLOURS["head"], 6.5)
             _arrow(ax, 7.4, fy + 0.37, 8.1, fy + 0.37)
-            on_z = [l.split(" on ")[0] for l in f["losses"] if "on z" in l]
-            on_f = [l.split(" on ")[0] for l in f["losses"] if "on z" not in l]
+            on_z = [loss.split(" on ")[0] for loss in f["losses"] if "on z" in loss]
+            on_f = [loss.split(" on ")[0] for loss in f["losses"] if "on z" not in loss]
             if on_z:
                 ax.text(7.45, fy + 0.62, " + ".join(on_z), **red)
             if on_f:

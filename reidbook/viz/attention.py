@@ -95,7 +95,7 @@ def plot_views(images: Sequence, views: Sequence, show_crops: bool = True):
         w, h = img.size
         ax = axes[r, 0]
         ax.imshow(img)
-        for i, v in enumerate(views):
+        for v in views:
             if not v.partial:
                 continue
             r0, r1 = view_rows(v, h)

@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import math
 import textwrap
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from .labels import annotate_points
 
-__all__ = ["AXES", "pareto_front", "plot_pareto", "budget_table", "budget_guide", "cam_target_layer", "inspection_maps", "pick_pairs",
-           "map_agreement", "plot_inspection"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["AXES", "pareto_front", "plot_pareto", "budget_table", "budget_guide", "cam_target_layer", "inspection_maps",
+           "pick_pairs", "map_agreement", "plot_inspection"]
 
 AXES = {"params_M": "parameters (M)", "MACs_M": "multiply-adds (M)", "latency_ms": "CPU latency (ms)"}
 _FAMILY_COLOURS = {"reference": "black", "multi-branch": "tab:purple", "part-based": "tab:brown",
@@ -105,7 +108,8 @@ def budget_table(table, reference: str = "baseline", fractions: Sequence[float] 
                 best = fits[accuracy].astype(float).idxmax()
                 b = table.loc[best]
                 row.update(best=best, label=b.get("label", best), accuracy=float(b[accuracy]), cost=float(b[cost]),
-                           delta=float(b[accuracy]) - float(ref[accuracy]), cost_ratio=float(b[cost]) / float(ref[cost]))
+                           delta=float(b[accuracy]) - float(ref[accuracy]),
+                           cost_ratio=float(b[cost]) / float(ref[cost]))
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -151,8 +155,8 @@ def budget_guide(table, reference: str = "baseline", fractions: Sequence[float] 
     best = table[accuracy].astype(float).idxmax()
     lines.append(f"**Most accurate overall**: {table.loc[best].get('label', best)} ({acc_name} "
                  f"{float(table.loc[best, accuracy]):.1f} %, " +
-                 ", ".join(f"{float(table.loc[best, c]) / float(ref[c]):.0%} of the reference's {AXES.get(c, c).split(' (')[0]}"
-                           for c in axes) + ").")
+                 ", ".join(f"{float(table.loc[best, c]) / float(ref[c]):.0%} of the reference's "
+                           f"{AXES.get(c, c).split(' (')[0]}" for c in axes) + ").")
     return "\n".join(lines)
 
 
@@ -215,7 +219,7 @@ def inspection_maps(models: dict, queries, matches, display_size=(128, 64), meth
         q, g = _load(queries, size), _load(matches, size)
         layer = cam_target_layer(model, size)
         grabbed = {}
-        h = layer.register_forward_hook(lambda m, a, o: grabbed.__setitem__("map", o.detach()))
+        h = layer.register_forward_hook(lambda m, a, o, grabbed=grabbed: grabbed.__setitem__("map", o.detach()))
         model.eval()
         try:
             with torch.no_grad():

@@ -47,7 +47,8 @@ class BranchEmbedding(nn.Module):
     def __init__(self, model: nn.Module, branch: str):
         super().__init__()
         if not isinstance(model, MGN):
-            raise TypeError(f"{type(model).__name__} has no branches; BranchEmbedding needs an MGN (reidbook.models.mgn)")
+            raise TypeError(f"{type(model).__name__} has no branches; "
+                            "BranchEmbedding needs an MGN (reidbook.models.mgn)")
         if branch not in model.branches:
             raise KeyError(f"model has no branch {branch!r}; branches: {list(model.branches)}")
         self.model, self.branch = model, branch

@@ -6,7 +6,7 @@ here trains or measures a model; chapter 01 and later chapters pass in what they
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
