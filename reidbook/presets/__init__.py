@@ -2,8 +2,10 @@
 
 ``get_preset(model, profile)`` returns a :class:`Preset`. Each model has a module
 ``reidbook/presets/<model>.py`` with ``PRESETS = {"smoke": Preset(...), "quick": ..., "full": ...}``;
-``full`` is the paper's setting (its section cited in ``notes``). Only width, input size, data size and
-epochs differ between profiles, never the topology.
+``full`` is the paper's setting (its section cited in ``notes``). Between profiles the width, the
+input size, the data and the epochs change freely; anything else that differs from ``full`` — and
+anything in which ``full`` departs from its paper — is declared in the preset's ``departures``
+(:mod:`reidbook.presets.departures`; ``departures_table(preset)`` prints them, a test enforces it).
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Any
 
 from ..profiles import PROFILES, check_profile, profile_width
 
-__all__ = ["PROFILES", "Preset", "check_profile", "get_preset", "profile_width"]
+__all__ = ["PROFILES", "Preset", "Departure", "check_profile", "departures_table", "get_preset", "profile_width"]
 
 
 @dataclass
@@ -40,6 +42,7 @@ class Preset:
     losses: list[dict[str, Any]] = field(default_factory=list)
     eval_every: int = 0
     notes: str = ""
+    departures: tuple = ()  # of Departure: documentation, not configuration (left out of to_dict)
 
     @property
     def batch_size(self) -> int:
@@ -61,7 +64,11 @@ class Preset:
         return dataclasses.replace(self, **merged)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The configuration as plain data (what the zoo keys and saves); ``departures`` are left out, so
+        that documenting a departure retrains nothing."""
+        d = dataclasses.asdict(self)
+        d.pop("departures", None)
+        return d
 
 
 def get_preset(model: str, profile: str = "quick") -> Preset:
@@ -77,3 +84,6 @@ def get_preset(model: str, profile: str = "quick") -> Preset:
         raise KeyError(f"reidbook.presets.{model} holds settings, not a model's presets; "
                        f"see its docstring for the functions that build them")
     return dataclasses.replace(module.PRESETS[profile])
+
+
+from .departures import Departure, departures_table  # noqa: E402  (a leaf module: no cycle)

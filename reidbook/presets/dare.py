@@ -20,6 +20,7 @@ not 60 000 iterations.
 from __future__ import annotations
 
 from . import Preset
+from .departures import Departure, declare
 
 __all__ = ["PRESETS", "loss_specs", "with_random_erasing", "dare_schedule"]
 
@@ -77,3 +78,20 @@ PRESETS = {
         notes="Smoke test: DaRe recipe at width 1/8, 64x32, one epoch on SynthReID smoke.",
     ),
 }
+
+# ------------------------------------------------------------------------------ departures, as data
+_TEST = Departure("test feature", "average of 10 crops (5 crops and their flips, §5)", "average with the flip",
+                  "cheaper; TenCropEmbedding (reidbook.models.dare) gives the paper's")
+_MEAN = Departure("losses", "Eq. (2) sums over anchors", "mean over anchors", "a rescaling of the gradient")
+_OFFLINE = Departure("pre-training", "ImageNet weights", "SynthReID's source domain (reidbook.zoo.pretrained_backbone)",
+                     "ImageNet weights cannot be downloaded offline; the source domain is the stand-in")
+_LR = Departure("optimizer.lr", "3e-4", "1e-3", "minutes of training, not 60 000 iterations")
+PRESETS = declare(
+    PRESETS, common=(_TEST, _MEAN),
+    quick=(_OFFLINE, _LR, Departure("P", "18 identities x 4 images", "16 x 4", "SynthReID quick's batches"),
+           Departure("schedule", "Eq. (4): constant to 30 000 iterations, decay to 60 000",
+                     "the same shape in epochs: constant to 2, decay to 4", "scaled to 4 epochs")),
+    smoke=(_OFFLINE, _LR, Departure("P", "18 identities x 4 images", "8 x 4", "smoke's few identities"),
+           Departure("schedule", "Eq. (4): constant to 30 000 iterations, decay to 60 000",
+                     "the same shape in epochs: constant to 0.5, decay to 1", "one epoch")),
+)

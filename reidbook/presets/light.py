@@ -12,6 +12,7 @@ first row), e.g. ``zoo.get("light", model_options={"arch": "mobilenet_v2"})``.
 from __future__ import annotations
 
 from . import Preset
+from .departures import Departure, declare
 
 __all__ = ["PRESETS"]
 
@@ -49,3 +50,15 @@ PRESETS = {
         notes="Smoke test: one epoch on SynthReID smoke.",
     ),
 }
+
+# ------------------------------------------------------------------------------ departures, as data
+_PK = Departure("sampler", "shuffled batches of 32 (GraftedNet §4.2)", "P x K = 8 x 4", "the course's sampler")
+_INPUT = Departure("input", "384x192 (GraftedNet §4.2)", "256x128", "Table 3 times the light nets at the usual 256x128")
+_OFFLINE = Departure("pre-training", "ImageNet weights", "SynthReID's source domain (reidbook.zoo.pretrained_backbone)",
+                     "ImageNet weights cannot be downloaded offline; the source domain is the stand-in")
+_LR = Departure("optimizer", "0.1 new layers / 0.01 trunk", "0.05 new layers / 0.01 trunk", "short CPU runs")
+PRESETS = declare(
+    PRESETS, common=(_PK, _INPUT),
+    quick=(_OFFLINE, _LR, Departure("schedule", "x0.1 at epochs 40 and 60 of 80", "x0.1 at epoch 7 of 10", "10 epochs")),
+    smoke=(_OFFLINE, _LR, Departure("schedule", "x0.1 at epochs 40 and 60 of 80", "constant", "one epoch")),
+)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from ..losses import Criterion, build_criterion as _build_criterion
 from ..models.mgn import VARIANTS
 from . import Preset, get_preset
+from .departures import Departure, declare
 
 __all__ = ["PRESETS", "build_criterion", "loss_specs", "variant_preset"]
 
@@ -78,3 +79,20 @@ def variant_preset(variant: str, profile: str = "quick") -> Preset:
     the same as MGN implementation in Section 4.1"): only ``model_options`` and ``losses`` change."""
     base = get_preset("mgn", profile)
     return base.replace(model_options={"variant": variant}, losses=loss_specs(variant))
+
+# ------------------------------------------------------------------------------ departures, as data
+_MEAN = Departure("losses", "Eq. (1)-(2) written as sums over the batch", "means over the batch",
+                  "keeps the loss comparable across batch sizes; a constant factor the learning rate absorbs")
+_OFFLINE = Departure("pre-training", "ImageNet weights", "SynthReID's source domain (reidbook.zoo.pretrained_backbone)",
+                     "ImageNet weights cannot be downloaded offline; the source domain is the stand-in")
+PRESETS = declare(
+    PRESETS, common=(_MEAN,),
+    quick=(_OFFLINE,
+           Departure("schedule", "x0.1 at epochs 40 and 60 of 80", "x0.1 at epoch 3 of 4", "scaled to 4 epochs")),
+    smoke=(_OFFLINE,
+           Departure("schedule", "x0.1 at epochs 40 and 60 of 80", "constant", "one epoch"),
+           Departure("P", "16 identities x 4 images (§4.1)", "8 x 4", "smoke's few identities"),
+           Departure("part stripes", "disjoint stripes of a 24-row map (384x128)",
+                     "3 stripes of a 4-row map (64x32) overlap under adaptive pooling",
+                     "smoke's input; a warning says so (reidbook.models.layers.stripes_overlap)")),
+)

@@ -13,6 +13,7 @@ last stride 1) and shrink width (¼, ⅛), input (192×64, 96×32), data and epo
 from __future__ import annotations
 
 from . import Preset
+from .departures import Departure, declare
 
 __all__ = ["PRESETS", "loss_specs", "LR_GROUPS"]
 
@@ -58,3 +59,23 @@ PRESETS = {
         notes="Smoke test: PCB at width 1/8, 96x32 (6x2 map, one row a stripe), one epoch on SynthReID smoke.",
     ),
 }
+
+# ------------------------------------------------------------------------------ departures, as data
+_PK = Departure("sampler", "64 images drawn at random (PCB §4.1)", "P x K identity-balanced batches",
+                "every trainer of the course draws P x K batches (reidbook.data.RandomIdentitySampler)")
+_TEST = Departure("test feature", "g, L2-normalised (the authors' resnet.py: out0 = x / ||x||)",
+                  "g as is, ranked by Euclidean distance", "the paper does not say; kept as the model's metric")
+_OFFLINE = Departure("pre-training", "ImageNet weights", "SynthReID's source domain (reidbook.zoo.pretrained_backbone)",
+                     "ImageNet weights cannot be downloaded offline; the source domain is the stand-in")
+_P8 = Departure("P", "batch 64", "8 identities x 4 images", "batch 32 for a CPU step")
+PRESETS = declare(
+    PRESETS, common=(_PK, _TEST),
+    quick=(_OFFLINE, _P8,
+           Departure("optimizer.lr", "0.1 new layers / 0.01 backbone", "0.05 new layers / 0.01 backbone",
+                     "a four-epoch run from a source-domain backbone was unstable at 0.1"),
+           Departure("schedule", "x0.1 at epoch 40 of 60", "x0.1 at epoch 3 of 4", "scaled to 4 epochs")),
+    smoke=(_OFFLINE, _P8,
+           Departure("optimizer.lr", "0.1 new layers / 0.01 backbone", "0.05 new layers / 0.01 backbone",
+                     "one epoch on random weights"),
+           Departure("schedule", "x0.1 at epoch 40 of 60", "constant", "one epoch")),
+)

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from ..profiles import PROFILES
 from .dare import PRESETS as _DARE
+from .departures import Departure
+
+_HEAD = Departure("member head", "not given (§5.3.1)", "DaRe's head (GAP, FC 1024 + BN + ReLU, FC 128)",
+                  "so that the ResNet-50 member differs from DaRe only by the missing intermediate heads and fusion")
 
 __all__ = ["PRESETS", "ENSEMBLE_ARCHS", "loss_specs"]
 
@@ -24,6 +28,7 @@ def loss_specs() -> list[dict]:
 def _member(profile: str):
     base = _DARE[profile]
     return base.replace(model="seq_ensemble", losses=loss_specs(), model_options={"arch": "resnet50"},
+                        departures=(*base.departures, _HEAD),
                         notes="Sequential-ensemble member (the paper's SE-ResNets, 004 §5.3.1) trained with DaRe's recipe: " + base.notes)
 
 
