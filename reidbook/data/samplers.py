@@ -2,7 +2,7 @@
 
 The batch-hard triplet loss (Hermans, Beyer & Leibe, "In Defense of the Triplet Loss", 2017, Sec. 2)
 needs every batch to hold P identities with K images each, so that each anchor has K-1 positives
-and (P-1)·K negatives in the batch. MGN (Sec. 4.2: P=4, K=4) and most baselines train this way.
+and (P-1)·K negatives in the batch. MGN (§4.1: P = 16, K = 4) and most baselines train this way.
 
 One epoch here:
 1. every identity's images are shuffled and cut into chunks of K (an identity with fewer than K
