@@ -212,19 +212,26 @@ def _check_pretrained_file(value: str) -> None:
         raise ValueError(f"--pretrained {path} is not a PyTorch weights file that can be loaded safely "
                          f"({type(exc).__name__}); give a .pth file written by torch.save(model.state_dict(), "
                          "path), or auto / source / imagenet / none") from None
-    if not isinstance(state, dict) or not _holds_tensors(state):
+    tensors = dict(_tensors(state)) if isinstance(state, dict) else {}
+    if not tensors:
         raise ValueError(f"--pretrained {path} holds no state dict of tensors (it holds a {type(state).__name__}); "
                          "give a .pth file written by torch.save(model.state_dict(), path)")
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise FloatingPointError(f"--pretrained {path} holds NaN or infinite values in {len(bad)} of {len(tensors)} "
+                                 f"tensors (e.g. {bad[0]}), so training from it cannot work; export the weights "
+                                 "again from a model that trained well, or use --pretrained auto")
 
 
-def _holds_tensors(obj: Any, depth: int = 0) -> bool:
+def _tensors(obj: Any, prefix: str = "", depth: int = 0):
+    """``(name, tensor)`` pairs of a (possibly nested, e.g. ``{"state_dict": ...}``) state dict."""
     import torch
 
     if torch.is_tensor(obj):
-        return True
-    if isinstance(obj, dict) and depth < 3:
-        return any(_holds_tensors(v, depth + 1) for v in obj.values())
-    return False
+        yield prefix.rstrip("."), obj
+    elif isinstance(obj, dict) and depth < 3:
+        for k, v in obj.items():
+            yield from _tensors(v, f"{prefix}{k}.", depth + 1)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -26,8 +26,10 @@ def budget_slider(ev, curve=None, rule: str = "margin", n_examples: int = 2, top
     import ipywidgets as W
 
     from .eval.anytime import ROUTINGS
-    from .viz.anytime import budget_view
+    from .viz.anytime import _check_view_args, budget_view
 
+    _check_budget_slider_args(ev, rule, n_examples, topk, steps, ROUTINGS)
+    _check_view_args(ev, float(ev.costs[0]), rule, n_examples, topk)
     lo, hi = float(ev.costs[0]) / 1e6, float(ev.costs[-1]) / 1e6
     slider = W.FloatSlider(value=(lo + hi) / 2, min=lo, max=hi, step=(hi - lo) / steps, description="budget (M)",
                            continuous_update=False, readout_format=".1f", layout=W.Layout(width="60%"))
@@ -38,6 +40,22 @@ def budget_slider(ev, curve=None, rule: str = "margin", n_examples: int = 2, top
 
     out = W.interactive_output(draw, {"budget_m": slider, "routing": choice})
     return W.VBox([W.HBox([slider, choice]), out])
+
+
+def _check_budget_slider_args(ev, rule, n_examples, topk, steps, routings) -> None:
+    """The budget slider's arguments, checked before any widget is built (ipywidgets' TraitError and a
+    division by ``steps`` would otherwise be the message)."""
+    import numpy as np
+
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"budget_slider: steps must be a whole number ≥ 1 (slider positions), got {steps!r}")
+    if rule not in routings:
+        raise ValueError(f"budget_slider: unknown routing rule {rule!r}; choose one of {', '.join(routings)}")
+    costs = np.asarray(getattr(ev, "costs", []), dtype=np.float64)
+    if costs.ndim != 1 or len(costs) < 2 or not np.all(np.isfinite(costs)) or not costs[-1] > costs[0]:
+        raise ValueError(f"budget_slider needs an anytime evaluation whose exits cost different amounts "
+                         f"(C_1 < C_S), got costs {costs.tolist()}; evaluate a model with several exits "
+                         "(e.g. DaRe; see reidbook.eval.anytime.AnytimeEval)")
 
 
 def pruning_slider(model, criteria=("l1", "l2", "fpgm", "simc", "nisp"), input_size=(128, 64), data=None,
