@@ -117,3 +117,50 @@ def test_negative_epochs_are_refused_before_any_work(start, capsys):
     args.epochs = 0
     with pytest.raises(ValueError, match="untrained model"):
         prune_scenario.main(args)
+
+
+def test_survey_table7_has_no_single_best_scenario():
+    """Chapter 06 said "scenario 1 is best for every method"; the survey's Table 7 has PSFP at C2 best in
+    scenario 3. The chapter now prints what the table says."""
+    from reidbook.prune.scenarios import survey_table
+    from reidbook.prune.verdicts import describe_scenarios, scenario_winners
+
+    win = scenario_winners(survey_table(7)).set_index(["method", "target"])["best"]
+    assert win[("PSFP", "C2")] == 3 and win[("L1", "C1")] == 1 and win[("Auto-Balanced", "C2")] == 1
+    lines = describe_scenarios(survey_table(7), source="survey: ")
+    assert lines[-1] == "survey: no scenario is best everywhere: the best is scenario 1 or 3 depending on method and target"
+    assert "survey: PSFP at C2: scenario 3 is best (S1 63.6, S2 65.0, S3 65.9)" in lines
+
+
+def test_chapter_06_verdicts_and_sentences_come_from_the_tables():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from reidbook.prune import C1
+    from reidbook.prune.report import StrategyReport
+    from reidbook.prune.verdicts import describe_latency, describe_strategy_internals, survey_claims
+    from reidbook.viz import pruning as vp
+
+    t5 = pd.DataFrame({"kind": ["network", "network", "pruned R50", "pruned R50"], "mAP": [50.0, 40.0, 45.0, 49.0],
+                       "params_M": [2.0, 1.0, 1.0, 1.2]}, index=["ResNet-50", "ResNet-18", "L1", "Taylor"])
+    cost = pd.DataFrame({"latency_ratio_b1": [1.0, 0.7, 0.8, 0.5], "macs_ratio": [1.0, 0.5, 0.49, 0.45]},
+                        index=["ResNet-50", "L1", "Taylor", "ResNet-18"])
+    sc = pd.DataFrame({"scenario": [1, 3], "method": ["l1", "l1"], "target": [round(C1, 3)] * 2, "mAP": [30.0, 35.0]})
+    t8 = pd.DataFrame({"mAP": [40.0, 39.0], "params_M": [1.0, 0.9], "MACs_M": [5.0, 5.0]},
+                      index=["PSFP + PCB (BFE, l2)", "PSFP + PCB (BFE + LC + FC, l2)"])
+    v = survey_claims(t5, {"auto": 30.0, None: 20.0}, cost, sc, t8, C1).set_index("survey's claim")["we agree"]
+    assert v["Table 5: the un-pruned ResNet-50 beats ResNet-18 (mAP)"]
+    assert not v["§5.1: L1 is the best or within 1 point of the best of the five methods"]  # 45 vs Taylor 49
+    assert not v["Table 7: scenario 1 is the best scenario for L1"]
+    assert v["Table 8: BFE + LC + FC has fewer parameters than BFE, same test MACs"]
+    lines = describe_latency(cost, "ResNet-50", ["L1", "Taylor"], ["ResNet-18"])
+    assert lines[0] == "the pruned models keep 0.490–0.500 of ResNet-50's multiply-adds"
+    assert "L1: MACs ×0.50, latency ×0.70 at batch 1 → 60 % of the MAC saving became speed" in lines
+    ab = StrategyReport("l1", (64, 32), 10, 5, 10, 5, "auto_balanced", 0.5,
+                        [{"step": 1, "weak_share_before": 0.2, "weak_share_after": 0.1}])
+    ps = StrategyReport("l2", (64, 32), 10, 5, 10, 5, "psfp", 0.5, [{"step": 1, "rate": 0.1}, {"step": 2, "rate": 0.3}])
+    text = describe_strategy_internals(ab, ps)
+    assert "0.2000 → 0.1000 (down by 50.00% of its value)" in text[0] and "0.100, 0.300" in text[1]
+    assert len(vp.plot_strategy_internals(ab, ps).axes) == 2

@@ -245,3 +245,46 @@ def test_pruning_slider_refuses_ranges_it_cannot_draw():
     box = pruning_slider(m, criteria="l1", input_size=SIZE, max_ratio=0.3, latency=False)
     slider = box.children[0].children[0]
     assert slider.max == 0.3 and slider.value == 0.3  # the default 0.5 is clipped into the range
+
+
+def test_chapter_05_helpers_generate_what_they_measure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import types
+
+    import pandas as pd
+
+    from reidbook.prune import count_steps, identical_by_construction, prune_iterative
+    from reidbook.prune.measure import describe_recovery, evaluation_subset, recovery
+    from reidbook.viz import pruning as vp
+
+    assert recovery(40.0, 45.0, 50.0) == pytest.approx(0.5)
+    assert describe_recovery(40.0, 49.0, 50.0).startswith("fine-tuning recovered most of what pruning cost")
+    assert describe_recovery(40.0, 42.0, 50.0).startswith("fine-tuning recovered part of")
+    assert "(20 % of the loss won back)" in describe_recovery(40.0, 42.0, 50.0)
+    assert describe_recovery(40.0, 39.0, 50.0).startswith("fine-tuning recovered none (it got worse)")
+    ds = types.SimpleNamespace(query=[("a", 3, 0), ("b", 1, 0), ("c", 2, 1)],
+                               gallery=[("d", 1, 1), ("e", 3, 1), ("f", 9, 0)])
+    sub = evaluation_subset(ds, 2)
+    assert [q[1] for q in sub.query] == [1, 2] and [g[1] for g in sub.gallery] == [1]
+    assert len(evaluation_subset(ds, None).gallery) == 3
+    with pytest.raises(ValueError, match="n_ids"):
+        evaluation_subset(ds, 0)
+    m = _model(50)
+    scores = {k: score_channels(m, k) for k in ("l1", "l2", "fpgm", "psfp", "auto_balanced")}
+    assert identical_by_construction(scores) == {"l1": ["auto_balanced"], "l2": ["psfp"]}
+    agree = vp.rank_agreement({k: scores[k] for k in ("l1", "l2", "fpgm")})
+    known = pd.DataFrame([[1.0, 0.9, 0.1], [0.9, 1.0, 0.3], [0.1, 0.3, 1.0]], index=["l1", "l2", "taylor"],
+                         columns=["l1", "l2", "taylor"])
+    assert vp.agreement_findings(known, top=1) == [
+        "most alike: l1 ~ l2 (ρ = 0.90)", "least alike: l1 ~ taylor (ρ = 0.10)",
+        "mean ρ within the weight criteria: 0.90 (1 pair)", "mean ρ between weight and data criteria: 0.20 (2 pairs)"]
+    fig = vp.plot_agreement(agree, aliases={"l1": ["auto_balanced"]})
+    assert fig.axes[0].get_yticklabels()[0].get_text() == "l1 (= auto_balanced)"
+    assert len(vp.score_distributions_grid(scores, ["l1", "fpgm"]).axes) == 2
+    df = pd.DataFrame({"method": ["l1", "l1"], "ratio": [0.3, 0.6], "MACs_ratio": [0.7, 0.4], "mAP": [40.0, 30.0],
+                       "mAP_finetuned": [float("nan"), 35.0]})
+    assert len(vp.plot_one_shot(df, 45.0).axes[0].lines) == 3  # circles, the fine-tuned square, the unpruned line
+    _, rep = prune_iterative(m, "l1", 0.6, step=0.1, input_size=SIZE)
+    assert count_steps(m, 0.6, 0.1, SIZE) == len(rep.iterations)  # uniform channels: the plan is exact

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..profiles import PROFILES
 from ..prune import METHODS, SCORERS, TRAINING_PROCEDURES, prune, save_pruned
 from ..prune.surgery import SCOPES
 
@@ -32,7 +33,7 @@ def _non_negative_int(text: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="baseline", help="zoo model name (default: baseline)")
-    parser.add_argument("--profile", default="quick", choices=["smoke", "quick", "full"])
+    parser.add_argument("--profile", default="quick", choices=PROFILES)
     parser.add_argument("--data", default="synth", help="synth or a data set name/path")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--method", default="l1", choices=list(METHODS),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..profiles import PROFILES
 from ..prune import METHODS, STRATEGIES
 from ..prune.scenarios import SCENARIOS, run_scenario
 from ..utils import atomic_write_json
@@ -32,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "Auto-Balanced, Play-and-Prune, PSFP, ThiNet and Channel Pruning layer-wise)")
     parser.add_argument("--target", type=float, default=0.5, help="fraction of multiply-adds kept (C1 0.5, C2 0.333)")
     parser.add_argument("--model", default="baseline")
-    parser.add_argument("--profile", default="quick", choices=["smoke", "quick", "full"])
+    parser.add_argument("--profile", default="quick", choices=PROFILES)
     parser.add_argument("--data", default="synth", help="target data: synth or a data set name/path")
     parser.add_argument("--epochs", type=_positive_int, default=1, help="(re)training epochs per stage (≥ 1)")
     parser.add_argument("--pretrain-epochs", type=_positive_int, default=1,

@@ -15,15 +15,17 @@ one-shot ``prune`` and the survey's strategies and design scenarios.
 * :mod:`.strategies` — how pruning is *done* (survey §3.4): once, iteratively, by regularisation, layer by
   layer with reconstruction, progressively soft while training, PCB → ``(model, StrategyReport)``;
 * :mod:`.scenarios` — the survey's four design scenarios (Fig. 2), source → target;
-* :mod:`.measure` — what the pruning slider shows: prune at a ratio and measure cost and latency.
+* :mod:`.measure` — what the pruning chapters measure: the slider's numbers, the evaluation subset, recovery;
+* :mod:`.verdicts` — the survey's conclusions checked against a run, and sentences generated from its tables.
 """
 from .api import check_one_shot, layer_sensitivity, prune
 from .report import CostReport, PruneReport, StrategyReport
 from .scoring import (DATA_METHODS, METHODS, SCORERS, TRAINING_PROCEDURES, WEIGHT_METHODS, Scorer, ScoringContext,
-                      distinct_methods, get_scorer, register_scorer, score_channels, unit_filters)
+                      distinct_methods, get_scorer, identical_by_construction, register_scorer, score_channels,
+                      unit_filters)
 from .selection import MacModel, select_channels, top_channels, uniform_widths
 from .strategies import (C1, C2, PCB_PARTS, SOFT_CRITERIA, STRATEGIES, auto_balanced_prune, default_strategy,
-                         holdout_split, pcb_head_units, play_and_prune, progressive_soft_prune, prune_iterative,
+                         count_steps, holdout_split, pcb_head_units, play_and_prune, progressive_soft_prune, prune_iterative,
                          prune_layerwise, prune_once, prune_pcb)
 from .surgery import (PruneUnit, apply_selection, find_units, harden, load_pruned, prune_bottleneck, save_pruned,
                       soft_prune_units, unit_widths, zeroed_channels)
@@ -31,12 +33,12 @@ from .training import finetune, train_with_penalty
 
 __all__ = [
     "METHODS", "WEIGHT_METHODS", "DATA_METHODS", "TRAINING_PROCEDURES", "SCORERS", "Scorer", "ScoringContext",
-    "register_scorer", "get_scorer", "distinct_methods", "unit_filters", "score_channels",
+    "register_scorer", "get_scorer", "distinct_methods", "identical_by_construction", "unit_filters", "score_channels",
     "prune", "check_one_shot", "select_channels", "top_channels", "uniform_widths", "MacModel",
     "CostReport", "PruneReport", "StrategyReport", "layer_sensitivity", "finetune", "train_with_penalty",
     "PruneUnit", "find_units", "apply_selection", "prune_bottleneck",
     "harden", "soft_prune_units", "zeroed_channels", "unit_widths", "save_pruned", "load_pruned",
-    "C1", "C2", "SOFT_CRITERIA", "STRATEGIES", "default_strategy", "prune_once", "prune_iterative",
+    "C1", "C2", "SOFT_CRITERIA", "STRATEGIES", "default_strategy", "prune_once", "prune_iterative", "count_steps",
     "progressive_soft_prune", "auto_balanced_prune", "play_and_prune", "holdout_split", "prune_layerwise",
     "prune_pcb", "pcb_head_units", "PCB_PARTS",
 ]

@@ -51,3 +51,37 @@ def pruning_numbers(model: nn.Module, criterion: str, ratio: float, input_size=(
         if near:
             nums["mAP"] = float(min(near)[1])
     return nums
+
+
+def evaluation_subset(dataset, n_ids: int | None):
+    """The test split restricted to its first ``n_ids`` query identities (their queries and gallery images;
+    distractors and other gallery identities are left out) — how the pruning chapters fit many evaluations into
+    a laptop budget. ``None``: the whole test split, distractors included. Returns an object with ``.query`` and
+    ``.gallery`` (what :func:`reidbook.eval.evaluate_model` reads)."""
+    import types
+
+    if n_ids is None:
+        return types.SimpleNamespace(query=list(dataset.query), gallery=list(dataset.gallery))
+    if isinstance(n_ids, bool) or not isinstance(n_ids, int) or n_ids < 1:
+        raise ValueError(f"n_ids must be a positive number of identities or None (all), got {n_ids!r}")
+    keep = set(sorted({pid for _, pid, _ in dataset.query})[:n_ids])
+    return types.SimpleNamespace(query=[q for q in dataset.query if q[1] in keep],
+                                 gallery=[g for g in dataset.gallery if g[1] in keep])
+
+
+def recovery(pruned: float, finetuned: float, unpruned: float) -> float:
+    """The share of the metric lost by pruning that fine-tuning won back: ``(finetuned − pruned) / (unpruned −
+    pruned)`` (1 = all of it, 0 = none, < 0 = worse than before; ``nan`` when pruning lost nothing)."""
+    lost = unpruned - pruned
+    return float("nan") if abs(lost) < 1e-12 else (finetuned - pruned) / lost
+
+
+def describe_recovery(pruned: float, finetuned: float, unpruned: float, what: str = "mAP") -> str:
+    """One sentence, generated from the numbers, saying how much of the pruning loss fine-tuning recovered."""
+    r = recovery(pruned, finetuned, unpruned)
+    if r != r:
+        return f"pruning did not change the {what} ({pruned:.1f}), so there was nothing to recover"
+    word = ("all" if r >= 0.95 else "most" if r > 0.5 else "about half" if r >= 0.45 else "part" if r > 0.05
+            else "none" if r >= -0.05 else "none (it got worse)")
+    return (f"fine-tuning recovered {word} of what pruning cost: {what} {pruned:.1f} after the cut → {finetuned:.1f} "
+            f"after fine-tuning, {unpruned:.1f} unpruned ({100 * r:.0f} % of the loss won back)")

@@ -29,6 +29,7 @@ from .surgery import PruneUnit, find_resnets, find_units
 
 __all__ = ["Scorer", "ScoringContext", "SCORERS", "register_scorer", "get_scorer", "check_method", "score_channels",
            "unit_filters", "METHODS", "WEIGHT_METHODS", "DATA_METHODS", "TRAINING_PROCEDURES", "distinct_methods",
+           "identical_by_construction",
            "STRATEGY_FUNCTIONS"]
 
 # The strategies of the survey's Table 2 ("strategy" column) and the function that runs each.
@@ -134,6 +135,18 @@ def distinct_methods(methods=None) -> list[str]:
     """``methods`` (default: all) without those whose scores equal another's by construction (``same_as``)."""
     methods = list(SCORERS) if methods is None else list(methods)
     return [m for m in methods if SCORERS[m].same_as is None or SCORERS[m].same_as not in methods]
+
+
+def identical_by_construction(methods=None) -> dict[str, list[str]]:
+    """``{shown method: [methods whose scores equal it by construction]}`` among ``methods`` (default: all), for
+    labelling a comparison of criteria (e.g. ``{"l1": ["auto_balanced", "play_and_prune"], "l2": ["psfp"]}``)."""
+    methods = list(SCORERS) if methods is None else list(methods)
+    out: dict[str, list[str]] = {}
+    for m in methods:
+        same = SCORERS[m].same_as
+        if same is not None and same in methods:
+            out.setdefault(same, []).append(m)
+    return out
 
 
 def unit_filters(modules: dict[str, nn.Module], unit: PruneUnit) -> torch.Tensor:

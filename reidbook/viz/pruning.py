@@ -1,8 +1,9 @@
 """Figures for channel pruning (paper 003, chapter 05). Pure functions: data in, figure/table out.
 
-* :func:`score_distributions` — each criterion's channel scores, layer by layer;
-* :func:`rank_agreement` / :func:`plot_agreement` — how much two criteria agree on *which* channels
-  matter (Spearman rank correlation per layer, averaged) as a heat map;
+* :func:`score_distributions` / :func:`score_distributions_grid` — each criterion's channel scores, layer by layer;
+* :func:`rank_agreement` / :func:`plot_agreement` / :func:`agreement_findings` — how much two criteria agree on
+  *which* channels matter (Spearman rank correlation per layer, averaged) as a heat map and as sentences;
+* :func:`plot_one_shot` — one-shot pruning's mAP against multiply-adds, with and without fine-tuning;
 * :func:`plot_widths` — per-layer widths before/after pruning;
 * :func:`plot_sensitivity` — Li et al.'s one-layer-at-a-time sensitivity scan;
 * :func:`plot_macs_vs_latency` — why 2× fewer multiply-adds is not 2× faster;
@@ -13,7 +14,8 @@ Chapter 06 (strategies, scenarios, PCB):
 * :func:`plot_tradeoff` — the survey's Fig. 3: accuracy vs multiply-adds and vs parameters, networks and
   pruned models side by side (top left is best);
 * :func:`plot_reconstruction` — layer-wise pruning's reconstruction error per unit, plain vs least squares;
-* :func:`plot_strategy_curves` — what happens during a strategy (PSFP's rate, Auto-Balanced's weak share);
+* :func:`plot_strategy_curves` / :func:`plot_strategy_internals` — what happens during a strategy (PSFP's rate,
+  Auto-Balanced's weak share);
 * :func:`plot_scenarios` — the design scenarios' accuracy per method (Tables 6–7).
 """
 from __future__ import annotations
@@ -21,7 +23,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["short_name", "score_distributions", "rank_agreement", "plot_agreement", "plot_widths",
+__all__ = ["short_name", "score_distributions", "score_distributions_grid", "rank_agreement", "plot_agreement",
+           "agreement_findings", "plot_one_shot", "plot_strategy_internals", "plot_widths",
            "plot_sensitivity", "plot_macs_vs_latency", "plot_pruning", "plot_tradeoff", "plot_reconstruction",
            "plot_strategy_curves", "plot_scenarios"]
 
@@ -114,6 +117,64 @@ def plot_agreement(matrix, title: str = "criteria agreement (mean Spearman ρ ov
     if aliases:
         title += "\n(= …: scores identical by construction, not shown as rows)"
     ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def agreement_findings(matrix, top: int = 3) -> list[str]:
+    """Sentences generated from a :func:`rank_agreement` matrix (so a chapter states only what it measured):
+    the ``top`` most and least agreeing pairs, and the mean ρ within the weight criteria, within the data
+    criteria and between the two groups (groups from the scorer registry's ``needs``)."""
+    from ..prune.scoring import SCORERS
+
+    names = list(matrix.index)
+    pairs = sorted(((float(matrix.loc[a, b]), a, b) for i, a in enumerate(names) for b in names[i + 1:]), reverse=True)
+    out = []
+    if pairs:
+        out.append("most alike: " + "; ".join(f"{a} ~ {b} (ρ = {r:.2f})" for r, a, b in pairs[:top]))
+        out.append("least alike: " + "; ".join(f"{a} ~ {b} (ρ = {r:.2f})" for r, a, b in pairs[::-1][:top]))
+    kind = {m: ("weights" if SCORERS[m].needs == "weights" else "data") if m in SCORERS else None for m in names}
+
+    def mean(sel):
+        vals = [r for r, a, b in pairs if sel(kind[a], kind[b])]
+        return (sum(vals) / len(vals), len(vals)) if vals else (None, 0)
+
+    for label, sel in (("within the weight criteria", lambda x, y: x == y == "weights"),
+                       ("within the data criteria", lambda x, y: x == y == "data"),
+                       ("between weight and data criteria", lambda x, y: {x, y} == {"weights", "data"})):
+        m, n = mean(sel)
+        if m is not None:
+            out.append(f"mean ρ {label}: {m:.2f} ({n} pair{'s' if n > 1 else ''})")
+    return out
+
+
+def score_distributions_grid(scores_by_method: dict, methods, normalise: bool = True):
+    """:func:`score_distributions` of several criteria stacked on shared layer axes (one panel a criterion)."""
+    import matplotlib.pyplot as plt
+
+    methods = list(methods)
+    fig, axes = plt.subplots(len(methods), 1, figsize=(11, 2.7 * len(methods)), sharex=True, squeeze=False)
+    for ax, method in zip(axes[:, 0], methods):
+        score_distributions(scores_by_method[method], method, normalise=normalise, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def plot_one_shot(df, unpruned: float, metric: str = "mAP"):
+    """One-shot pruning: ``df[metric]`` (no fine-tuning, circles) and ``df[metric + "_finetuned"]`` (squares) against
+    ``df["MACs_ratio"]``, one line per ``df["method"]``; the unpruned value as a horizontal line."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ft = f"{metric}_finetuned"
+    for method, g in df.groupby("method", sort=False):
+        ax.plot(g["MACs_ratio"], g[metric], "o-", label=f"{method} (no fine-tuning)")
+        if ft in g and g[ft].notna().any():
+            ax.plot(g["MACs_ratio"], g[ft], "s", ms=8, label=f"{method} + short fine-tuning")
+    ax.axhline(unpruned, color="k", lw=0.8, label="unpruned")
+    ax.set_xlabel("multiply-adds kept (fraction)")
+    ax.set_ylabel(f"{metric} (%)")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -269,10 +330,35 @@ def plot_strategy_curves(curves: dict, xlabel: str = "epoch", ylabel: str = "", 
     return fig if fig is not None else ax.figure
 
 
+def plot_strategy_internals(auto_balanced, psfp):
+    """What happened inside two strategies, from their reports' ``iterations``: Auto-Balanced's weak set's share of
+    the ℓ1 mass before/after each regularised epoch (Eq. 7–10), and PSFP's rate applied after each epoch next to
+    the schedule of Eq. (11) that ends at the same goal."""
+    import matplotlib.pyplot as plt
+
+    from ..prune.criteria import psfp_rate
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.3))
+    ab = [r for r in auto_balanced.iterations if "weak_share_before" in r]
+    if ab:
+        plot_strategy_curves({"weak set's share of ℓ1 mass": ([0] + [r["step"] for r in ab],
+                                                              [ab[0]["weak_share_before"]] + [r["weak_share_after"] for r in ab])},
+                             "epoch", "share", "Auto-Balanced (Eq. 7–10)", ax=a1)
+    ps = psfp.iterations
+    if ps:
+        goal = ps[-1]["rate"]
+        xs = [i / 10 for i in range(0, 10 * len(ps) + 1)]
+        plot_strategy_curves({"Eq. (11) schedule": (xs, [psfp_rate(x, goal, len(ps)) for x in xs]),
+                              "rate applied": ([r["step"] for r in ps], [r["rate"] for r in ps])},
+                             "epoch", "fraction of filters zeroed", "PSFP (Eq. 11–12)", ax=a2)
+    fig.tight_layout()
+    return fig
+
+
 def plot_scenarios(df, value: str = "mAP", title: str = ""):
     """Grouped bars of ``df[value]`` per design scenario (x) and method (colour); ``df`` has columns
     ``scenario``, ``method`` and ``value`` (optionally ``target`` — one panel per target, e.g. C1 and C2).
-    Look for: which scenario keeps the most accuracy for each method (the survey: scenario 1)."""
+    Look for: which scenario keeps the most accuracy for each method."""
     import matplotlib.pyplot as plt
 
     targets = sorted(df["target"].unique(), reverse=True) if "target" in df else [None]

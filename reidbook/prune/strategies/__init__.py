@@ -20,14 +20,14 @@ each criterion is the registry's ``Scorer.strategy`` (:func:`default_strategy`).
 from ..scoring import SCORERS, STRATEGY_FUNCTIONS
 from ..training import train_with_penalty
 from .common import C1, C2, check_target
-from .iterative import prune_iterative
+from .iterative import count_steps, prune_iterative
 from .one_shot import prune_once
 from .pcb import PCB_PARTS, pcb_head_units, prune_pcb
 from .reconstruction import RECONSTRUCTIONS, conv_samples, lasso_path_scores, prune_layerwise, relative_error
 from .regularisation import BalancedPenalty, auto_balanced_prune, holdout_split, play_and_prune, weak_share
 from .soft import SOFT_CRITERIA, harden_units, progressive_soft_prune, soft_prune_step
 
-__all__ = ["C1", "C2", "check_target", "STRATEGIES", "default_strategy", "prune_once", "prune_iterative",
+__all__ = ["C1", "C2", "check_target", "STRATEGIES", "default_strategy", "prune_once", "prune_iterative", "count_steps",
            "auto_balanced_prune", "play_and_prune", "BalancedPenalty", "weak_share", "holdout_split",
            "prune_layerwise", "RECONSTRUCTIONS", "conv_samples", "lasso_path_scores", "relative_error",
            "progressive_soft_prune", "soft_prune_step", "harden_units", "SOFT_CRITERIA",

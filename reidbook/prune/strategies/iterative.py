@@ -13,7 +13,7 @@ from ..scoring import get_scorer
 from ..surgery import find_units
 from .common import C1, check_target, retrain
 
-__all__ = ["prune_iterative"]
+__all__ = ["prune_iterative", "count_steps"]
 
 
 def prune_iterative(model: nn.Module, method: str, target_macs: float = C1, step: float = 0.05, dataset=None,
@@ -69,3 +69,30 @@ def prune_iterative(model: nn.Module, method: str, target_macs: float = C1, step
                                params_after=count_params(cur), macs_before=base_macs,
                                macs_after=count_macs(cur, input_size), strategy="iterative", target_macs=target,
                                iterations=records)
+
+
+def count_steps(model: nn.Module, target_macs: float, step: float = 0.05, input_size=(256, 128),
+                scope: str = "bottleneck") -> int:
+    """How many iterations :func:`prune_iterative` needs to reach ``target_macs`` with steps of ``step`` when the
+    channels go uniformly (no pruning done: the widths are simulated on :class:`~reidbook.prune.MacModel`). A
+    method that ranks across units (Taylor) removes the same number of channels per step, so its count is close.
+    Use it to split a training budget over the steps."""
+    from ..selection import MacModel, uniform_widths
+
+    target = check_target(target_macs)
+    units = find_units(model, scope)
+    mm = MacModel(model, units, input_size)
+
+    class _Unit:  # a unit's name and current width, as uniform_widths reads them
+        def __init__(self, name, channels):
+            self.name, self.channels = name, channels
+
+    cur = [_Unit(u.name, u.channels) for u in units]
+    for i in range(1, 10_000):
+        n_now = sum(u.channels for u in cur)
+        ratio = max(step, 1.0 / n_now) if round(step * n_now) < 1 else step
+        widths = uniform_widths(cur, ratio, rounding="total")
+        if mm.macs(widths) <= target * mm.base or widths == {u.name: u.channels for u in cur}:
+            return i
+        cur = [_Unit(u.name, widths[u.name]) for u in cur]
+    raise RuntimeError("count_steps: no convergence")
