@@ -140,27 +140,33 @@ def _train_and_score(model: nn.Module, ds, view: View, preset, device, seed: int
 # ----------------------------------------------------------------------------------------------
 # Step 1
 # ----------------------------------------------------------------------------------------------
-def train_teacher(view: str, profile: str = "quick", data: str = "synth", seed: int = 0, device="auto") -> Trained:
-    """The teacher of ``view`` (cached as zoo kind ``fd_teacher``), scored on its view of query/gallery."""
+def _view_network(kind: str, preset, view: View, config: dict, profile: str, data: str, seed: int, device,
+                  desc: str) -> Trained:
+    """Train-or-load one network of Fig. 2 (a teacher, or the initial student) of ``preset`` on ``view``:
+    built with its backbone initialisation (:func:`_pretrained`), trained, scored on its view, cached."""
     from ..models import build_model
 
+    ds = dataset(profile, data, seed)
+
+    def build(pretrained=None):
+        return build_model(preset.model, ds.num_train_pids, profile=profile, pretrained=pretrained,
+                           **preset.model_options)
+
+    def train():
+        say(f"[fd] training the {desc} ({preset.model_options['arch']}, {view.height}x{view.width})")
+        pre = _pretrained(profile, preset.model_options["arch"], preset.model_options["width"], seed, device)
+        return _train_and_score(build(pre), ds, view, preset, device, seed, entry_dir(kind, config), desc)
+
+    return _cached_model(kind, config, build, train)
+
+
+def train_teacher(view: str, profile: str = "quick", data: str = "synth", seed: int = 0, device="auto") -> Trained:
+    """The teacher of ``view`` (cached as zoo kind ``fd_teacher``), scored on its view of query/gallery."""
     preset = teacher_preset(view, profile)
     (v,) = views_for(profile, [view])
     config = {**_base_config(profile, data, seed, settings=False), "view": v.to_dict(),
               "pretrained": fd_settings(profile).pretrained, "preset": preset.to_dict()}
-    ds = dataset(profile, data, seed)
-
-    def build(pretrained=None):
-        return build_model("fd_teacher", ds.num_train_pids, profile=profile, pretrained=pretrained,
-                           **preset.model_options)
-
-    def train():
-        say(f"[fd] training the {view} teacher ({preset.model_options['arch']}, {v.height}x{v.width})")
-        pre = _pretrained(profile, preset.model_options["arch"], preset.model_options["width"], seed, device)
-        return _train_and_score(build(pre), ds, v, preset, device, seed,
-                                entry_dir("fd_teacher", config), f"teacher {view}")
-
-    return _cached_model("fd_teacher", config, build, train)
+    return _view_network("fd_teacher", preset, v, config, profile, data, seed, device, f"teacher {view}")
 
 
 def train_teachers(views: Sequence[str] = VIEW_NAMES, profile: str = "quick", data: str = "synth", seed: int = 0,
@@ -187,25 +193,11 @@ def prepare_teachers(profile: str = "quick", data: str = "synth", seed: int = 0,
 
 def initial_student(profile: str = "quick", data: str = "synth", seed: int = 0, device="auto") -> Trained:
     """The initial holistic student (cached as ``fd_student_initial``): the student *without* FD."""
-    from ..models import build_model
-
     preset = student_preset(profile)
     config = {**_base_config(profile, data, seed, settings=False), "pretrained": fd_settings(profile).pretrained,
               "preset": preset.to_dict()}
-    ds = dataset(profile, data, seed)
     (v,) = views_for(profile, ["holistic"])
-
-    def build(pretrained=None):
-        return build_model("fd_student", ds.num_train_pids, profile=profile, pretrained=pretrained,
-                           **preset.model_options)
-
-    def train():
-        say(f"[fd] training the initial student {preset.model_options['arch']}")
-        pre = _pretrained(profile, preset.model_options["arch"], preset.model_options["width"], seed, device)
-        return _train_and_score(build(pre), ds, v, preset, device, seed,
-                                entry_dir("fd_student_initial", config), "initial student")
-
-    return _cached_model("fd_student_initial", config, build, train)
+    return _view_network("fd_student_initial", preset, v, config, profile, data, seed, device, "initial student")
 
 
 # ----------------------------------------------------------------------------------------------
