@@ -200,6 +200,41 @@ def measure_latency(config: dict, ctx: RunContext) -> dict:
             "trained_now": None}
 
 
+def _epoch_images(profile: str, data: str, seed: int, preset) -> int:
+    """Images one training epoch of ``preset`` shows (P×K batches of the data set's training split)."""
+    from .. import zoo
+    from ..engine.recipe import preset_loader
+
+    return len(preset_loader(zoo.dataset(profile, data, seed).train, preset, seed=seed)) * preset.batch_size
+
+
+def measure_prune(config: dict, ctx: RunContext) -> dict:
+    """The pruning survey's design scenario ``options["scenario"]`` (Fig. 2) with ``options["method"]``
+    (strategy ``options.get("strategy", "auto")``: the survey's pairing) to ``options["target"]``
+    (``"C1"``: ½ of the multiply-adds, ``"C2"``: ⅓), through ``reidbook.prune.scenarios.run_scenario``,
+    starting from the zoo's cached source-domain backbone (the initialisation the zoo's target models
+    start from) and fine-tuning ``options.get("epochs", preset.epochs)`` epochs with the model's preset.
+
+    ``images_seen`` counts the target-domain training of scenario 1 (one fine-tuning of ``epochs`` epochs:
+    the same as a zoo model trained with the preset); the pruning stage's training on the source domain is
+    not counted. Other scenarios have more target stages by design (``None``: not compared)."""
+    from ..presets import get_preset
+    from ..prune import C1, C2
+    from ..prune.scenarios import run_scenario
+
+    o = config["options"]
+    preset = get_preset(config["model"], ctx.profile)
+    epochs = int(o.get("epochs", preset.epochs))
+    scenario = int(o.get("scenario", 1))
+    _, rep = run_scenario(scenario, o.get("method", "l1"), {"C1": C1, "C2": C2}[o.get("target", "C1")], ctx.profile,
+                          model=config["model"], strategy=o.get("strategy", "auto"), epochs=epochs, data=ctx.data,
+                          start="source", device=ctx.device, seed=ctx.seed)
+    seen = epochs * _epoch_images(ctx.profile, ctx.data, ctx.seed, preset) if scenario == 1 else None
+    return {"metrics": {"mAP": rep["mAP"], "rank1": rep["rank1"], "macs_ratio": rep["macs_ratio"],
+                        "params_M": rep["params_after"] / 1e6},
+            "images_seen": seen, "train_seconds": None, "trained_now": True}
+
+
 MEASURES: dict[str, Callable[[dict, RunContext], dict]] = {
     "zoo": measure_zoo,
     "dare_embeddings": measure_dare_embeddings,
@@ -208,6 +243,7 @@ MEASURES: dict[str, Callable[[dict, RunContext], dict]] = {
     "fd": measure_fd,
     "paper_params": measure_paper_params,
     "latency": measure_latency,
+    "prune": measure_prune,
 }
 
 
