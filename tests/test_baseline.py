@@ -131,13 +131,13 @@ def test_baseline_loss_goes_down(kind):
     pids = torch.arange(4).repeat_interleave(4)
     opt = torch.optim.Adam(m.parameters(), lr=1e-3)
     losses = []
-    for _ in range(8):
+    for _ in range(12):  # averages over 3 steps of one fixed batch: not a knife-edge on another CPU
         total, parts = crit(m(x), pids)
         opt.zero_grad()
         total.backward()
         opt.step()
         losses.append(total.item())
-    assert losses[-1] < losses[0]
+    assert sum(losses[-3:]) < 0.85 * sum(losses[:3]), losses
 
 
 def test_loss_specs_unknown():

@@ -124,14 +124,14 @@ def test_training_lowers_the_loss():
     crit = build_criterion(loss_specs(True))
     opt = torch.optim.Adam(m.parameters(), lr=1e-3)
     x, pids = torch.randn(8, 3, 64, 32), torch.arange(4).repeat_interleave(2)
-    first = None
-    for _ in range(8):
+    losses = []
+    for _ in range(12):  # one fixed batch: averages of 3 steps, a margin far above cross-CPU noise
         loss, _ = crit(m(x), pids)
-        first = float(loss.detach()) if first is None else first
+        losses.append(float(loss.detach()))
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(loss.detach()) < first
+    assert sum(losses[-3:]) < 0.5 * sum(losses[:3]), losses
     assert m.fusion_weights.grad is not None
 
 

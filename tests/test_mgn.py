@@ -200,13 +200,13 @@ def test_a_few_sgd_steps_lower_the_loss():
     opt = torch.optim.SGD(m.parameters(), lr=0.003, momentum=0.9, weight_decay=5e-4)
     x, y = pk_batch()
     losses = []
-    for _ in range(12):
+    for _ in range(24):  # 12 steps left a 6 % margin on a wandering trajectory: averages over 4 steps now
         loss, _ = crit(m(x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
-    assert max(losses[-3:]) < 0.92 * losses[0]
+        losses.append(float(loss.detach()))
+    assert sum(losses[-4:]) < 0.85 * sum(losses[:4]), losses
 
 
 def test_registry_options_and_errors():
