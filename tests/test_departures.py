@@ -88,3 +88,18 @@ def test_departures_table_and_zoo_key():
     assert "departures" not in p.to_dict()  # documentation: editing it retrains nothing
     with pytest.raises(KeyError, match="unknown profiles"):
         declare({"full": p}, quick=())
+
+
+@pytest.mark.parametrize("chapter", ["02_mgn", "03_graftednet", "04_factorized_distillation", "07_dare"])
+def test_chapters_print_their_departures_and_do_not_cite_design(chapter):
+    """Each model chapter shows its preset's departures in its settings section (a cell calling
+    ``departures_table`` before the first training), and cites no DESIGN.md (a learner does not have it)."""
+    import json
+    from pathlib import Path
+
+    nb = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / f"{chapter}.ipynb").read_text())
+    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    shows = [i for i, s in enumerate(code) if "departures_table(" in s]
+    trains = [i for i, s in enumerate(code) if "zoo.get(" in s or "train_teachers(" in s or "initial_student(" in s]
+    assert shows and (not trains or shows[0] < trains[0]), chapter
+    assert not any("DESIGN.md" in "".join(c["source"]) for c in nb["cells"]), chapter
