@@ -77,3 +77,23 @@ def test_claims_end_to_end_in_smoke_and_resume(tmp_path, counted, capsys, monkey
     assert main(["claims", "--table", "--profile", "smoke", "--out", str(out)]) == 0
     table = capsys.readouterr().out
     assert table.count("| `baseline.") == 2 and "75 vs 71.4" in table
+
+
+def test_jobs_run_in_parallel_processes_with_their_share_of_threads(tmp_path, monkeypatch):
+    """``--jobs 2``: runs go to two spawned processes, each with cores // 2 threads (a parameter count:
+    no training, so the test costs the processes' start-up only)."""
+    from reidbook.claims import get_claim, run_claims, runner
+    from reidbook.cli import threads_per_job
+
+    monkeypatch.setattr(runner, "runs_dir", lambda profile: tmp_path / "runs" / profile)
+    claim = get_claim("graftednet.vs_resnet50_params")
+    ledger = run_claims("smoke", seeds=2, jobs=2, claims=[claim], out=tmp_path / "p.json", command="test")
+    runs = list(ledger["runs"].values())
+    assert len(runs) == 4
+    # the first run of each seed runs alone (it would train the seed's shared pre-training), the rest in workers
+    assert sum(r["threads"] == threads_per_job(2) for r in runs) >= 2
+    assert ledger["provenance"]["jobs"] == 2 and ledger["provenance"]["threads_per_job"] == threads_per_job(2)
+    c = ledger["claims"][claim.id]
+    assert c["verdict"]["verdict"] == "reproduced" and c["verdict"]["se"] == 0.0   # a count: no spread
+    assert c["configs"][0]["values"] == pytest.approx([c["configs"][0]["values"][0]] * 2)
+    assert c["configs"][0]["mean"] == pytest.approx(4.59, abs=0.02)                # GraftedNet, DESIGN.md
