@@ -352,3 +352,27 @@ def test_conv4_1_names_one_stage_in_fd_and_mgn():
     assert "``res_conv4_1`` (torchvision ``layer3[0]``)" in flat["reidbook.models.mgn"]
     assert "``res_conv4_1`` = torchvision ``layer3[0]``" in flat["reidbook.models.fd"]
     assert "**conv5_1** (torchvision ``layer4[0]``)" in flat["reidbook.models.fd"]
+
+
+def test_fd_networks_start_from_the_seed_not_from_what_ran_before(smoke_root, monkeypatch):
+    """A teacher's (and the initial student's) fresh heads are drawn after seeding: two runs in different
+    global RNG states build the same network (they did not, so a teacher depended on what the process had
+    trained or loaded before it)."""
+    from reidbook.distill import pipeline as pl
+
+    built = []
+
+    def capture(model, *a, **kw):
+        built.append({k: v.clone() for k, v in model.state_dict().items()})
+        return {"model": model, "metrics": {}, "history": []}
+
+    monkeypatch.setattr(pl, "cached", lambda kind, config, train_fn, **kw: train_fn())  # always "train"
+    monkeypatch.setattr(pl, "_train_and_score", capture)
+    for state in (1, 2):
+        torch.manual_seed(state)
+        pl.train_teacher("up1", "smoke", device="cpu")
+        torch.manual_seed(state)
+        pl.initial_student("smoke", device="cpu")
+    assert len(built) == 4
+    for a, b in ((built[0], built[2]), (built[1], built[3])):
+        assert all(torch.equal(a[k], b[k]) for k in a)

@@ -155,6 +155,7 @@ def _view_network(kind: str, preset, view: View, config: dict, profile: str, dat
     def train():
         say(f"[fd] training the {desc} ({preset.model_options['arch']}, {view.height}x{view.width})")
         pre = _pretrained(profile, preset.model_options["arch"], preset.model_options["width"], seed, device)
+        seed_everything(seed)  # the heads' initial weights, whatever ran (or was loaded) before in this process
         return _train_and_score(build(pre), ds, view, preset, device, seed, entry_dir(kind, config), desc)
 
     return _cached_model(kind, config, build, train)
@@ -270,6 +271,7 @@ def distilled_student(profile: str = "quick", data: str = "synth", seed: int = 0
         student = build(branches=False)
         student.load_state_dict(initial.model.state_dict())  # §3.6: initialised from the initial student
         vs = views_for(profile, views)
+        seed_everything(seed)  # the branches' initial weights, whatever ran before in this process
         if use:
             from ..models.fd import FEATSEL_CHANNELS, scaled_dim
 
