@@ -64,7 +64,7 @@ def _models_of(claims: Iterable) -> list[str]:
         for cfg in c.configs:
             if cfg.measure == "fd":
                 names.add("fd")
-            elif cfg.measure in ("zoo", "dare_embeddings", "dare_routing", "anytime", "prune"):
+            elif cfg.measure in ("zoo", "dare_embeddings", "dare_routing", "anytime", "prune", "ensemble"):
                 names.add(cfg.model)
         if c.budget_from:
             names.add(c.budget_from)

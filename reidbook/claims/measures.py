@@ -200,6 +200,38 @@ def measure_latency(config: dict, ctx: RunContext) -> dict:
             "trained_now": None}
 
 
+def measure_ensemble(config: dict, ctx: RunContext) -> dict:
+    """An ensemble of separately trained networks (MGN §4.4 "Multiple branch vs Multiple networks", Table 5's
+    G+P2+P3): ``zoo.get(model, **member)`` for each of ``options["members"]`` (overrides), every query and
+    gallery image embedded by each (flip-averaged, L2-normalised), the embeddings concatenated and ranked by
+    Euclidean distance. ``images_seen`` sums the members' (they are trained one by one)."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from .. import zoo
+    from ..data import ImageDataset, build_transforms
+    from ..engine import extract_features
+    from ..eval import evaluate_features, scalar_metrics
+
+    over = config["overrides"]
+    got = [_zoo_get(config["model"], ctx, {**over, **member}) for member in config["options"]["members"]]
+    ds = zoo.dataset(ctx.profile, ctx.data, ctx.seed)
+    feats = {"query": [], "gallery": []}
+    for entry, _ in got:
+        tf = build_transforms(entry.preset.height, entry.preset.width, is_train=False)
+        for split in feats:
+            loader = DataLoader(ImageDataset(getattr(ds, split), tf), batch_size=64)
+            f, pids, cams = extract_features(entry.model, loader, device=ctx.device, flip=True, normalize=True)
+            feats[split].append((torch.as_tensor(f), pids, cams))
+    (qf, q_pids, q_cams), (gf, g_pids, g_cams) = [
+        (torch.cat([f for f, _, _ in feats[s]], dim=1), feats[s][0][1], feats[s][0][2]) for s in ("query", "gallery")]
+    metrics = scalar_metrics(evaluate_features(qf, gf, q_pids, g_pids, q_cams, g_cams))
+    seen = [images_seen(e.history) for e, _ in got]
+    return {"metrics": {k: float(v) for k, v in metrics.items()}, "images_seen": None if None in seen else sum(seen),
+            "train_seconds": sum(e.metrics.get("train_seconds", 0.0) for e, _ in got),
+            "trained_now": None if any(n is None for _, n in got) else any(n for _, n in got)}
+
+
 def _epoch_images(profile: str, data: str, seed: int, preset) -> int:
     """Images one training epoch of ``preset`` shows (P×K batches of the data set's training split)."""
     from .. import zoo
@@ -244,6 +276,7 @@ MEASURES: dict[str, Callable[[dict, RunContext], dict]] = {
     "paper_params": measure_paper_params,
     "latency": measure_latency,
     "prune": measure_prune,
+    "ensemble": measure_ensemble,
 }
 
 

@@ -43,7 +43,7 @@ from .verdict import LEVEL, summarize, verdict
 
 __all__ = ["run_claims", "plan_runs", "runs_dir", "select_claims", "settings_of", "cpu_model", "threads_per_job"]
 
-_TRAINING_MEASURES = ("zoo", "dare_embeddings", "dare_routing", "anytime")
+_TRAINING_MEASURES = ("zoo", "dare_embeddings", "dare_routing", "anytime", "ensemble")  # take the claim's budget
 
 
 def threads_per_job(jobs: int) -> int:
