@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import shutil
 import time
 import zipfile
@@ -168,14 +169,31 @@ def check_entry(folder: Path, kind: str, config: dict) -> tuple[dict | None, str
     return entry, ""
 
 
-def _remove_stale_tmp(folder: Path) -> None:
-    """Delete temporary files (``.<name>.*.tmp``) that a killed atomic write left in ``folder``.
+def _writer_alive(tmp: Path) -> bool:
+    """Whether the process named in an atomic write's temporary file (``.<name>.<pid>-<random>.tmp``) runs."""
+    match = re.match(r"^\..+\.(\d+)-[^.]*\.tmp$", tmp.name)
+    if match is None:
+        return True  # not ours to judge by name: only its age can tell
+    pid = int(match.group(1))
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
-    Only files older than a few minutes: a second process writing the same entry right now keeps its own."""
+
+def _remove_stale_tmp(folder: Path) -> None:
+    """Delete temporary files (``.<name>.*.tmp``) that a killed atomic write left in ``folder``: those whose
+    writer process is gone, and any older than a few minutes (a second process writing the same entry right
+    now keeps its own)."""
     now = time.time()
     for tmp in folder.glob(".*.tmp"):
         try:
-            if tmp.is_file() and now - tmp.stat().st_mtime > _STALE_TMP_SECONDS:
+            if tmp.is_file() and (not _writer_alive(tmp) or now - tmp.stat().st_mtime > _STALE_TMP_SECONDS):
                 tmp.unlink()
         except OSError:  # gone already (another process cleaned it)
             pass

@@ -42,7 +42,7 @@ def test_unreadable_model_pt_is_named_and_retrained(entry, monkeypatch, tmp_path
 
     bad = tmp_path / "entry"
     shutil.copytree(entry.path, bad)
-    (bad / "model.pt").write_bytes(b"\x80\x04not a checkpoint at all")
+    (bad / "model.pt").write_bytes(b"garbage, not a checkpoint")
     _rehash(bad, "model.pt")  # intact by its hash: only reading it can find the fault
     with pytest.raises(zoo.ZooError) as err:
         zoo.load_entry(bad)
@@ -93,9 +93,16 @@ def test_retrain_starts_over_on_a_corrupt_resume_checkpoint(entry):
     stale.write_bytes(b"x")
     old = time.time() - 3600
     os.utime(stale, (old, old))
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    fresh = folder / f".metrics.json.{dead}-abc123.tmp"  # just now, by a process that is gone (killed)
+    fresh.write_bytes(b"{")
     again = zoo.get("baseline", "smoke", retrain=True, **RANDOM_INIT)
     assert again.path == folder and len(again.history) == entry.preset.epochs
-    assert not (folder / "train").exists() and not stale.exists()
+    assert not (folder / "train").exists() and not stale.exists() and not fresh.exists()
     assert sorted(json.loads((folder / "entry.json").read_text())["files"]) == sorted(marker_before["files"])
     assert not list(folder.glob(".*.tmp"))
 
