@@ -39,7 +39,18 @@ def view_loader(items, view: View, preset: Preset, seed: int = 0):
     """A P×K training loader of ``DataAug(View^k(I))`` with the preset's augmentation (Table 2)."""
     from ..engine import preset_loader
 
+    from ..data.tensorstore import tensor_aug_supported
+
+    if _tensor_loader() and (preset.height, preset.width) == (view.height, view.width) \
+            and tensor_aug_supported(preset.train_aug):  # the tensor path crops the band itself
+        return preset_loader(items, preset, seed=seed, band=(view.top, view.bottom) if view.partial else None)
     return preset_loader(items, preset, seed=seed, transform=view_transform(view, is_train=True, **preset.train_aug))
+
+
+def _tensor_loader() -> bool:
+    import os
+
+    return os.environ.get("REIDBOOK_LOADER", "tensor") == "tensor"
 
 
 def train_view_model(model: nn.Module, items, view: View, preset: Preset, device="auto", seed: int = 0,

@@ -44,19 +44,44 @@ class Penalised:
         return total + p, parts
 
 
-def preset_loader(items: Sequence, preset, *, seed: int = 0, transform: Callable | None = None):
-    """The P×K training loader of ``items`` for ``preset``: ``transform`` (default: the preset's
-    ``build_transforms(height, width, is_train=True, **train_aug)``), ``P``×``K`` batches, decoded
-    images cached in memory. Under ``torchrun`` the sampler splits batches between ranks.
+def preset_loader(items: Sequence, preset, *, seed: int = 0, transform: Callable | None = None,
+                  band: tuple[float, float] | None = None, device=None, kind: str | None = None):
+    """The P×K training loader of ``items`` for ``preset``. Under ``torchrun`` the sampler splits batches
+    between ranks.
 
-    This is the seam for other loaders (e.g. a tensor store of decoded images): give
-    :func:`fit_preset` ``loader=`` to bypass it.
+    ``kind`` (default ``$REIDBOOK_LOADER``, else ``"tensor"``):
+
+    * ``"tensor"``: :func:`reidbook.data.tensorstore.make_tensor_loader` — images decoded once into a cached
+      uint8 store (cropped to ``band``, an FD view's rows, if given) and the preset's ``train_aug`` applied
+      to whole batches, drawn from ``(seed, epoch, step)``; on a CUDA ``device`` the batch is augmented
+      there. Used when no ``transform`` is given and the tensor path does every augmentation of the preset;
+    * ``"pil"`` (or a ``transform``): ``transform`` (default: the preset's ``build_transforms(height, width,
+      is_train=True, **train_aug)``) per sample, decoded images cached in memory; on a CUDA ``device``,
+      DataLoader workers and pinned memory.
+    Give :func:`fit_preset` ``loader=`` to bypass it.
     """
+    import os
+
     from reidbook.data import build_transforms, make_train_loader
 
+    kind = kind or os.environ.get("REIDBOOK_LOADER", "tensor")
+    if kind not in ("tensor", "pil"):
+        raise ValueError(f"loader kind must be 'tensor' or 'pil' (REIDBOOK_LOADER), got {kind!r}")
+    cuda = device is not None and resolve_device(device).type == "cuda"
+    if kind == "tensor" and transform is None:
+        from reidbook.data.tensorstore import make_tensor_loader, tensor_aug_supported
+
+        if tensor_aug_supported(preset.train_aug):
+            return make_tensor_loader(items, preset.height, preset.width, preset.P, preset.K, seed=seed, band=band,
+                                      device=resolve_device(device) if cuda else None, **preset.train_aug)
+    if band is not None:
+        raise ValueError("band= needs the tensor loader (kind='tensor' and an augmentation it does); "
+                         "otherwise give transform= with the crop (reidbook.data.view_transform)")
     if transform is None:
         transform = build_transforms(preset.height, preset.width, is_train=True, **preset.train_aug)
-    return make_train_loader(items, transform, preset.P, preset.K, seed=seed, cache=True)
+    workers = min(8, os.cpu_count() or 1) if cuda else 0
+    return make_train_loader(items, transform, preset.P, preset.K, seed=seed, cache=True, num_workers=workers,
+                             pin_memory=cuda)
 
 
 def fit_preset(model: nn.Module, items: Sequence | None, preset, *, seed: int = 0, device="auto",
@@ -100,7 +125,7 @@ def fit_preset(model: nn.Module, items: Sequence | None, preset, *, seed: int = 
     if loader is None:
         if items is None:
             raise ValueError("fit_preset needs training items or a loader")
-        loader = preset_loader(items, preset, seed=seed, transform=transform)
+        loader = preset_loader(items, preset, seed=seed, transform=transform, device=device)
     if criterion is None:
         criterion = build_criterion(preset.losses)
     spec = dict(preset.optimizer if optimizer is None else optimizer)

@@ -236,13 +236,14 @@ def _train_step(s: TrainState, net: nn.Module, batch, fmt, params: list, grad_cl
     if images.dim() == 4:
         images = images.contiguous(memory_format=fmt)
     pids = batch[1].to(s.device, non_blocking=True)
-    outputs = net(images)
     parts, loss, cause = {}, float("nan"), ""
-    try:
-        total, parts = s.criterion(outputs, pids)
-        loss = float(total.detach())
-    except FloatingPointError as err:  # the criterion names the offending term
-        cause = str(err)
+    with _autocast(s):
+        outputs = net(images)
+        try:
+            total, parts = s.criterion(outputs, pids)
+            loss = float(total.detach())
+        except FloatingPointError as err:  # the criterion names the offending term
+            cause = str(err)
     bad = not math.isfinite(loss)
     if is_distributed():  # every rank must stop together, or the others hang in backward
         bad = all_reduce_sum([float(bad)])[0] > 0
@@ -259,6 +260,23 @@ def _train_step(s: TrainState, net: nn.Module, batch, fmt, params: list, grad_cl
         s.scheduler.step()
     s.loss, s.parts = loss, parts
     return images.shape[0]
+
+
+def amp_dtype(amp: bool | str | None, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype ``fit(amp=...)`` trains with: bfloat16 for ``"auto"``/``True``/``"bf16"`` on a CUDA
+    device that supports it, else none — never on CPU, so CPU runs stay bit-exact and resumable."""
+    if amp in (None, False, "off") or device.type != "cuda":
+        return None
+    if amp not in ("auto", True, "bf16"):
+        raise ValueError(f"amp must be 'auto', True, 'bf16', False or None, got {amp!r}")
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+
+
+def _autocast(s: TrainState):
+    import contextlib
+
+    dtype = getattr(s, "amp_dtype", None)
+    return torch.autocast(s.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
 def _epoch_record(s: TrainState, sums: dict, n_done: int, n_images: int, seconds: float) -> dict:
@@ -323,7 +341,7 @@ def fit(model: nn.Module, train_loader, criterion: Callable, optimizer: torch.op
         max_iters_per_epoch: int | None = None, grad_clip: float | None = None,
         on_epoch_end: Callable[[int, dict, nn.Module], None] | None = None, config: dict | None = None,
         find_unused_parameters: bool = False, desc: str = "train", channels_last: bool = True,
-        hooks: Sequence[Hook] = ()) -> History:
+        hooks: Sequence[Hook] = (), amp: bool | str | None = "auto") -> History:
     """Train ``model`` for ``epochs`` epochs and return its :class:`History`.
 
     Args:
@@ -351,6 +369,8 @@ def fit(model: nn.Module, train_loader, criterion: Callable, optimizer: torch.op
             returned in the default (contiguous) format.
         hooks: more :class:`Hook` objects (before/after train, epoch, step). A new feature of the loop
             is a hook, not a new parameter.
+        amp: automatic mixed precision (:func:`amp_dtype`): ``"auto"`` runs forward and loss under bfloat16
+            autocast on a CUDA GPU that supports it (the ``full`` profile on a researcher's GPU), never on CPU.
 
     Raises ``FloatingPointError`` at the first non-finite loss, naming the epoch, iteration and loss
     parts; the checkpoint of the last completed epoch stays as it was. The model is returned to
@@ -370,6 +390,7 @@ def fit(model: nn.Module, train_loader, criterion: Callable, optimizer: torch.op
     _check_sampler(sampler, get_world_size())
     s = TrainState(model, train_loader, criterion, optimizer, scheduler, device, epochs,
                    iters_per_epoch(train_loader, max_iters_per_epoch), sampler, config)
+    s.amp_dtype = amp_dtype(amp, device)
     hooks = list(hooks) + ([EpochEndHook(on_epoch_end)] if on_epoch_end is not None else [])
     if checkpoint_dir is not None:
         hooks.append(CheckpointHook(checkpoint_dir, resume))  # last: it saves what the others changed
