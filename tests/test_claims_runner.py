@@ -7,7 +7,8 @@ import pytest
 
 from reidbook import claims
 from reidbook.claims import measures, runner
-from reidbook.claims.ledger import LedgerError, claims_table_markdown, is_stale, load_ledger, stale_reasons
+from reidbook.claims.ledger import (LedgerError, claims_table_markdown, describe_claim, is_stale, load_ledger,
+                                    stale_reasons)
 from reidbook.claims.registry import Claim, Config
 
 SHIFT = {"good": 0.10, "bad": 0.0, "same": 0.0}
@@ -83,6 +84,13 @@ def test_ledger_schema_verdicts_and_provenance(fake, tmp_path):
     table = claims_table_markdown(loaded)
     assert "| `t.good_vs_bad`" in table and "60.5 ± 0.5 vs 50.5 ± 0.5" in table and "reproduced" in table
     assert "not runnable: test" in table
+    sentence = describe_claim(loaded, "t.good_vs_bad")
+    assert "Over 3 seeds: good 60.5 ± 0.5 and bad 50.5 ± 0.5 (mAP); difference +10.0 points" in sentence
+    assert "reproduced: the claim holds here" in sentence and "The paper: 1 vs 0.5 (test)." in sentence
+    assert "within the seed-to-seed noise" in describe_claim(loaded, "t.same_vs_bad")
+    assert "Not measured (not runnable: test)" in describe_claim(loaded, "t.later")
+    assert describe_claim(loaded, "t.good_vs_bad", stale=True).startswith("stale ledger")
+    assert "run `make claims`" in describe_claim(None, "t.good_vs_bad")
 
 
 def test_equal_budgets_recorded_and_unequal_ones_refused(fake, tmp_path, monkeypatch):

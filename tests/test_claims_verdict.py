@@ -1,4 +1,4 @@
-"""The verdict rule (reidbook.claims.verdict) on known values, and the registry's shape."""
+"""The verdict rule (reidbook.claims.verdicts) on known values, and the registry's shape."""
 import math
 
 import pytest

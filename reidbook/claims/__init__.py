@@ -1,17 +1,29 @@
 """Paper claims measured over seeds at equal budgets, and the ledger that records them.
 
 * :mod:`~reidbook.claims.registry` — every claim of the five papers as data (:data:`CLAIMS`);
-* :mod:`~reidbook.claims.verdict` — the verdict rule (Welch's t interval over seeds);
+* :mod:`~reidbook.claims.verdicts` — the verdict rule (Welch's t interval over seeds);
 * :mod:`~reidbook.claims.measures` — how one configuration and one seed become numbers;
 * :mod:`~reidbook.claims.runner` — :func:`run_claims` (``reidbook claims``, ``make claims``);
-* :mod:`~reidbook.claims.ledger` — :func:`load_ledger`, :func:`is_stale`, :func:`claims_table_markdown`.
-"""
-from .ledger import (Ledger, LedgerError, assets_dir, claims_table_markdown, is_stale, ledger_path, load_ledger,
-                     preset_hashes, stale_reasons)
-from .registry import CLAIMS, Claim, Config, claim_ids, get_claim, runnable_claims
-from .runner import run_claims, select_claims
-from .verdict import LEVEL, Verdict, verdict
+* :mod:`~reidbook.claims.ledger` — :func:`load_ledger`, :func:`is_stale`, :func:`claims_table_markdown`,
+  :func:`describe_claim` (what chapters and the README read).
 
-__all__ = ["CLAIMS", "Claim", "Config", "Ledger", "LedgerError", "LEVEL", "Verdict", "assets_dir", "claim_ids",
-           "claims_table_markdown", "get_claim", "is_stale", "ledger_path", "load_ledger", "preset_hashes",
-           "run_claims", "runnable_claims", "select_claims", "stale_reasons", "verdict"]
+Names are imported lazily (PEP 562): ``reidbook claims --help`` and the other commands do not build the
+registry (which imports the models' presets) until a claim is needed.
+"""
+from __future__ import annotations
+
+from ..utils import lazy_exports
+
+_EXPORTS = {
+    "CLAIMS": "registry", "Claim": "registry", "Config": "registry", "claim_ids": "registry", "get_claim": "registry",
+    "runnable_claims": "registry",
+    "LEVEL": "verdicts", "Verdict": "verdicts", "verdict": "verdicts",
+    "run_claims": "runner", "select_claims": "runner",
+    "Ledger": "ledger", "LedgerError": "ledger", "assets_dir": "ledger", "claims_table_markdown": "ledger",
+    "describe_claim": "ledger", "is_stale": "ledger", "ledger_path": "ledger", "load_ledger": "ledger",
+    "preset_hashes": "ledger", "stale_reasons": "ledger",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -6,6 +6,7 @@ Written by :func:`reidbook.claims.run_claims` (``make claims``), read here:
 * :func:`is_stale` / :func:`stale_reasons`: was it made with other presets than the ones in this
   checkout? (The ledger stores a hash of every model's preset at its profile; a chapter that finds a
   stale ledger says "stale: run `make claims`" instead of mixing old numbers with new runs.)
+* :func:`describe_claim`: the sentence a chapter prints under a claim's figure, generated from the verdict;
 * :func:`claims_table_markdown`: the README's claims table (claim, the paper's numbers, ours ± std over
   seeds, verdict) with when and on what machine the ledger was made.
 
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 __all__ = ["SCHEMA", "Ledger", "LedgerError", "assets_dir", "ledger_path", "load_ledger", "is_stale",
-           "stale_reasons", "preset_hash", "preset_hashes", "claims_table_markdown", "write_ledger"]
+           "stale_reasons", "preset_hash", "preset_hashes", "claims_table_markdown", "describe_claim", "write_ledger"]
 
 SCHEMA = 1
 
@@ -207,3 +208,46 @@ def claims_table_markdown(ledger: Ledger) -> str:
         lines.append(f"| `{cid}`: {c['statement']} ({labels}) | {c['paper']}, {c['where']} | {paper} | {ours} | "
                      f"{verdict} |")
     return "\n".join(lines) + "\n"
+
+
+_MEANING = {
+    "reproduced": "the claim holds here: the interval lies wholly on the paper's side",
+    "contradicted": "the claim is contradicted here: on our data the interval lies wholly on the other side "
+                    "(a result about SynthReID and this profile, not a bug)",
+    "inconclusive": "our seeds do not decide it: the difference is within the seed-to-seed noise",
+}
+
+
+def describe_claim(ledger: Ledger | None, claim_id: str, stale: bool | None = None) -> str:
+    """One sentence about ``claim_id`` generated from ``ledger``: each side's mean ± std over seeds, the
+    difference with its interval, the verdict in words, the paper's numbers. ``ledger=None`` (no ledger
+    yet) or a stale one (``stale=None``: checked with :func:`is_stale`) say "run `make claims`" instead."""
+    if ledger is None:
+        return f"{claim_id}: no claims ledger yet (stale: run `make claims`)."
+    c = ledger.claim(claim_id)
+    if stale is None:
+        stale = is_stale(ledger)
+    prefix = "stale ledger (made with other presets; run `make claims`): " if stale else ""
+    pn = c.get("paper_numbers") or {}
+    vals = pn.get("values") or [None, None]
+    paper = (f" The paper: {_fmt(vals[0], 1)} vs {_fmt(vals[1], 1)} ({pn.get('source', '')})."
+             if any(v is not None for v in vals) else "")
+    if c.get("status") != "runnable":
+        return f"{prefix}{c['statement']} Not measured ({c.get('status')}).{paper}"
+    cfgs, v = c.get("configs", []), c.get("verdict")
+    if not v or any(x.get("mean") is None for x in cfgs):
+        return f"{prefix}{c['statement']} Not run yet: run `make claims`.{paper}"
+    scale = _scale(c["metric"])
+    unit = " points" if scale == 100.0 else ""
+    sides = " and ".join(f"{x['label']} {x['mean'] * _scale(x.get('metric') or c['metric']):.1f}"
+                         + (f" ± {x['std'] * _scale(x.get('metric') or c['metric']):.1f}" if x.get("std") is not None else "")
+                         for x in cfgs)
+    lo, hi = v["ci"]
+    interval = (f", {int(100 * v['level'])} % interval [{lo * scale:+.1f}, {hi * scale:+.1f}]"
+                if lo is not None and lo == lo else "")
+    why = _MEANING.get(v["verdict"], v["verdict"])
+    if v["verdict"] == "inconclusive" and "unequal" in v.get("why", ""):
+        why = "not decided: the two sides were trained on unequal budgets"
+    n = len(cfgs[0].get("values", []))
+    return (f"{prefix}{c['statement']} Over {n} seeds: {sides} ({c['metric']}); difference {v['diff'] * scale:+.1f}"
+            f"{unit}{interval} — {v['verdict']}: {why}.{paper}")

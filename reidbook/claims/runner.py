@@ -17,7 +17,7 @@ What it does, in order:
    ``jobs > 1`` runs independent runs in ``jobs`` processes with ``cores // jobs`` threads each; the
    first run of each seed goes alone first, so that the shared source-domain pre-training is trained
    once rather than raced.
-4. **Decide** each claim with :func:`reidbook.claims.verdict.verdict` on the per-seed values; check the
+4. **Decide** each claim with :func:`reidbook.claims.verdicts.verdict` on the per-seed values; check the
    budgets (images seen per seed) are equal where the claim needs it — if not, the verdict is
    *inconclusive* and says why.
 5. **Write** ``assets/claims/<profile>.json`` atomically with provenance (commit, date, CPU model,
@@ -39,7 +39,7 @@ from typing import Iterable, Sequence
 from .ledger import SCHEMA, LedgerError, _digest, ledger_path, load_ledger, preset_hashes, write_ledger
 from .measures import DETERMINISTIC, RunContext, measure, preset_of
 from .registry import BUDGET_FIELDS, CLAIMS, Claim
-from .verdict import LEVEL, summarize, verdict
+from .verdicts import LEVEL, summarize, verdict
 
 __all__ = ["run_claims", "plan_runs", "runs_dir", "select_claims", "settings_of", "cpu_model", "threads_per_job"]
 
