@@ -179,3 +179,23 @@ def test_load_ledger_errors(tmp_path):
     (tmp_path / "old.json").write_text('{"schema": 0}')
     with pytest.raises(LedgerError, match="schema"):
         load_ledger("smoke", tmp_path / "old.json")
+
+
+def test_command_line_help_list_and_faults(fake, tmp_path, capsys):
+    from reidbook.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["claims", "--help"])
+    assert exc.value.code == 0 and "usage: reidbook claims" in capsys.readouterr().out
+    assert main(["claims", "--list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == len(claims.CLAIMS)
+    assert sum(line.rstrip().endswith(" runnable") for line in listed) == len(claims.runnable_claims())
+    with pytest.raises(SystemExit) as exc:
+        main(["claims", "--seeds", "0"])
+    assert exc.value.code == 2 and "--seeds must be a whole number" in capsys.readouterr().err
+    assert main(["claims", "--table", "--profile", "smoke", "--out", str(tmp_path / "none.json")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "make claims" in err                     # one line, with the fix
+    assert main(["claims", "--only", "no.such.claim", "--out", str(tmp_path / "x.json")]) == 1
+    assert "no claim 'no.such.claim'" in capsys.readouterr().err
