@@ -84,6 +84,8 @@ def pruning_slider(model, criteria=("l1", "l2", "fpgm", "simc", "nisp"), input_s
     for c in criteria:
         check_one_shot(c)
     check_slider_range(max_ratio, step)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size (images per latency measurement) must be an integer ≥ 1, got {batch_size!r}")
     cache: dict = {}
     ref = measure_latency(model, input_size, batch_size, repeats=5)["median_ms"] if latency else None
     slider = W.FloatSlider(value=min(0.5, max_ratio), min=0.0, max=max_ratio, step=step, description="ratio",

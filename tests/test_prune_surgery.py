@@ -195,6 +195,13 @@ def test_pruning_view_at_slider_extremes_and_agreement():
     nums = pruning_numbers(m, "l1", 0.9, SIZE, scores=scores, latency=False)
     assert nums["macs_ratio"] < 0.35 and min(nums["widths"].values()) >= 1 and "latency_ms" not in nums
     assert len(plot_pruning(nums).axes[1].patches) == 2  # params and MACs bars, no latency bar
+    for bad, match in ((dict(input_size=(64,)), "input_size"), (dict(input_size=(0, 32)), "input_size"),
+                       (dict(batch_size=0), "batch_size"), (dict(metrics={"l1": 3.0}), r"\(criterion, ratio\)"),
+                       (dict(ratio=1.0), r"\[0, 1\)"), (dict(criterion="psfp"), "progressive_soft_prune")):
+        args = {"model": m, "criterion": "l1", "ratio": 0.5, "input_size": SIZE, "scores": scores, "latency": False,
+                **bad}
+        with pytest.raises(ValueError, match=match):
+            pruning_numbers(**args)
     rev = {k: -v for k, v in scores.items()}
     agree = rank_agreement({"l1": scores, "same": scores, "reversed": rev})
     assert agree.loc["l1", "same"] == pytest.approx(1.0) and agree.loc["l1", "reversed"] == pytest.approx(-1.0)

@@ -36,6 +36,14 @@ def pruning_numbers(model: nn.Module, criterion: str, ratio: float, input_size=(
     from ..profile import measure_latency
 
     check_one_shot(criterion)
+    size = tuple(input_size)
+    if len(size) not in (2, 3) or not all(isinstance(v, int) and v > 0 for v in size):
+        raise ValueError(f"input_size must be (H, W) or (C, H, W) of positive integers, got {input_size!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size (images per latency measurement) must be an integer ≥ 1, got {batch_size!r}")
+    bad = [k for k in (metrics or {}) if not (isinstance(k, tuple) and len(k) == 2)]
+    if bad:
+        raise ValueError(f"metrics maps (criterion, ratio) → mAP, e.g. {{('l1', 0.6): 41.2}}; got key {bad[0]!r}")
     pruned, rep = prune(model, criterion, ratio=ratio, data=data, input_size=input_size, scores=scores,
                         **prune_options)
     nums = {"criterion": criterion, "ratio": float(ratio), "params": rep.params_after, "params_ratio": rep.params_ratio,
