@@ -204,3 +204,18 @@ def test_pcb_dropout_acts_on_g_before_the_local_conv():
         m(x)
     zero_g = (seen["g"] == 0).float().mean().item()
     assert abs(zero_g - (base + 0.5 * (1 - base))) < 0.1  # dropout p = 0.5 on g, in training only
+
+
+def test_se_resnet50_is_a_backbone_the_zoo_can_pretrain():
+    """``se_resnet50`` is a backbone name like the ResNets: the baseline builds on it and the source-domain
+    pre-training starts it with identity residual blocks (bn3 zeroed: the SE gate then scales zeros)."""
+    from reidbook.models.baseline import BACKBONES
+    from reidbook.models.se_resnet import SEBottleneck
+    from reidbook.pretrain import build_trunk
+
+    assert "se_resnet50" in BACKBONES
+    m = build_model("baseline", 5, profile="smoke", arch="se_resnet50")
+    assert any(isinstance(b, SEBottleneck) for b in m.backbone.modules())
+    trunk = build_trunk("se_resnet50", 0.125)
+    blocks = [b for b in trunk.modules() if isinstance(b, SEBottleneck)]
+    assert len(blocks) == 16 and all(float(b.bn3.weight.abs().sum()) == 0 for b in blocks)

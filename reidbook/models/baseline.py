@@ -32,11 +32,11 @@ from .layers import BNNeck, GlobalAvgPool, GlobalMaxPool, classifier_init, kaimi
 __all__ = ["Baseline", "build", "build_backbone", "BACKBONES"]
 
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
-BACKBONES = RESNETS + ("densenet201", "squeezenet1_0", "squeezenet1_1")
+BACKBONES = RESNETS + ("se_resnet50", "densenet201", "squeezenet1_0", "squeezenet1_1")
 
 
 def build_backbone(arch: str, width: float = 1.0, last_stride: int = 2, pretrained=None) -> nn.Module:
-    """A feature-map backbone by name (``resnet18`` … ``resnet152``, ``densenet201``, ``squeezenet1_0/1_1``).
+    """A feature-map backbone by name (``resnet18`` … ``resnet152``, ``se_resnet50``, ``densenet201``, ``squeezenet1_0/1_1``).
 
     ``pretrained`` is ``None``, ``"imagenet"``, a path or a state dict (see
     :func:`reidbook.models.backbones.load_pretrained`). SqueezeNet has no width multiplier or last
@@ -45,6 +45,10 @@ def build_backbone(arch: str, width: float = 1.0, last_stride: int = 2, pretrain
     """
     if arch in RESNETS:
         return getattr(B, arch)(width=width, last_stride=last_stride, pretrained=pretrained)
+    if arch == "se_resnet50":  # squeeze-and-excitation (Hu et al. 2018): the pruning survey's second PCB backbone
+        from .se_resnet import se_resnet50
+
+        return se_resnet50(width=width, last_stride=last_stride, pretrained=pretrained)
     if arch == "densenet201":
         return B.densenet201(width=width, pretrained=pretrained)
     if arch in ("squeezenet1_0", "squeezenet1_1"):

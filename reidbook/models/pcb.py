@@ -112,11 +112,6 @@ def build(num_classes: int, width: float = 1.0, pretrained=None, arch: str = "re
     (survey Table 8's SE-ResNet50 rows). ``width`` is the channel multiplier
     (``build_model`` passes the profile's); the local conv has ``round(local_dim · width)`` channels (at least 1)."""
     w = float(width)
-    if arch == "se_resnet50":  # the survey's second PCB backbone (Table 8)
-        from .se_resnet import se_resnet50
-
-        backbone = se_resnet50(width=w, last_stride=last_stride, pretrained=pretrained)
-    else:
-        backbone = build_backbone(arch, width=w, last_stride=last_stride, pretrained=pretrained)
+    backbone = build_backbone(arch, width=w, last_stride=last_stride, pretrained=pretrained)
     return PCB(num_classes, backbone, parts=parts, local_dim=max(1, int(round(local_dim * w))), dropout=dropout,
                feature=feature)
