@@ -36,7 +36,8 @@ BACKBONES = RESNETS + ("se_resnet50", "densenet201", "squeezenet1_0", "squeezene
 
 
 def build_backbone(arch: str, width: float = 1.0, last_stride: int = 2, pretrained=None) -> nn.Module:
-    """A feature-map backbone by name (``resnet18`` … ``resnet152``, ``se_resnet50``, ``densenet201``, ``squeezenet1_0/1_1``).
+    """A feature-map backbone by name (``resnet18`` … ``resnet152``, ``se_resnet50``, ``densenet201``,
+    ``squeezenet1_0/1_1``).
 
     ``pretrained`` is ``None``, ``"imagenet"``, a path or a state dict (see
     :func:`reidbook.models.backbones.load_pretrained`). SqueezeNet has no width multiplier or last

@@ -33,7 +33,7 @@ def fd_departures(profile: str, stage: str, view: str = "holistic") -> tuple[Dep
                   "ImageNet weights cannot be downloaded offline"),
     ]
     if stage == "distill":
-        out.append(Departure("losses", f"Eq. (6): L_cls summed over the batch, alpha = 4, beta = 2",
+        out.append(Departure("losses", "Eq. (6): L_cls summed over the batch, alpha = 4, beta = 2",
                              f"L_cls averaged, alpha = {s.alpha:g}, beta = {s.beta:g}, Eq. (3)/(4) per SR dimension",
                              "the laptop profiles' rates were tuned on the mean; see reidbook/distill/student.py"))
     elif s.cls_reduction != "sum":

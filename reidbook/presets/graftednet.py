@@ -123,7 +123,8 @@ def variant_preset(variant: str, profile: str = "quick", **changes) -> Preset:
 # ------------------------------------------------------------------------------ departures, as data
 _PK = Departure("sampler", "shuffled batches of 32 (§4.2)", "P x K = 8 x 4 identity-balanced batches",
                 "every trainer of the course draws P x K batches")
-_MEAN = Departure("losses", "Eq. (1) sums over the batch", "mean over the batch", "a constant factor, absorbed by the lr")
+_MEAN = Departure("losses", "Eq. (1) sums over the batch", "mean over the batch",
+                  "a constant factor, absorbed by the lr")
 _OFFLINE = Departure("pre-training", "ImageNet weights (rootstock, accompanying branch)",
                      "SynthReID's source domain (reidbook.zoo.pretrained_backbone)",
                      "ImageNet weights cannot be downloaded offline; the source domain is the stand-in")

@@ -59,6 +59,7 @@ _OFFLINE = Departure("pre-training", "ImageNet weights", "SynthReID's source dom
 _LR = Departure("optimizer", "0.1 new layers / 0.01 trunk", "0.05 new layers / 0.01 trunk", "short CPU runs")
 PRESETS = declare(
     PRESETS, common=(_PK, _INPUT),
-    quick=(_OFFLINE, _LR, Departure("schedule", "x0.1 at epochs 40 and 60 of 80", "x0.1 at epoch 7 of 10", "10 epochs")),
+    quick=(_OFFLINE, _LR,
+           Departure("schedule", "x0.1 at epochs 40 and 60 of 80", "x0.1 at epoch 7 of 10", "10 epochs")),
     smoke=(_OFFLINE, _LR, Departure("schedule", "x0.1 at epochs 40 and 60 of 80", "constant", "one epoch")),
 )

@@ -29,7 +29,8 @@ def _member(profile: str):
     base = _DARE[profile]
     return base.replace(model="seq_ensemble", losses=loss_specs(), model_options={"arch": "resnet50"},
                         departures=(*base.departures, _HEAD),
-                        notes="Sequential-ensemble member (the paper's SE-ResNets, 004 §5.3.1) trained with DaRe's recipe: " + base.notes)
+                        notes="Sequential-ensemble member (the paper's SE-ResNets, 004 §5.3.1) trained with DaRe's "
+                              "recipe: " + base.notes)
 
 
 PRESETS = {p: _member(p) for p in PROFILES}
