@@ -498,7 +498,8 @@ def confidence(distmat, rule: str, g_pids=None, junk=None) -> np.ndarray:
     if junk is not None:
         junk = np.asarray(junk, dtype=bool)
         if junk.shape != d.shape:
-            raise ValueError(f"junk mask has shape {junk.shape}, distmat {d.shape}: build it with junk_mask(q_pids, g_pids, q_camids, g_camids)")
+            raise ValueError(f"junk mask has shape {junk.shape}, distmat {d.shape}: build it with "
+                             "junk_mask(q_pids, g_pids, q_camids, g_camids)")
         d = np.where(junk, np.inf, d)
     nn_idx = d.argmin(1)
     d1 = d[np.arange(len(d)), nn_idx]
