@@ -24,7 +24,6 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from .export import deployed_model, inference_params
@@ -33,7 +32,8 @@ from .profile import count_macs, measure_latency
 from .prune.strategies import C1, C2
 from .utils import atomic_write_json, say
 
-__all__ = ["Contender", "PAPER", "collect", "is_cached", "pruned", "dare_exits", "inference_params", "measure", "paper_rows",
+__all__ = ["Contender", "PAPER", "collect", "is_cached", "pruned", "dare_exits", "inference_params", "measure",
+           "paper_rows",
            "with_paper", "FINETUNE", "CONTENDERS"]
 
 # Fine-tuning after one-shot pruning (and PSFP's soft-pruning epochs): a per-profile budget, kept with the
@@ -122,7 +122,7 @@ def pruned(base: str = "baseline", method: str = "l1", target: float = 0.5, stra
     from .eval import evaluate_model
     from .models import build_model
     from .prune import load_pruned, save_pruned
-    from .prune.strategies import prune_once, progressive_soft_prune
+    from .prune.strategies import progressive_soft_prune, prune_once
 
     entry = zoo.get(base, profile, data, seed, device=device)
     preset = entry.preset

@@ -42,7 +42,8 @@ def build_trunk(arch: str, width: float) -> nn.Module:
         return trunk
     if arch in LIGHT_ARCHS:
         return build_light_trunk(arch, width=width)
-    raise KeyError(f"no source-domain pre-training for arch {arch!r}; known: {', '.join(dict.fromkeys(BACKBONES + LIGHT_ARCHS))}")
+    known = ", ".join(dict.fromkeys(BACKBONES + LIGHT_ARCHS))
+    raise KeyError(f"no source-domain pre-training for arch {arch!r}; known: {known}")
 
 
 def _check_finite(model: nn.Module, what: str) -> None:

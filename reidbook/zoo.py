@@ -34,9 +34,25 @@ from torch import nn
 
 from .presets import Preset, check_profile, get_preset, profile_width
 from .pretrain import backbone_of, pretrained_backbone, resolve_pretrained
-from .store import (MARKER, STORE_VERSION, StoreError, cached, check_entry, check_writable, commit, config_key,
-                    data_fingerprint, data_key, dataset, entry_dir, invalidate, is_main_process, load_model,
-                    save_model, synthreid)
+from .store import (
+    MARKER,
+    STORE_VERSION,
+    StoreError,
+    cached,
+    check_entry,
+    check_writable,
+    commit,
+    config_key,
+    data_fingerprint,
+    data_key,
+    dataset,
+    entry_dir,
+    invalidate,
+    is_main_process,
+    load_model,
+    save_model,
+    synthreid,
+)
 from .utils import resolve_device, say, seed_everything
 
 __all__ = ["ZooEntry", "ZooError", "synthreid", "dataset", "get", "cached", "pretrained_backbone", "prepare_course",
@@ -63,7 +79,8 @@ class ZooEntry:
 
     def __repr__(self) -> str:
         m = {k: round(v, 4) for k, v in self.metrics.items() if k in ("mAP", "rank1")}
-        return f"ZooEntry({self.config.get('name')!r}, {self.config.get('profile')!r}, metrics={m}, path={str(self.path)!r})"
+        return (f"ZooEntry({self.config.get('name')!r}, {self.config.get('profile')!r}, metrics={m}, "
+                f"path={str(self.path)!r})")
 
 
 # The source-domain backbones the chapters start from (arch, width; None = the profile's width):
@@ -88,7 +105,8 @@ def prepare_course(profile: str = "quick", seed: int = 0, device: str = "auto") 
     spent["SynthReID"] = time.perf_counter() - t0
     if profile == "full":
         return spent
-    wanted = dict.fromkeys((arch, profile_width(profile) if width is None else width) for arch, width in COURSE_BACKBONES)
+    wanted = dict.fromkeys((arch, profile_width(profile) if width is None else width)
+                           for arch, width in COURSE_BACKBONES)
     for arch, w in wanted:  # in smoke, width 1/8 is also the profile's: each backbone once
         t0 = time.perf_counter()
         pretrained_backbone(arch, w, profile, seed, device=device)
@@ -106,7 +124,8 @@ def _check_device(device) -> torch.device:
         raise ValueError(f"device {str(device)!r} asked for CUDA, but torch sees no CUDA GPU on this machine "
                          "(torch.cuda.is_available() is False); use device 'cpu' or 'auto'")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError(f"device {str(device)!r} asked for Apple's MPS, which is not available here; use 'cpu' or 'auto'")
+        raise ValueError(f"device {str(device)!r} asked for Apple's MPS, which is not available here; "
+                         "use 'cpu' or 'auto'")
     return dev
 
 
@@ -210,7 +229,8 @@ def train_entry(name: str, preset: Preset, data: str = "synth", seed: int = 0, d
     metrics = {}
     if evaluate:
         try:
-            metrics = scalar_metrics(evaluate_model(model, ds, preset.height, preset.width, device=dev))  # model's metric
+            # evaluate_model scores with the model's own metric
+            metrics = scalar_metrics(evaluate_model(model, ds, preset.height, preset.width, device=dev))
         except ValueError as exc:
             if "non-finite" not in str(exc) and "NaN" not in str(exc):
                 raise

@@ -8,8 +8,18 @@ import pytest
 import torch
 
 from reidbook.data.views import make_views
-from reidbook.distill import (BatchContext, FDCriterion, SRStore, StoreError, dataset_fingerprint, extract_srs,
-                              load_store, model_fingerprint, regression_loss, write_store)
+from reidbook.distill import (
+    BatchContext,
+    FDCriterion,
+    SRStore,
+    StoreError,
+    dataset_fingerprint,
+    extract_srs,
+    load_store,
+    model_fingerprint,
+    regression_loss,
+    write_store,
+)
 from reidbook.models.fd import build_student, build_teacher
 
 
@@ -257,7 +267,8 @@ def test_distillation_settings_do_not_retrain_the_teachers(smoke_dataset, monkey
     from reidbook.presets import fd as pfd
 
     before = pl.run_pipeline("smoke", device="cpu")
-    monkeypatch.setitem(pfd.SETTINGS, "smoke", dataclasses.replace(pfd.SETTINGS["smoke"], alpha=2.0, branch_warmup_lr=3e-3))
+    monkeypatch.setitem(pfd.SETTINGS, "smoke",
+                        dataclasses.replace(pfd.SETTINGS["smoke"], alpha=2.0, branch_warmup_lr=3e-3))
     trained = []
     monkeypatch.setattr(pl, "_train_and_score", lambda *a, **k: trained.append(a) or pytest.fail("retrained"))
     teacher = pl.train_teacher("up1", "smoke", device="cpu")

@@ -10,12 +10,21 @@ import random
 import numpy as np
 import pytest
 import torch
+from support.distributed_demo import TinyReIDNet, ToyReIDData, toy_criterion, toy_loader
 from torch import nn
 
-from reidbook.engine import (CheckpointError, CheckpointMismatchError, History, build_optimizer, build_scheduler,
-                             fit, iters_per_epoch, load_checkpoint, save_checkpoint)
+from reidbook.engine import (
+    CheckpointError,
+    CheckpointMismatchError,
+    History,
+    build_optimizer,
+    build_scheduler,
+    fit,
+    iters_per_epoch,
+    load_checkpoint,
+    save_checkpoint,
+)
 from reidbook.engine.checkpoint import capture_rng_state, read_checkpoint, restore_rng_state
-from support.distributed_demo import TinyReIDNet, ToyReIDData, toy_criterion, toy_loader
 
 torch.set_num_threads(1)
 

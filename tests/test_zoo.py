@@ -53,7 +53,8 @@ def test_key_follows_the_config(smoke_root):
     p = zoo.get_preset("baseline", "smoke")
     base = {"name": "baseline", "preset": p.to_dict()}
     assert zoo.config_key("baseline", base) == zoo.config_key("baseline", json.loads(json.dumps(base)))
-    assert zoo.config_key("baseline", base) != zoo.config_key("baseline", {**base, "preset": p.replace(epochs=2).to_dict()})
+    other = {**base, "preset": p.replace(epochs=2).to_dict()}
+    assert zoo.config_key("baseline", base) != zoo.config_key("baseline", other)
     assert zoo.config_key("baseline", base) != zoo.config_key("mgn", base)
 
 

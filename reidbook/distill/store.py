@@ -166,7 +166,8 @@ def load_store(folder, data_fingerprint: str | None = None, teachers: Mapping[st
     except (OSError, json.JSONDecodeError) as exc:
         raise StoreError(f"{manifest} is unreadable ({exc}). {fix}") from exc
     if meta.get("version") != STORE_VERSION:
-        raise StoreError(f"{manifest} has store version {meta.get('version')}, this reidbook reads {STORE_VERSION}. {fix}")
+        raise StoreError(f"{manifest} has store version {meta.get('version')}, this reidbook reads {STORE_VERSION}. "
+                         f"{fix}")
     if data_fingerprint is not None and meta.get("data_fingerprint") != data_fingerprint:
         raise StoreError(f"the SR store at {folder} was extracted from another training set (fingerprint "
                          f"{str(meta.get('data_fingerprint'))[:12]}… ≠ {data_fingerprint[:12]}…): its rows would "

@@ -221,7 +221,8 @@ def _check_model(path: Path, ckpt: dict, model: nn.Module) -> None:
     if saved_cls != here_cls:
         lines.append(f"  written for {saved_cls}, this model is {here_cls}")
     if missing:
-        lines.append(f"  {len(missing)} parameter(s)/buffer(s) of the model are not in the checkpoint, e.g. {missing[:3]}")
+        lines.append(f"  {len(missing)} parameter(s)/buffer(s) of the model are not in the checkpoint, "
+                     f"e.g. {missing[:3]}")
     if unexpected:
         lines.append(f"  {len(unexpected)} entries of the checkpoint are not in the model, e.g. {unexpected[:3]}")
     if shapes:

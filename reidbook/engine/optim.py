@@ -123,7 +123,8 @@ def param_groups(named_params: Iterable[tuple[str, nn.Parameter]], base_lr: floa
     return out
 
 
-def build_optimizer(model: nn.Module, spec: dict[str, Any], criterion: nn.Module | None = None) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, spec: dict[str, Any],
+                    criterion: nn.Module | None = None) -> torch.optim.Optimizer:
     """An optimiser from a preset's ``optimizer`` dict (CONTRIBUTING.md, "Presets").
 
     ``spec``: ``name`` (``sgd`` | ``adam`` | ``adamw``), ``lr``, ``momentum`` (SGD, default 0.9),
@@ -249,7 +250,8 @@ class DaReSchedule(IterationSchedule):
         α(t) = α0                                   if t ≤ t0
         α(t) = α0 · 0.001^((t − t0) / (t1 − t0))    if t0 ≤ t ≤ t1
 
-    and Adam's ``β1`` drops from ``beta1`` (default: the optimiser's, 0.9) to ``beta1_after`` (0.5) from iteration ``t0`` on.
+    and Adam's ``β1`` drops from ``beta1`` (default: the optimiser's, 0.9) to ``beta1_after`` (0.5) from
+    iteration ``t0`` on.
     The paper uses t0 = 30 000, t1 = 60 000 iterations (α0 = 3·10⁻⁴, batch 18×4). The paper stops
     at t1; if training runs past it we hold the final value α0·0.001.
     """

@@ -31,8 +31,17 @@ from torch import nn
 from reidbook.utils import progress, quiet, resolve_device, say, seed_everything
 
 from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
-from .distributed import (all_gather_object, all_reduce_sum, barrier, broadcast_object, get_rank,
-                          get_world_size, is_distributed, sync_buffers, wrap_ddp)
+from .distributed import (
+    all_gather_object,
+    all_reduce_sum,
+    barrier,
+    broadcast_object,
+    get_rank,
+    get_world_size,
+    is_distributed,
+    sync_buffers,
+    wrap_ddp,
+)
 from .history import History, plain_number
 from .optim import current_lrs
 

@@ -81,7 +81,8 @@ SETTINGS = {
                         holistic_size=(128, 64), partial_size=(48, 48), pretrained="source", alpha=1.0, beta=0.5,
                         teacher_epochs=6, student_epochs=3, distill_epochs=4, regression="mean",
                         cls_reduction="mean", branch_warmup_epochs=6, branch_warmup_lr=1e-2,
-                        notes="§4.1 at laptop scale: width-¼ ResNet-18 teachers, width-⅛ R18a student, SynthReID quick."),
+                        notes="§4.1 at laptop scale: width-¼ ResNet-18 teachers, width-⅛ R18a student, "
+                              "SynthReID quick."),
     "smoke": FDSettings(teacher_arch="resnet18", student="R18a", width=0.125, student_width=0.125,
                         holistic_size=(64, 32), partial_size=(32, 32), pretrained=None, alpha=1.0, beta=0.5,
                         teacher_epochs=1, student_epochs=1, distill_epochs=1, regression="mean",
