@@ -40,7 +40,9 @@ def source_recipe(profile: str) -> Preset:
     base = _BASELINE[profile]
     epochs = SOURCE_EPOCHS[profile]
     # the optimiser replaced whole (Preset.replace would merge BoT's Adam betas into the SGD dict)
-    base = dataclasses.replace(base, optimizer={"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4})
+    # (and without the baseline's test metric, which pre-training never uses: the cache key stays the recipe's)
+    base = dataclasses.replace(base, optimizer={"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4},
+                               model_options={k: v for k, v in base.model_options.items() if k != "metric"})
     return base.replace(epochs=epochs, P=8, K=4,
                         departures=(_STAND_IN,) + (() if profile == "full" else (_SCHEDULE,)),
                         schedule={"name": "warmup_step", "warmup": 0.5, "warmup_factor": 0.1,
