@@ -164,3 +164,24 @@ def test_chapter_06_verdicts_and_sentences_come_from_the_tables():
     text = describe_strategy_internals(ab, ps)
     assert "0.2000 → 0.1000 (down by 50.00% of its value)" in text[0] and "0.100, 0.300" in text[1]
     assert len(vp.plot_strategy_internals(ab, ps).axes) == 2
+
+
+def test_prune_command_never_cuts_a_training_procedure_once(monkeypatch):
+    """`reidbook prune --method psfp` ran a one-shot ℓ2 cut labelled "psfp"; it now runs PSFP's strategy, and a
+    --ratio (which a training procedure cannot honour) is refused before the model is loaded."""
+    import argparse
+
+    from reidbook import zoo
+    from reidbook.commands import prune as prune_cmd
+
+    def no_zoo(*a, **k):
+        raise AssertionError("the zoo must not be reached")
+
+    monkeypatch.setattr(zoo, "get", no_zoo)
+    p = argparse.ArgumentParser()
+    prune_cmd.add_arguments(p)
+    for method in ("psfp", "auto_balanced", "play_and_prune"):
+        with pytest.raises(ValueError, match="give --target-macs"):
+            prune_cmd.main(p.parse_args(["--method", method, "--ratio", "0.3"]))
+    with pytest.raises(ValueError, match="--epochs must be ≥ 1"):
+        prune_cmd.main(p.parse_args(["--method", "psfp", "--target-macs", "0.5", "--epochs", "0"]))

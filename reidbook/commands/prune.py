@@ -59,11 +59,6 @@ def _run_procedure(args, entry, size):
     from .. import zoo
     from ..prune import auto_balanced_prune, play_and_prune, progressive_soft_prune
 
-    if args.target_macs is None:
-        raise ValueError(f"--method {args.method} prunes while training to a multiply-add target: give --target-macs "
-                         f"(fraction kept, e.g. 0.5), not --ratio")
-    if args.epochs < 1:
-        raise ValueError(f"--method {args.method} prunes while training: --epochs must be ≥ 1, got {args.epochs}")
     ds = zoo.dataset(args.profile, args.data, args.seed)
     common = dict(input_size=size, device=args.device, seed=args.seed, max_iters_per_epoch=args.max_iters,
                   scope=args.scope)
@@ -79,6 +74,12 @@ def main(args: argparse.Namespace) -> int:
     from ..eval import evaluate_model
     from ..prune.activations import calibration_batches
 
+    if args.method in TRAINING_PROCEDURES:  # checked before anything is loaded or trained
+        if args.target_macs is None:
+            raise ValueError(f"--method {args.method} prunes while training to a multiply-add target: give "
+                             f"--target-macs (fraction kept, e.g. 0.5), not --ratio")
+        if args.epochs < 1:
+            raise ValueError(f"--method {args.method} prunes while training: --epochs must be ≥ 1, got {args.epochs}")
     entry = zoo.get(args.model, args.profile, args.data, args.seed, device=args.device)
     preset = entry.preset
     size = (preset.height, preset.width)
