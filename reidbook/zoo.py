@@ -202,6 +202,7 @@ def train_entry(name: str, preset: Preset, data: str = "synth", seed: int = 0, d
 
     dev = _check_device(device)
     _check_epochs(preset)
+    check_writable(folder)  # the cache (or the given folder) before the data set is generated into it
     ds = dataset(preset.profile, data, seed)
     arch, width = backbone_of(name, preset)
     pre_key = _pretrained_key(name, preset, pretrained, seed)

@@ -127,6 +127,10 @@ def test_an_unwritable_cache_is_named_before_training(tmp_path, monkeypatch):
     with pytest.raises(PermissionError, match="REIDBOOK_CACHE") as err:
         store.cached("toy", {"x": 1}, lambda: calls.append(1))
     assert str(blocker) in str(err.value) and calls == []
+    with pytest.raises(PermissionError, match="REIDBOOK_CACHE"):  # before any data set or training
+        zoo.get("baseline", "smoke", **RANDOM_INIT)
+    with pytest.raises(PermissionError, match="REIDBOOK_CACHE"):
+        zoo.train_entry("baseline", get_preset("baseline", "smoke"), pretrained=None)
     # a cache folder that exists but is a file's child path: the check names the file
     with pytest.raises(PermissionError, match="is a file"):
         store.check_writable(blocker / "zoo" / "entry")
