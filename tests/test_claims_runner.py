@@ -59,7 +59,8 @@ def test_ledger_schema_verdicts_and_provenance(fake, tmp_path):
            Claim("t.later", "baseline", "test", "not yet", (Config("a", "baseline"), Config("b", "baseline")),
                  paper_numbers={"source": "test", "values": [None, None]}, status="not runnable: test")]
     ledger = _run(tmp_path, reg)
-    assert set(ledger) == {"schema", "settings", "provenance", "runs", "claims"}
+    assert set(ledger) == {"schema", "settings", "provenance", "runs", "failures", "claims"}
+    assert ledger["failures"] == []
     on_disk = json.loads((tmp_path / "ledger.json").read_text())
     assert on_disk["claims"] == json.loads(json.dumps(ledger["claims"]))
     # 3 distinct configurations (good, bad, same) × 3 seeds; "bad" is shared by two claims and run once
@@ -199,3 +200,29 @@ def test_command_line_help_list_and_faults(fake, tmp_path, capsys):
     assert err.count("\n") == 1 and "make claims" in err                     # one line, with the fix
     assert main(["claims", "--only", "no.such.claim", "--out", str(tmp_path / "x.json")]) == 1
     assert "no claim 'no.such.claim'" in capsys.readouterr().err
+
+
+def test_a_failing_run_does_not_stop_the_others(fake, tmp_path, monkeypatch):
+    def broken(config, ctx):
+        raise RuntimeError("this measure is broken")
+
+    monkeypatch.setitem(measures.MEASURES, "broken", broken)
+    bad = Claim("t.broken", "baseline", "test", "broken",
+                (Config("x", "baseline", {}, measure="broken", options={"kind": "good"}),
+                 Config("bad", "baseline", {"epochs": 2}, measure="fake", options={"kind": "bad"})),
+                paper_numbers={"source": "test", "values": [None, None]})
+    ledger = _run(tmp_path, [bad, _claim("t.ok")], seeds=2)
+    assert ledger["claims"]["t.ok"]["verdict"]["verdict"] in ("reproduced", "inconclusive")
+    assert "verdict" not in ledger["claims"]["t.broken"]
+    assert len(ledger["failures"]) == 2 and "this measure is broken" in ledger["failures"][0]
+    loaded = load_ledger("smoke", tmp_path / "ledger.json")
+    assert loaded.verdicts["t.broken"] == "failed"
+    assert "its runs failed" in describe_claim(loaded, "t.broken")
+    assert "failed" in claims_table_markdown(loaded)
+    # the failed runs are retried next time, the finished ones are not
+    fake.calls.clear()
+    monkeypatch.setitem(measures.MEASURES, "broken", lambda config, ctx: {"metrics": {"mAP": 0.9}, "images_seen": 64,
+                                                                          "train_seconds": 1.0, "trained_now": True})
+    ledger = _run(tmp_path, [bad, _claim("t.ok")], seeds=2)
+    assert fake.calls == [] and ledger["failures"] == []
+    assert ledger["claims"]["t.broken"]["verdict"]["verdict"] == "reproduced"

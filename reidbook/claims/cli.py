@@ -16,6 +16,7 @@ other settings (profile, seeds, data or presets) is refused rather than mixed: `
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..profiles import PROFILES
 
@@ -69,11 +70,17 @@ def main(args) -> int:
                         fresh=args.fresh, device=args.device, command=command)
     counts: dict[str, int] = {}
     for cid, c in ledger["claims"].items():
-        v = c["verdict"]["verdict"] if "verdict" in c else "not runnable"
+        v = c["verdict"]["verdict"] if "verdict" in c else "failed" if c.get("failed") else "not runnable"
         counts[v] = counts.get(v, 0) + 1
         if "verdict" in c:
             print(f"{cid:36s} {v:13s} {c['verdict']['why']}")
     print("; ".join(f"{n} {v}" for v, n in sorted(counts.items())) +
           f" — {ledger['provenance']['wall_seconds'] / 60:.1f} min now, "
           f"{ledger['provenance']['runs_wall_seconds'] / 60:.1f} min of runs in the ledger")
+    if ledger["failures"]:
+        for line in ledger["failures"]:
+            print(f"failed: {line}", file=sys.stderr)
+        print(f"{len(ledger['failures'])} run(s) failed; the ledger is incomplete. Fix the cause and run the same "
+              "command again (finished runs are reused).", file=sys.stderr)
+        return 1
     return 0

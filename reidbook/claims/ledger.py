@@ -12,7 +12,7 @@ Written by :func:`reidbook.claims.run_claims` (``make claims``), read here:
 
 Schema (``"schema": 1``): ``settings`` (profile, seeds, data, test split, preset hashes), ``provenance``
 (commit, date, CPU, torch, threads, jobs, command, wall time), ``runs`` (one record per configuration
-and seed: metrics, images seen, seconds), ``claims`` (per claim: the paper's numbers, per configuration
+and seed: metrics, images seen, seconds), ``failures`` (runs that raised; empty in a complete ledger), ``claims`` (per claim: the paper's numbers, per configuration
 the per-seed values, mean and std, the difference with its standard error, the verdict, the budget).
 """
 from __future__ import annotations
@@ -101,9 +101,12 @@ class Ledger:
 
     @property
     def verdicts(self) -> dict[str, str]:
-        """``{claim id: "reproduced" | "contradicted" | "inconclusive" | "not runnable" | "not run"}``."""
-        return {cid: c.get("verdict", {}).get("verdict", "not run") if c.get("status") == "runnable"
-                else "not runnable" for cid, c in self.claims.items()}
+        """``{claim id: "reproduced" | "contradicted" | "inconclusive" | "failed" | "not runnable" | "not run"}``."""
+        def one(c: dict) -> str:
+            if c.get("status") != "runnable":
+                return "not runnable"
+            return "failed" if c.get("failed") else c.get("verdict", {}).get("verdict", "not run")
+        return {cid: one(c) for cid, c in self.claims.items()}
 
     def claim(self, claim_id: str) -> dict:
         if claim_id not in self.claims:
@@ -195,6 +198,8 @@ def claims_table_markdown(ledger: Ledger) -> str:
         cfgs = c.get("configs", [])
         if c.get("status") != "runnable":
             ours, verdict = "–", c.get("status", "")
+        elif c.get("failed"):
+            ours, verdict = "–", "failed (see the ledger's failures)"
         elif all(x.get("mean") is not None for x in cfgs):
             parts = []
             for x in cfgs:
@@ -235,6 +240,8 @@ def describe_claim(ledger: Ledger | None, claim_id: str, stale: bool | None = No
     if c.get("status") != "runnable":
         return f"{prefix}{c['statement']} Not measured ({c.get('status')}).{paper}"
     cfgs, v = c.get("configs", []), c.get("verdict")
+    if c.get("failed"):
+        return f"{prefix}{c['statement']} Not measured: its runs failed ({c['failed'][0]}).{paper}"
     if not v or any(x.get("mean") is None for x in cfgs):
         return f"{prefix}{c['statement']} Not run yet: run `make claims`.{paper}"
     scale = _scale(c["metric"])

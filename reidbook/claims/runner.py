@@ -164,11 +164,20 @@ def _load_record(path: Path, key: str) -> dict | None:
     return rec if isinstance(rec, dict) and rec.get("key") == key and isinstance(rec.get("metrics"), dict) else None
 
 
+def _failure(run: dict, exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{run['measure']} {run['model']} seed {run['seed']}: {type(exc).__name__}: {text[:300]}"
+
+
 def _run_all(pending: list[dict], done: int, total: int, folder: Path, profile: str, data: str, device: str,
-             jobs: int) -> dict[str, dict]:
-    from ..utils import atomic_write_json, progress
+             jobs: int) -> tuple[dict[str, dict], dict[str, str]]:
+    """Run ``pending``; ``(records, failures)``. A run that raises is reported in ``failures`` (by key) and
+    the others go on — a long ``make claims`` is not lost to one broken measure; a rerun retries it.
+    Ctrl-C stops everything (finished runs are saved)."""
+    from ..utils import atomic_write_json, progress, say
 
     results: dict[str, dict] = {}
+    failures: dict[str, str] = {}
     bar = progress(total=total, initial=done, desc=f"claims ({profile})", unit="run")
 
     def finish(rec: dict) -> None:
@@ -176,33 +185,51 @@ def _run_all(pending: list[dict], done: int, total: int, folder: Path, profile: 
         results[rec["key"]] = rec
         bar.update(1)
 
+    def fail(run: dict, exc: Exception) -> None:
+        failures[run["key"]] = _failure(run, exc)
+        say(f"[claims] run failed (the others go on): {failures[run['key']]}")
+        bar.update(1)
+
+    def execute_here(run: dict, threads: int | None) -> None:
+        bar.set_postfix_str(f"{run['model']} seed {run['seed']}")
+        try:
+            rec = _execute(run, profile, data, device, threads)
+        except Exception as exc:  # noqa: BLE001 — recorded, reported, retried by the next run
+            fail(run, exc)
+        else:
+            finish(rec)
+
     try:
-        threads = threads_per_job(jobs) if jobs > 1 else None
         if jobs <= 1:
             for run in pending:
-                bar.set_postfix_str(f"{run['model']} seed {run['seed']}")
-                finish(_execute(run, profile, data, device, threads))
-            return results
+                execute_here(run, None)
+            return results, failures
         # the first run of each seed alone (it trains the seed's shared pre-training), then the rest in parallel
         first = {}
         for run in pending:
             first.setdefault(run["seed"], run)
         for run in first.values():
-            finish(_execute(run, profile, data, device, threads_per_job(1)))
-        rest = [r for r in pending if r["key"] not in results]
+            execute_here(run, threads_per_job(1))
+        rest = [r for r in pending if r["key"] not in results and r["key"] not in failures]
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
+        threads = threads_per_job(jobs)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(_execute, run, profile, data, device, threads) for run in rest]
+            futures = {pool.submit(_execute, run, profile, data, device, threads): run for run in rest}
             try:
                 for fut in as_completed(futures):
-                    finish(fut.result())
+                    try:
+                        rec = fut.result()
+                    except Exception as exc:  # noqa: BLE001 — as in the sequential loop
+                        fail(futures[fut], exc)
+                    else:
+                        finish(rec)
             except BaseException:
                 for f in futures:
                     f.cancel()
                 raise
-        return results
+        return results, failures
     finally:
         bar.close()
 
@@ -292,6 +319,8 @@ def run_claims(profile: str = "quick", seeds: int | Sequence[int] = 3, only: Seq
 
     An existing ledger with the same settings is updated (the claims run now replace theirs); one with
     other settings is refused (:class:`~reidbook.claims.ledger.LedgerError`) unless ``fresh=True``.
+    A run that fails does not stop the others: its claims are written with ``"failed"`` (no verdict), the
+    ledger's ``"failures"`` lists them, and running again retries only what is missing.
     ``claims`` replaces the registry (tests). See the module docstring for the whole procedure.
     """
     from ..profiles import check_profile
@@ -322,15 +351,21 @@ def run_claims(profile: str = "quick", seeds: int | Sequence[int] = 3, only: Seq
     folder.mkdir(parents=True, exist_ok=True)
     records = {k: r for k in runs if (r := _load_record(folder / f"{k}.json", k)) is not None}
     pending = [runs[k] for k in runs if k not in records]
-    records.update(_run_all(pending, len(records), len(runs), folder, profile, run_data, device, jobs))
+    done, failures = _run_all(pending, len(records), len(runs), folder, profile, run_data, device, jobs)
+    records.update(done)
 
     claims_out = dict(previous.claims) if previous is not None else {}
     for c in chosen:
-        claims_out[c.id] = _decide(c, keys[c.id], records, seed_list, profile) if c.runnable else c.to_dict()
-    all_runs = {**(previous.data.get("runs", {}) if previous is not None else {}), **{k: records[k] for k in runs}}
+        if not c.runnable:
+            claims_out[c.id] = c.to_dict()
+            continue
+        failed = [failures[k] for per_seed in keys[c.id] for k in per_seed if k in failures]
+        claims_out[c.id] = ({**c.to_dict(), "failed": sorted(set(failed))} if failed
+                            else _decide(c, keys[c.id], records, seed_list, profile))
+    all_runs = {**(previous.data.get("runs", {}) if previous is not None else {}), **{k: records[k] for k in runs if k in records}}
     ledger = {"schema": SCHEMA, "settings": settings,
               "provenance": _provenance(jobs, command, time.perf_counter() - t0, started, all_runs),
-              "runs": all_runs,
+              "runs": all_runs, "failures": sorted(set(failures.values())),
               "claims": {c.id: claims_out[c.id] for c in pool if c.id in claims_out}}
     write_ledger(ledger, path)
     return ledger
