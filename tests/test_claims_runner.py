@@ -7,8 +7,8 @@ import pytest
 
 from reidbook import claims
 from reidbook.claims import measures, runner
-from reidbook.claims.ledger import (LedgerError, claims_table_markdown, describe_claim, is_stale, load_ledger,
-                                    stale_reasons)
+from reidbook.claims.ledger import (LedgerError, chapter_claim, claims_table_markdown, describe_claim, is_stale,
+                                    load_ledger, stale_reasons)
 from reidbook.claims.registry import Claim, Config
 
 SHIFT = {"good": 0.10, "bad": 0.0, "same": 0.0}
@@ -226,3 +226,23 @@ def test_a_failing_run_does_not_stop_the_others(fake, tmp_path, monkeypatch):
     ledger = _run(tmp_path, [bad, _claim("t.ok")], seeds=2)
     assert fake.calls == [] and ledger["failures"] == []
     assert ledger["claims"]["t.broken"]["verdict"]["verdict"] == "reproduced"
+
+
+def test_chapter_claim_draws_the_live_run_or_says_stale(fake, tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    path = tmp_path / "ledger.json"
+    sentence, fig = chapter_claim("smoke", "t.c", live=(0.62, 0.5), path=path)
+    assert fig is None and "stale: run `make claims`" in sentence          # no ledger yet
+    _run(tmp_path, [_claim("t.c")], seeds=2)
+    sentence, fig = chapter_claim("smoke", "t.c", live=(0.62, None), path=path)
+    assert sentence.startswith("good beats bad Over 2 seeds") and fig is not None
+    live = [c for c in fig.axes[0].collections if c.get_gid() == "live"]
+    assert len(live) == 1 and live[0].get_offsets().tolist() == [[0.0, pytest.approx(62.0)]]
+    plt.close(fig)
+    with pytest.raises(ValueError, match="compares 2"):
+        chapter_claim("smoke", "t.c", live=(0.6,), path=path)
+    assert chapter_claim("smoke", "t.other", path=path)[1] is None
+    monkeypatch.setattr("reidbook.claims.ledger.preset_hash", lambda name, profile: "0" * 16)  # presets changed since
+    sentence, fig = chapter_claim("smoke", "t.c", live=(0.62, 0.5), path=path)
+    assert fig is None and sentence.startswith("stale ledger (made with other presets; run `make claims`)")

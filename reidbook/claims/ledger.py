@@ -7,6 +7,8 @@ Written by :func:`reidbook.claims.run_claims` (``make claims``), read here:
   checkout? (The ledger stores a hash of every model's preset at its profile; a chapter that finds a
   stale ledger says "stale: run `make claims`" instead of mixing old numbers with new runs.)
 * :func:`describe_claim`: the sentence a chapter prints under a claim's figure, generated from the verdict;
+* :func:`chapter_claim`: what a chapter's claims section shows — that sentence and the seed distribution
+  with the chapter's own run drawn over it (or only "stale: run `make claims`");
 * :func:`claims_table_markdown`: the README's claims table (claim, the paper's numbers, ours ± std over
   seeds, verdict) with when and on what machine the ledger was made.
 
@@ -24,7 +26,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 __all__ = ["SCHEMA", "Ledger", "LedgerError", "assets_dir", "ledger_path", "load_ledger", "is_stale",
-           "stale_reasons", "preset_hash", "preset_hashes", "claims_table_markdown", "describe_claim", "write_ledger"]
+           "stale_reasons", "preset_hash", "preset_hashes", "claims_table_markdown", "describe_claim", "chapter_claim",
+           "write_ledger"]
 
 SCHEMA = 1
 
@@ -65,7 +68,7 @@ def _models_of(claims: Iterable) -> list[str]:
         for cfg in c.configs:
             if cfg.measure == "fd":
                 names.add("fd")
-            elif cfg.measure in ("zoo", "dare_embeddings", "dare_routing", "anytime", "prune", "ensemble"):
+            elif cfg.measure not in ("paper_params", "latency"):  # those read the full presets: not a profile's
                 names.add(cfg.model)
         if c.budget_from:
             names.add(c.budget_from)
@@ -258,3 +261,35 @@ def describe_claim(ledger: Ledger | None, claim_id: str, stale: bool | None = No
     n = len(cfgs[0].get("values", []))
     return (f"{prefix}{c['statement']} Over {n} seeds: {sides} ({c['metric']}); difference {v['diff'] * scale:+.1f}"
             f"{unit}{interval} — {v['verdict']}: {why}.{paper}")
+
+
+def chapter_claim(profile: str, claim_id: str, live=None, path: str | Path | None = None):
+    """A chapter's claims section for ``claim_id``: ``(sentence, figure or None)``.
+
+    ``live`` is the chapter's own single-seed run: a sequence of values in the order of the claim's
+    configurations (or ``{label: value}``), in the ledger's units (fractions for mAP). The figure
+    (:func:`reidbook.viz.claims.claim_figure`) draws it over the ledger's seed distribution. Without a
+    ledger, with a stale one (other presets) or without values for this claim the figure is ``None`` and
+    the sentence says "stale: run `make claims`" — a chapter never runs the ledger nor mixes it with
+    numbers from other settings.
+    """
+    ledger = load_ledger(profile, path, missing_ok=True)
+    if ledger is None:
+        return f"{claim_id}: no claims ledger for the {profile!r} profile yet (stale: run `make claims`).", None
+    if claim_id not in ledger.claims:
+        return f"{claim_id}: not in the claims ledger {ledger.path} (stale: run `make claims`).", None
+    stale = is_stale(ledger)
+    sentence = describe_claim(ledger, claim_id, stale=stale)
+    c = ledger.claim(claim_id)
+    if stale or not c.get("verdict") or c.get("failed"):
+        return sentence, None
+    from ..viz.claims import claim_figure
+
+    labels = [x["label"] for x in c["configs"]]
+    if live is not None and not isinstance(live, dict):
+        live = list(live)
+        if len(live) != len(labels):
+            raise ValueError(f"live has {len(live)} values but claim {claim_id} compares {len(labels)} "
+                             f"configurations ({labels})")
+        live = {lab: v for lab, v in zip(labels, live) if v is not None}
+    return sentence, claim_figure(c, live)
