@@ -235,14 +235,17 @@ def test_chapter_claim_draws_the_live_run_or_says_stale(fake, tmp_path, monkeypa
     sentence, fig = chapter_claim("smoke", "t.c", live=(0.62, 0.5), path=path)
     assert fig is None and "stale: run `make claims`" in sentence          # no ledger yet
     _run(tmp_path, [_claim("t.c")], seeds=2)
-    sentence, fig = chapter_claim("smoke", "t.c", live=(0.62, None), path=path)
+    sentence, fig = chapter_claim("smoke", "t.c", live=(0.62, None), data="fake-data", path=path)
     assert sentence.startswith("good beats bad Over 2 seeds") and fig is not None
     live = [c for c in fig.axes[0].collections if c.get_gid() == "live"]
     assert len(live) == 1 and live[0].get_offsets().tolist() == [[0.0, pytest.approx(62.0)]]
     plt.close(fig)
     with pytest.raises(ValueError, match="compares 2"):
-        chapter_claim("smoke", "t.c", live=(0.6,), path=path)
+        chapter_claim("smoke", "t.c", live=(0.6,), data="fake-data", path=path)
     assert chapter_claim("smoke", "t.other", path=path)[1] is None
+    sentence, fig = chapter_claim("smoke", "t.c", live=(0.62, 0.5), data="market1501", path=path)
+    assert "not drawn" in sentence and not [c for c in fig.axes[0].collections if c.get_gid() == "live"]
+    plt.close(fig)
     monkeypatch.setattr("reidbook.claims.ledger.preset_hash", lambda name, profile: "0" * 16)  # presets changed since
     sentence, fig = chapter_claim("smoke", "t.c", live=(0.62, 0.5), path=path)
     assert fig is None and sentence.startswith("stale ledger (made with other presets; run `make claims`)")

@@ -263,7 +263,7 @@ def describe_claim(ledger: Ledger | None, claim_id: str, stale: bool | None = No
             f"{unit}{interval} — {v['verdict']}: {why}.{paper}")
 
 
-def chapter_claim(profile: str, claim_id: str, live=None, path: str | Path | None = None):
+def chapter_claim(profile: str, claim_id: str, live=None, data: str = "synth", path: str | Path | None = None):
     """A chapter's claims section for ``claim_id``: ``(sentence, figure or None)``.
 
     ``live`` is the chapter's own single-seed run: a sequence of values in the order of the claim's
@@ -271,7 +271,8 @@ def chapter_claim(profile: str, claim_id: str, live=None, path: str | Path | Non
     (:func:`reidbook.viz.claims.claim_figure`) draws it over the ledger's seed distribution. Without a
     ledger, with a stale one (other presets) or without values for this claim the figure is ``None`` and
     the sentence says "stale: run `make claims`" — a chapter never runs the ledger nor mixes it with
-    numbers from other settings.
+    numbers from other settings. ``data`` is the chapter's data set: a live run on another data set than
+    the ledger's is not drawn.
     """
     ledger = load_ledger(profile, path, missing_ok=True)
     if ledger is None:
@@ -286,6 +287,9 @@ def chapter_claim(profile: str, claim_id: str, live=None, path: str | Path | Non
     from ..viz.claims import claim_figure
 
     labels = [x["label"] for x in c["configs"]]
+    if live is not None and str(data).replace("synthreid", "synth") != ledger.data["settings"].get("data"):
+        sentence += f" (This chapter's run on {data!r} is not drawn: the ledger is on {ledger.data['settings'].get('data')!r}.)"
+        live = None
     if live is not None and not isinstance(live, dict):
         live = list(live)
         if len(live) != len(labels):
