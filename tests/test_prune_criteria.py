@@ -6,10 +6,9 @@ import torch
 from torch import nn
 
 from reidbook.models import backbones as B
-from reidbook.prune import METHODS, SCORERS, TRAINING_PROCEDURES, prune, register_scorer, score_channels
-from reidbook.prune import criteria as C
-from reidbook.prune.criteria import data as D
+from reidbook.prune import METHODS, SCORERS, TRAINING_PROCEDURES, criteria as C, prune, register_scorer, score_channels
 from reidbook.prune.activations import collect_pooled, collect_taylor
+from reidbook.prune.criteria import data as D
 
 
 def test_l1_l2_known_values_and_zero_filter_first():

@@ -3,7 +3,6 @@ import torch
 
 from reidbook.prune.scenarios import rehead, run_scenario
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -24,7 +23,8 @@ def start(source):
 
 @pytest.mark.parametrize("n,strategy", [(1, "once"), (2, "once"), (3, "psfp"), (4, "once")])
 def test_scenarios_run_end_to_end(n, strategy, start, source, smoke_dataset):
-    net, rep = run_scenario(n, "l1", 0.5, strategy=strategy, profile="smoke", start=start, source=source, target_data=smoke_dataset,
+    net, rep = run_scenario(n, "l1", 0.5, strategy=strategy, profile="smoke", start=start, source=source,
+                            target_data=smoke_dataset,
                             epochs=1, device="cpu", max_iters_per_epoch=1, evaluate=(n == 4))
     assert rep["macs_ratio"] <= 0.5 + 1e-9 and rep["params_after"] < rep["params_before"]
     assert net.num_classes == smoke_dataset.num_train_pids
@@ -128,7 +128,8 @@ def test_survey_table7_has_no_single_best_scenario():
     win = scenario_winners(survey_table(7)).set_index(["method", "target"])["best"]
     assert win[("PSFP", "C2")] == 3 and win[("L1", "C1")] == 1 and win[("Auto-Balanced", "C2")] == 1
     lines = describe_scenarios(survey_table(7), source="survey: ")
-    assert lines[-1] == "survey: no scenario is best everywhere: the best is scenario 1 or 3 depending on method and target"
+    assert lines[-1] == ("survey: no scenario is best everywhere: the best is scenario 1 or 3 depending on method "
+                         "and target")
     assert "survey: PSFP at C2: scenario 3 is best (S1 63.6, S2 65.0, S3 65.9)" in lines
 
 

@@ -1,12 +1,10 @@
 import pytest
 import torch
+from prune_checks import SIZE, check_smaller
 
 from reidbook.models import build_model
 from reidbook.presets import get_preset
-from reidbook.prune.strategies import C1, C2, prune_iterative, prune_once, progressive_soft_prune
-
-from prune_checks import SIZE, check_smaller
-
+from reidbook.prune.strategies import C1, C2, progressive_soft_prune, prune_iterative, prune_once
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,14 +1,12 @@
 """Layer-by-layer pruning with reconstruction (ThiNet, Channel Pruning; survey Eq. 24–26)."""
 import pytest
 import torch
+from prune_checks import SIZE, check_smaller
 
 from reidbook.models import build_model
 from reidbook.presets import get_preset
 from reidbook.prune import C1, C2, prune_layerwise
 from reidbook.prune.strategies.reconstruction import conv_samples, reconstruct_weight, relative_error
-
-from prune_checks import SIZE, check_smaller
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,15 +1,13 @@
 """Pruning by regularisation: Auto-Balanced (survey Eq. 3–10) and Play-and-Prune's controller loop (Eq. 18–23)."""
 import pytest
 import torch
+from prune_checks import SIZE, check_smaller
 
 from reidbook.models import build_model
 from reidbook.presets import get_preset
 from reidbook.prune import C1, C2, auto_balanced_prune, holdout_split, play_and_prune
 from reidbook.prune.strategies import BalancedPenalty, weak_share
 from reidbook.prune.surgery import find_units
-
-from prune_checks import SIZE, check_smaller
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -7,9 +7,20 @@ from torch import nn
 
 from reidbook.models import backbones as B
 from reidbook.profile import count_macs, count_params
-from reidbook.prune import (MacModel, apply_selection, find_units, harden, load_pruned, prune, prune_bottleneck,
-                            save_pruned, soft_prune_units, unit_widths)
-from reidbook.prune import score_channels, select_channels
+from reidbook.prune import (
+    MacModel,
+    apply_selection,
+    find_units,
+    harden,
+    load_pruned,
+    prune,
+    prune_bottleneck,
+    save_pruned,
+    score_channels,
+    select_channels,
+    soft_prune_units,
+    unit_widths,
+)
 
 SIZE = (64, 32)
 
@@ -165,8 +176,11 @@ def test_pruned_model_saves_and_loads_weights_only(tmp_path):
     with pytest.raises(ValueError, match="do not fit|does not have"):
         load_pruned(path, _model(18))
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match=r"junk\.pt cannot be read as a reidbook pruned model.*save it again"):
         load_pruned(tmp_path / "junk.pt", _model(50))
+    (tmp_path / "cut.pt").write_bytes(path.read_bytes()[:100])  # a truncated file
+    with pytest.raises(ValueError, match="damaged"):
+        load_pruned(tmp_path / "cut.pt", _model(50))
 
 
 def test_pruned_model_trains_with_its_head():

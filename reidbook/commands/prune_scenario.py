@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="source pre-training epochs (with --start scratch; ≥ 1)")
     parser.add_argument("--start", default="source", choices=["source", "scratch"],
                         help="source: the cached source-domain backbone; scratch: pre-train here")
-    parser.add_argument("--max-iters", type=_positive_int, default=None, help="cap on iterations per epoch (smoke runs)")
+    parser.add_argument("--max-iters", type=_positive_int, default=None,
+                        help="cap on iterations per epoch (smoke runs)")
     parser.add_argument("--no-eval", action="store_true", help="skip the target evaluation")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)

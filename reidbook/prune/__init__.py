@@ -20,15 +20,52 @@ one-shot ``prune`` and the survey's strategies and design scenarios.
 """
 from .api import check_one_shot, layer_sensitivity, prune
 from .report import CostReport, PruneReport, StrategyReport
-from .scoring import (DATA_METHODS, METHODS, SCORERS, TRAINING_PROCEDURES, WEIGHT_METHODS, Scorer, ScoringContext,
-                      distinct_methods, get_scorer, identical_by_construction, register_scorer, score_channels,
-                      unit_filters)
+from .scoring import (
+                      DATA_METHODS,
+                      METHODS,
+                      SCORERS,
+                      TRAINING_PROCEDURES,
+                      WEIGHT_METHODS,
+                      Scorer,
+                      ScoringContext,
+                      distinct_methods,
+                      get_scorer,
+                      identical_by_construction,
+                      register_scorer,
+                      score_channels,
+                      unit_filters,
+)
 from .selection import MacModel, select_channels, top_channels, uniform_widths
-from .strategies import (C1, C2, PCB_PARTS, SOFT_CRITERIA, STRATEGIES, auto_balanced_prune, default_strategy,
-                         count_steps, holdout_split, pcb_head_units, play_and_prune, progressive_soft_prune, prune_iterative,
-                         prune_layerwise, prune_once, prune_pcb)
-from .surgery import (PruneUnit, apply_selection, find_units, harden, load_pruned, prune_bottleneck, save_pruned,
-                      soft_prune_units, unit_widths, zeroed_channels)
+from .strategies import (
+                      C1,
+                      C2,
+                      PCB_PARTS,
+                      SOFT_CRITERIA,
+                      STRATEGIES,
+                      auto_balanced_prune,
+                      count_steps,
+                      default_strategy,
+                      holdout_split,
+                      pcb_head_units,
+                      play_and_prune,
+                      progressive_soft_prune,
+                      prune_iterative,
+                      prune_layerwise,
+                      prune_once,
+                      prune_pcb,
+)
+from .surgery import (
+                      PruneUnit,
+                      apply_selection,
+                      find_units,
+                      harden,
+                      load_pruned,
+                      prune_bottleneck,
+                      save_pruned,
+                      soft_prune_units,
+                      unit_widths,
+                      zeroed_channels,
+)
 from .training import finetune, train_with_penalty
 
 __all__ = [

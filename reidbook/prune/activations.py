@@ -24,7 +24,8 @@ from torch import nn
 
 from ..utils import progress
 
-__all__ = ["calibration_batches", "iter_batches", "collect_pooled", "collect_taylor", "collect_conv_samples", "classification_loss",
+__all__ = ["calibration_batches", "iter_batches", "collect_pooled", "collect_taylor", "collect_conv_samples",
+           "classification_loss",
            "frozen_bn_train_mode", "eval_mode"]
 
 
@@ -49,7 +50,8 @@ def calibration_batches(items, height: int, width: int, n_images: int = 128, bat
     return out
 
 
-def iter_batches(data, max_batches: int | None = None, batch_size: int = 32) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+def iter_batches(data, max_batches: int | None = None,
+                 batch_size: int = 32) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     """Yield ``(images, pids or None)`` from a tensor or an iterable of batches, at most ``max_batches``."""
     if data is None:
         raise ValueError("this criterion needs data: pass data= an image tensor [N,3,H,W] or a DataLoader")
@@ -66,7 +68,8 @@ def iter_batches(data, max_batches: int | None = None, batch_size: int = 32) -> 
             pids = batch[1] if len(batch) > 1 and isinstance(batch[1], torch.Tensor) else None
             yield batch[0], pids
         else:
-            raise TypeError(f"cannot read batch {i}: expected a tensor or (images, pids, ...), got {type(batch).__name__}")
+            raise TypeError(f"cannot read batch {i}: expected a tensor or (images, pids, ...), "
+                            f"got {type(batch).__name__}")
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -126,7 +129,8 @@ def collect_pooled(model: nn.Module, modules: dict[str, nn.Module], data, max_ba
     def hook(name):
         def fn(mod, inp, out):
             out = F.relu(out) if relu else out
-            store[name].append(out.detach().float().mean(dim=(2, 3)).cpu() if out.dim() == 4 else out.detach().float().cpu())
+            x = out.detach().float()
+            store[name].append(x.mean(dim=(2, 3)).cpu() if x.dim() == 4 else x.cpu())
         return fn
 
     handles = [m.register_forward_hook(hook(n)) for n, m in modules.items()]

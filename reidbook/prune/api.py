@@ -99,7 +99,8 @@ def prune(model: nn.Module, method: str, ratio: float | None = None, target_macs
     if ratio is not None and not (0.0 <= ratio < 1.0):
         raise ValueError(f"pruning ratio must be in [0, 1) (fraction of channels removed), got {ratio}")
     if target_macs is not None and not (0.0 < target_macs <= 1.0):
-        raise ValueError(f"target_macs must be in (0, 1] (fraction of the original multiply-adds kept), got {target_macs}")
+        raise ValueError(f"target_macs must be in (0, 1] (fraction of the original multiply-adds kept), "
+                         f"got {target_macs}")
     units = find_units(model, scope)
     global_ranking = (method == "taylor") if global_ranking is None else global_ranking
     reconstruct = (method in ("thinet", "channel_pruning")) if reconstruct is None else reconstruct

@@ -25,8 +25,18 @@ from torch import nn
 from ..models.layers import classifier_init
 from ..profile import count_macs, count_params
 from .scoring import get_scorer
-from .strategies import (C1, SOFT_CRITERIA, STRATEGIES, auto_balanced_prune, default_strategy, play_and_prune,
-                         progressive_soft_prune, prune_iterative, prune_layerwise, prune_once)
+from .strategies import (
+    C1,
+    SOFT_CRITERIA,
+    STRATEGIES,
+    auto_balanced_prune,
+    default_strategy,
+    play_and_prune,
+    progressive_soft_prune,
+    prune_iterative,
+    prune_layerwise,
+    prune_once,
+)
 from .training import finetune
 
 __all__ = ["SCENARIOS", "STRATEGIES", "default_strategy", "run_scenario", "rehead", "source_model", "SURVEY_MARKET",
@@ -48,9 +58,12 @@ SURVEY_MARKET = {
                  ["Entropy", 11.90, 2.96, 65.16, 82.39], ["PSFP", 11.90, 2.96, 65.92, 83.72]]},
     7: {"columns": ["scenario", "target", "method", "mAP", "rank1"],
         "rows": [[sc, tg, m, a, r] for sc, tg, vals in [
-            (1, "C1", (67.04, 84.71, 65.46, 83.64, 65.92, 83.72)), (2, "C1", (47.46, 69.36, 47.57, 70.46, 65.55, 82.69)),
-            (3, "C1", (53.22, 72.21, 54.73, 74.05, 65.88, 82.19)), (1, "C2", (63.63, 81.95, 63.16, 81.29, 63.58, 82.47)),
-            (2, "C2", (49.18, 70.67, 47.36, 68.74, 65.03, 80.85)), (3, "C2", (41.93, 62.62, 48.30, 69.00, 65.88, 82.91))]
+            (1, "C1", (67.04, 84.71, 65.46, 83.64, 65.92, 83.72)),
+            (2, "C1", (47.46, 69.36, 47.57, 70.46, 65.55, 82.69)),
+            (3, "C1", (53.22, 72.21, 54.73, 74.05, 65.88, 82.19)),
+            (1, "C2", (63.63, 81.95, 63.16, 81.29, 63.58, 82.47)),
+            (2, "C2", (49.18, 70.67, 47.36, 68.74, 65.03, 80.85)),
+            (3, "C2", (41.93, 62.62, 48.30, 69.00, 65.88, 82.91))]
             for m, a, r in zip(("L1", "Auto-Balanced", "PSFP"), vals[0::2], vals[1::2])]
         # Table 6, scenario 4 (a milder compression, T 5.08 GFLOPs); PSFP is "N/A" there.
         + [[4, "T=5.08", "L1", 31.41, 55.70], [4, "T=5.08", "Auto-Balanced", 59.27, 78.80]]},
@@ -79,7 +92,8 @@ def rehead(model: nn.Module, num_classes: int) -> nn.Module:
     names = [n for n, m in model.named_modules()
              if isinstance(m, nn.Linear) and "classifier" in n and (old is None or m.out_features == old)]
     if not names:
-        raise ValueError(f"{type(model).__name__} has no Linear named 'classifier…' to re-head for {num_classes} classes")
+        raise ValueError(f"{type(model).__name__} has no Linear named 'classifier…' to re-head for "
+                         f"{num_classes} classes")
     for name in names:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
@@ -187,7 +201,8 @@ def run_scenario(n: int, method: str = "l1", target: float = C1, profile: str = 
         raise ValueError(f"target must be in (0, 1] (fraction of the multiply-adds kept), got {target}")
     for name, value in (("epochs", epochs), ("pretrain_epochs", pretrain_epochs)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be an integer ≥ 0 (epochs of (re)training per stage; 0 = none), got {value!r}")
+            raise ValueError(f"{name} must be an integer ≥ 0 (epochs of (re)training per stage; 0 = none), "
+                             f"got {value!r}")
     if strategy != "auto" and strategy not in STRATEGIES:
         raise ValueError(f"unknown pruning strategy {strategy!r}; choose one of auto, {', '.join(STRATEGIES)}")
     strategy = default_strategy(method) if strategy == "auto" else strategy

@@ -107,7 +107,8 @@ def register_scorer(name: str, *, title: str, paper: str, where: str, needs: str
                     same_as: str | None = None, procedure: str | None = None, residual_ok: bool = False):
     """Decorator: register ``fn(ctx) -> {unit: scores}`` as the scorer ``name`` (listed in :data:`METHODS`)."""
     if needs not in ("weights", "data", "data (optional)"):
-        raise ValueError(f"register_scorer({name!r}): needs must be 'weights', 'data' or 'data (optional)', got {needs!r}")
+        raise ValueError(f"register_scorer({name!r}): needs must be 'weights', 'data' or 'data (optional)', "
+                         f"got {needs!r}")
     if strategy not in STRATEGY_FUNCTIONS:
         raise ValueError(f"register_scorer({name!r}): strategy must be one of {', '.join(STRATEGY_FUNCTIONS)}, "
                          f"got {strategy!r}")

@@ -174,7 +174,8 @@ def select_channels(units: list[PruneUnit], scores: dict[str, torch.Tensor], rat
     if ratio is not None and not (0.0 <= ratio < 1.0):
         raise ValueError(f"pruning ratio must be in [0, 1) (fraction of channels removed), got {ratio}")
     if target_macs is not None and not (0.0 < target_macs <= 1.0):
-        raise ValueError(f"target_macs must be in (0, 1] (fraction of the original multiply-adds kept), got {target_macs}")
+        raise ValueError(f"target_macs must be in (0, 1] (fraction of the original multiply-adds kept), "
+                         f"got {target_macs}")
     if min_channels < 1:
         raise ValueError(f"min_channels must be ≥ 1, got {min_channels}")
     if rounding not in ROUNDINGS:

@@ -25,6 +25,7 @@ the chapter reads).
 from __future__ import annotations
 
 import copy
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -229,7 +230,8 @@ def apply_selection(model: nn.Module, units: list[PruneUnit], keep: dict[str, li
     was = model.training
     model.eval()
     try:
-        dg = tp.DependencyGraph().build_dependency(model, example_inputs=example_input(model, input_size), verbose=False)
+        dg = tp.DependencyGraph().build_dependency(model, example_inputs=example_input(model, input_size),
+                                                   verbose=False)
     finally:
         model.train(was)
     mods = dict(model.named_modules())
@@ -340,7 +342,8 @@ def apply_shapes(model: nn.Module, shapes: dict[str, dict]) -> nn.Module:
         if m is None:
             raise ValueError(f"pruned checkpoint has a layer {name!r} that this model does not have: "
                              "was it saved from another architecture?")
-        if spec["type"] == "Conv2d" and isinstance(m, nn.Conv2d) and (m.in_channels, m.out_channels) != (spec["in"], spec["out"]):
+        shape = (spec.get("in"), spec.get("out"))  # Conv2d and Linear; BatchNorm has num_features
+        if spec["type"] == "Conv2d" and isinstance(m, nn.Conv2d) and (m.in_channels, m.out_channels) != shape:
             new = nn.Conv2d(spec["in"], spec["out"], m.kernel_size, m.stride, m.padding, m.dilation, spec["groups"],
                             bias=m.bias is not None, padding_mode=m.padding_mode)
             _set_module(model, name, new.to(m.weight.device))
@@ -349,7 +352,7 @@ def apply_shapes(model: nn.Module, shapes: dict[str, dict]) -> nn.Module:
             new = type(m)(spec["num_features"], eps=m.eps, momentum=m.momentum, affine=m.affine,
                           track_running_stats=m.track_running_stats)
             _set_module(model, name, new.to(m.weight.device if m.weight is not None else "cpu"))
-        elif spec["type"] == "Linear" and isinstance(m, nn.Linear) and (m.in_features, m.out_features) != (spec["in"], spec["out"]):
+        elif spec["type"] == "Linear" and isinstance(m, nn.Linear) and (m.in_features, m.out_features) != shape:
             new = nn.Linear(spec["in"], spec["out"], bias=m.bias is not None)
             _set_module(model, name, new.to(m.weight.device))
     return model
@@ -371,7 +374,11 @@ def load_pruned(path, model: nn.Module, map_location="cpu") -> nn.Module:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no pruned model at {path}")
-    payload = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:  # truncated, junk, or not weights-only
+        raise ValueError(f"{path} cannot be read as a reidbook pruned model ({type(e).__name__}); it is damaged or "
+                         "not a file saved by reidbook.prune.save_pruned — prune and save it again") from e
     if not isinstance(payload, dict) or payload.get("format") != PRUNED_FORMAT:
         raise ValueError(f"{path} is not a reidbook pruned model (format {PRUNED_FORMAT!r}); "
                          "save it with reidbook.prune.save_pruned")

@@ -93,7 +93,8 @@ def survey_claims(table5, recon_maps: dict, cost, scenarios, table8, c1: float =
                        f"{table8.loc[bfe_all[0], 'params_M']:.3f} vs {table8.loc[bfe[0], 'params_M']:.3f} M",
                        bool(table8.loc[bfe_all[0], "params_M"] < table8.loc[bfe[0], "params_M"]
                             and table8.loc[bfe_all[0], "MACs_M"] == table8.loc[bfe[0], "MACs_M"])))
-    return pd.DataFrame([(c, o, bool(a)) for c, o, a in checks], columns=["survey's claim", "ours (measured)", "we agree"])
+    return pd.DataFrame([(c, o, bool(a)) for c, o, a in checks],
+                        columns=["survey's claim", "ours (measured)", "we agree"])
 
 
 def describe_latency(cost, reference: str, pruned, small=()) -> list[str]:
@@ -120,7 +121,8 @@ def describe_strategy_internals(auto_balanced, psfp) -> list[str]:
     if ab:
         a, b = ab[0]["weak_share_before"], ab[-1]["weak_share_after"]
         out.append(f"Auto-Balanced: the weak set's share of the ℓ1 mass went {a:.4f} → {b:.4f} "
-                   f"({'down' if b < a else 'up' if b > a else 'unchanged'} by {abs(b - a) / max(a, 1e-12):.2%} of its value)")
+                   f"({'down' if b < a else 'up' if b > a else 'unchanged'} "
+                   f"by {abs(b - a) / max(a, 1e-12):.2%} of its value)")
     if psfp.iterations:
         rates = [r["rate"] for r in psfp.iterations]
         out.append("PSFP: rates applied after each epoch " + ", ".join(f"{r:.3f}" for r in rates)

@@ -341,8 +341,8 @@ def plot_strategy_internals(auto_balanced, psfp):
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.3))
     ab = [r for r in auto_balanced.iterations if "weak_share_before" in r]
     if ab:
-        plot_strategy_curves({"weak set's share of ℓ1 mass": ([0] + [r["step"] for r in ab],
-                                                              [ab[0]["weak_share_before"]] + [r["weak_share_after"] for r in ab])},
+        shares = [ab[0]["weak_share_before"]] + [r["weak_share_after"] for r in ab]
+        plot_strategy_curves({"weak set's share of ℓ1 mass": ([0] + [r["step"] for r in ab], shares)},
                              "epoch", "share", "Auto-Balanced (Eq. 7–10)", ax=a1)
     ps = psfp.iterations
     if ps:

@@ -9,12 +9,38 @@ Every function takes tensors (weights, or the statistics :mod:`reidbook.prune.ac
 returns one score per channel, higher = kept longer. How a criterion is applied to a whole model — which
 statistics, which units — is the scorer registry's job (:mod:`reidbook.prune.scoring`).
 """
-from .data import (channel_contributions, channel_pruning_scores, entropy_scores, lasso_fista, least_squares_weights,
-                   nisp_final_scores, nisp_propagate, nisp_resnet, taylor_scores, thinet_greedy, thinet_scales,
-                   thinet_scores)
-from .weights import (AFPRegularizer, AutoBalancedRegularizer, PruningRateController, afp_initial_threshold,
-                      afp_unimportant, auto_balanced_lambda, auto_balanced_split, fpgm_scores, l1_norm, l2_norm,
-                      psfp_rate, psfp_schedule_coefficients, simc_clusters, simc_scores, simc_similarity, soft_prune_)
+from .data import (
+                   channel_contributions,
+                   channel_pruning_scores,
+                   entropy_scores,
+                   lasso_fista,
+                   least_squares_weights,
+                   nisp_final_scores,
+                   nisp_propagate,
+                   nisp_resnet,
+                   taylor_scores,
+                   thinet_greedy,
+                   thinet_scales,
+                   thinet_scores,
+)
+from .weights import (
+                   AFPRegularizer,
+                   AutoBalancedRegularizer,
+                   PruningRateController,
+                   afp_initial_threshold,
+                   afp_unimportant,
+                   auto_balanced_lambda,
+                   auto_balanced_split,
+                   fpgm_scores,
+                   l1_norm,
+                   l2_norm,
+                   psfp_rate,
+                   psfp_schedule_coefficients,
+                   simc_clusters,
+                   simc_scores,
+                   simc_similarity,
+                   soft_prune_,
+)
 
 __all__ = [
     "l1_norm", "l2_norm", "simc_similarity", "simc_clusters", "simc_scores", "fpgm_scores",

@@ -40,7 +40,8 @@ from ..selection import MacModel, top_channels, uniform_rate_for_target, uniform
 from ..surgery import apply_selection, find_units
 from .common import C1, check_target, retrain
 
-__all__ = ["prune_layerwise", "RECONSTRUCTIONS", "conv_samples", "lasso_path_scores", "relative_error", "reconstruct_weight"]
+__all__ = ["prune_layerwise", "RECONSTRUCTIONS", "conv_samples", "lasso_path_scores", "relative_error",
+           "reconstruct_weight"]
 
 RECONSTRUCTIONS = ("auto", "scale", "ls", None)
 
@@ -225,7 +226,8 @@ def prune_layerwise(model: nn.Module, method: str = "thinet", target_macs: float
         rec = {"unit": u.name, "kept": len(keep), "channels": u.channels, "err_plain": err_plain}
         if kind is not None:
             how = kind
-            if kind == "ls" and torch.unique(patches[:, keep].flatten(1), dim=0).shape[0] < 4 * len(keep) * patches.shape[2]:
+            distinct = torch.unique(patches[:, keep].flatten(1), dim=0).shape[0]
+            if kind == "ls" and distinct < 4 * len(keep) * patches.shape[2]:
                 how = "scale"  # too few distinct samples to refit a whole kernel without over-fitting them
             new_w = reconstruct_weight(how, patches, y_orig, weight, bias, keep, ridge if how == "ls" else ridge * 1e-2)
             with torch.no_grad():
@@ -239,5 +241,6 @@ def prune_layerwise(model: nn.Module, method: str = "thinet", target_macs: float
     net.eval()
     name = method if method in ("thinet", "channel_pruning") else f"{method}+{kind or 'none'}"
     return net, StrategyReport(method=name, input_size=tuple(input_size), params_before=base_params,
-                               params_after=count_params(net), macs_before=mm.base, macs_after=count_macs(net, input_size),
+                               params_after=count_params(net), macs_before=mm.base,
+                               macs_after=count_macs(net, input_size),
                                strategy="layerwise", target_macs=target, iterations=records)

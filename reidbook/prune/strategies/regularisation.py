@@ -153,7 +153,8 @@ def auto_balanced_prune(model: nn.Module, target_macs: float = C1, dataset=None,
         records.append({"step": "fine-tune", "loss": loss})
     net.eval()
     return net, StrategyReport(method="l1", input_size=tuple(input_size), params_before=base_params,
-                               params_after=count_params(net), macs_before=mm.base, macs_after=count_macs(net, input_size),
+                               params_after=count_params(net), macs_before=mm.base,
+                               macs_after=count_macs(net, input_size),
                                strategy="auto_balanced", target_macs=target, iterations=records)
 
 
@@ -206,7 +207,8 @@ def play_and_prune(model: nn.Module, target_macs: float = C1, dataset=None, pres
     * **AFP** (Eq. 18–19): mark the ``rate`` fraction of lowest-ℓ1 filters of every unit as U, train
       ``epochs_per_round`` epochs with ``λ_A‖U‖₁`` added to the loss (pushing U towards zero), then remove
       ``round(rate · C)`` of the ``C`` current channels (as a step of
-      :func:`~reidbook.prune.strategies.prune_iterative`; the last round at most down to the target) ranked by ℓ1 — the filters U the penalty has just weakened;
+      :func:`~reidbook.prune.strategies.prune_iterative`; the last round at most down to the target) ranked
+      by ℓ1 — the filters U the penalty has just weakened;
     * **PRC** (Eq. 21–23): measure ``C(#w)`` = ``evaluate`` and update the controller with the slack
       ``C(#w) − (ξ − ε)``: ``rate ← δ_w·T_r·rate`` with ``δ_w = 1/ε`` (no accuracy lost → same rate; better →
       faster; worse → slower; beyond the tolerance ε → 0), ``λ_A ← slack·λ``.
@@ -232,7 +234,7 @@ def play_and_prune(model: nn.Module, target_macs: float = C1, dataset=None, pres
         evaluate = _default_evaluate(val, preset, device)
     train = train_ds is not None and preset is not None
     net = copy.deepcopy(model).eval()
-    units = _single_conv_units(net, scope, "Play-and-Prune")
+    _single_conv_units(net, scope, "Play-and-Prune")  # refuses units written by several coupled convs
     base_macs, base_params = count_macs(net, input_size), count_params(net)
     goal = target * base_macs
     xi = float(evaluate(net))

@@ -15,8 +15,15 @@ from ..criteria import psfp_rate
 from ..report import StrategyReport
 from ..scoring import score_channels
 from ..selection import MacModel, top_channels, uniform_rate_for_target, uniform_widths
-from ..surgery import (find_units, harden, kept_after_zeroing, slice_bn_, slice_conv_in_, slice_conv_out_,
-                       soft_prune_units)
+from ..surgery import (
+    find_units,
+    harden,
+    kept_after_zeroing,
+    slice_bn_,
+    slice_conv_in_,
+    slice_conv_out_,
+    soft_prune_units,
+)
 from ..training import last_loss, train_with_penalty
 from .common import C1, check_target
 
@@ -25,7 +32,8 @@ __all__ = ["SOFT_CRITERIA", "soft_prune_step", "harden_units", "progressive_soft
 SOFT_CRITERIA = {"psfp": "l2", "l2": "l2", "l1": "l1", "fpgm": "fpgm"}  # soft pruning scores filters only
 
 
-def soft_prune_step(model: nn.Module, units, criterion: str, rate: float, min_channels: int = 1) -> dict[str, list[int]]:
+def soft_prune_step(model: nn.Module, units, criterion: str, rate: float,
+                    min_channels: int = 1) -> dict[str, list[int]]:
     """One soft-pruning step (SFP/PSFP): in every unit zero the ``rate`` lowest-scored filters (with their
     BN γ/β) → ``{unit: zeroed indices}``. Scores are recomputed on the current weights, so a channel zeroed
     before can come back if training regrew it (He et al., SFP §3.2)."""
@@ -126,5 +134,6 @@ def progressive_soft_prune(model: nn.Module, target_macs: float = C1, dataset=No
         harden_units(net, heads, min_channels)
     net.eval()
     return net, StrategyReport(method=criterion, input_size=tuple(input_size), params_before=base_params,
-                               params_after=count_params(net), macs_before=mm.base, macs_after=count_macs(net, input_size),
+                               params_after=count_params(net), macs_before=mm.base,
+                               macs_after=count_macs(net, input_size),
                                strategy="psfp" if progressive else "soft", target_macs=target, iterations=records)
