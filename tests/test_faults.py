@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -201,6 +202,40 @@ def test_permission_error_while_writing_is_one_line(tmp_path, capsys, monkeypatc
     line = one_line_error(capsys, *TRAIN, "--out", out)
     assert line.startswith("reidbook train: error: Permission denied: ") and str(out) in line
     assert "make it writable" in line and "REIDBOOK_CACHE" in line
+
+
+@pytest.mark.parametrize("exc,expected", [
+    (FloatingPointError("non-finite training loss at epoch 2/4, iteration 3/9: loss=nan\nFixes: lower the lr"),
+     "non-finite training loss at epoch 2/4, iteration 3/9: loss=nan Fixes: lower the lr"),
+    (pickle.UnpicklingError("Weights only load failed. ... re-running with weights_only=False ..."),
+     "a file could not be read as a safe PyTorch file"),
+    (PermissionError(13, "Permission denied", "/cache/zoo/x/model.pt"),
+     "Permission denied: /cache/zoo/x/model.pt; make it writable"),
+    (NotADirectoryError(20, "Not a directory", "/data/file/sub"), "Not a directory: /data/file/sub; a part of"),
+    (OSError(28, "No space left on device", "/cache/zoo/x/model.pt"),
+     "No space left on device: /cache/zoo/x/model.pt; free some disk space"),
+])
+def test_expected_faults_are_one_line(capsys, monkeypatch, exc, expected):
+    import reidbook.cli as cli
+
+    def fail(args):
+        raise exc
+
+    monkeypatch.setattr(cli, "cmd_models", fail)
+    line = one_line_error(capsys, "models")
+    assert line.startswith(f"reidbook models: error: {expected}")
+    assert "weights_only=False" not in line
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    import reidbook.cli as cli
+
+    def bug(args):
+        raise AttributeError("'NoneType' object has no attribute 'x'")
+
+    monkeypatch.setattr(cli, "cmd_models", bug)
+    with pytest.raises(AttributeError):  # not an expected fault: hiding it would hide the bug
+        main(["models"])
 
 
 def test_debug_shows_the_traceback(tmp_path, capsys):
