@@ -9,11 +9,13 @@ from torch import nn
 from ...profile import count_macs, count_params
 from ..api import check_one_shot, prune
 from ..report import StrategyReport
-from ..scoring import get_scorer
+from ..scoring import get_scorer, score_channels
 from ..surgery import find_units
 from .common import C1, check_target, retrain
 
 __all__ = ["prune_iterative", "count_steps"]
+
+_SCORE_OPTIONS = ("tau", "bins", "n_positions", "n_rows", "max_batches", "loss_fn")  # score_channels' own
 
 
 def prune_iterative(model: nn.Module, method: str, target_macs: float = C1, step: float = 0.05, dataset=None,
@@ -42,12 +44,15 @@ def prune_iterative(model: nn.Module, method: str, target_macs: float = C1, step
     base_macs, base_params = count_macs(model, input_size), count_params(model)
     goal = target * base_macs
     cur, cur_macs, records = copy.deepcopy(model), base_macs, []
-    common = dict(data=data, input_size=input_size, scope=scope, seed=seed, **options)
+    score_kw = {k: options[k] for k in _SCORE_OPTIONS if k in options}
     for i in range(1, max_steps + 1):
         if cur_macs <= goal:
             break
-        n_now = sum(u.channels for u in find_units(cur, scope))
+        units = find_units(cur, scope)
+        n_now = sum(u.channels for u in units)
         ratio = max(step, 1.0 / n_now) if round(step * n_now) < 1 else step
+        scores = score_channels(cur, method, units, data=data, seed=seed, **score_kw)  # once a step
+        common = dict(data=data, input_size=input_size, scope=scope, seed=seed, scores=scores, **options)
         nxt, rep = prune(cur, method, ratio=ratio, rounding="total", **common)
         clipped = rep.macs_after <= goal
         if clipped:  # the last step: no further than the target
