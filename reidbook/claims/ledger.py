@@ -258,8 +258,11 @@ def describe_claim(ledger: Ledger | None, claim_id: str, stale: bool | None = No
     why = _MEANING.get(v["verdict"], v["verdict"])
     if v["verdict"] == "inconclusive" and "unequal" in v.get("why", ""):
         why = "not decided: the two sides were trained on unequal budgets"
+    elif v["verdict"] == "inconclusive" and "fewer than two seeds" in v.get("why", ""):
+        why = "one seed cannot decide it (no spread to compare the difference with)"
     n = len(cfgs[0].get("values", []))
-    return (f"{prefix}{c['statement']} Over {n} seeds: {sides} ({c['metric']}); difference {v['diff'] * scale:+.1f}"
+    return (f"{prefix}{c['statement']} Over {n} seed{'s' if n != 1 else ''}: {sides} ({c['metric']}); "
+            f"difference {v['diff'] * scale:+.1f}"
             f"{unit}{interval} — {v['verdict']}: {why}.{paper}")
 
 
