@@ -11,9 +11,11 @@ What it does, in order:
 2. **Refuse to mix.** If the ledger file exists and was made with other settings (profile, seeds,
    data, or any model's preset hash), stop with a message (``fresh=True`` replaces it).
 3. **Run** what is not done yet. A finished run's record is written at once (atomically) under
-   ``$REIDBOOK_CACHE/claims/<profile>/runs/<key>.json``, where ``key`` hashes the run *and* its
-   resolved preset; an interrupted ``make claims`` resumes where it stopped, and the trainings
-   themselves are cached by the zoo. A progress bar counts runs and estimates the time left.
+   ``$REIDBOOK_CACHE/claims/<profile>/runs/<key>.json``, where ``key`` hashes the run, its resolved
+   preset and the package and zoo versions; an interrupted ``make claims`` resumes where it stopped, and
+   the trainings themselves are cached by the zoo. Each record keeps the commit it was measured at
+   (``provenance.run_commits`` lists them: a ledger for a commit should list only that one; delete the
+   runs folder to measure everything again). A progress bar counts runs and estimates the time left.
    ``jobs > 1`` runs independent runs in ``jobs`` processes with ``cores // jobs`` threads each; the
    first run of each seed goes alone first, so that the shared source-domain pre-training is trained
    once rather than raced.
@@ -107,8 +109,13 @@ def _config_run(cfg, claim: Claim, profile: str) -> dict:
 
 
 def _run_key(run: dict, profile: str, data_fp: str | None, data: str, seed: int) -> str:
+    """Hash of the run, its resolved settings, the data and the package/zoo versions (a run recorded by
+    another version of the training procedure is measured again, as the zoo retrains it)."""
+    from .. import __version__
+    from ..zoo import ZOO_VERSION
+
     return _digest({"run": run, "profile": profile, "data": data_fp or data, "seed": seed,
-                    "preset": preset_of(run, profile)})
+                    "preset": preset_of(run, profile), "reidbook": __version__, "zoo": ZOO_VERSION})
 
 
 def plan_runs(claims: Sequence[Claim], profile: str, seeds: Sequence[int], data: str,
@@ -153,7 +160,8 @@ def _execute(run: dict, profile: str, data: str, device: str, threads: int | Non
     out = measure(run["measure"])(run, RunContext(profile, data, run["seed"], device))
     return {**{k: run[k] for k in ("key", "measure", "model", "overrides", "options", "seed")}, **out,
             "wall_seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
-            "threads": threads, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "threads": threads, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "commit": _git("rev-parse", "HEAD")}
 
 
 def _load_record(path: Path, key: str) -> dict | None:
@@ -302,6 +310,7 @@ def _provenance(jobs: int, command: str | None, wall: float, started: str, runs:
             "cpu": cpu_model(), "cores": available_cores(), "torch": torch.__version__,
             "python": platform.python_version(), "reidbook": __version__, "threads": torch.get_num_threads(),
             "jobs": jobs, "threads_per_job": threads_per_job(jobs) if jobs > 1 else torch.get_num_threads(),
+            "run_commits": sorted({str(r.get("commit")) for r in runs.values()}),
             "wall_seconds": wall, "runs_wall_seconds": sum(r.get("wall_seconds", 0.0) for r in runs.values()),
             "runs_cpu_seconds": sum(r.get("cpu_seconds", 0.0) for r in runs.values()),
             "command": command or " ".join(["reidbook", *sys.argv[1:]])}
