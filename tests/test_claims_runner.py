@@ -250,3 +250,13 @@ def test_chapter_claim_draws_the_live_run_or_says_stale(fake, tmp_path, monkeypa
     monkeypatch.setattr("reidbook.claims.ledger.preset_hash", lambda name, profile: "0" * 16)  # presets changed since
     sentence, fig = chapter_claim("smoke", "t.c", live=(0.62, 0.5), path=path)
     assert fig is None and sentence.startswith("stale ledger (made with other presets; run `make claims`)")
+
+
+def test_a_claim_whose_metric_is_missing_is_marked_failed(fake, tmp_path):
+    c = Claim("t.metric", "baseline", "test", "no such metric",
+              (Config("good", "baseline", {}, measure="fake", options={"kind": "good"}),
+               Config("bad", "baseline", {}, measure="fake", options={"kind": "bad"})),
+              metric="mINP", paper_numbers={"source": "test", "values": [None, None]})
+    ledger = _run(tmp_path, [c, _claim("t.ok")], seeds=2)
+    assert ledger["claims"]["t.metric"]["failed"] and "no metric 'mINP'" in ledger["claims"]["t.metric"]["failed"][0]
+    assert ledger["failures"] and "verdict" in ledger["claims"]["t.ok"]

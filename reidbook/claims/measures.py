@@ -298,11 +298,12 @@ def preset_of(config: dict, profile: str) -> dict:
 
     m, name = config["measure"], config["model"]
     if m == "fd":
+        from ..data.views import VIEW_NAMES
         from ..presets import fd
 
         return {"settings": repr(fd.fd_settings(profile)), "student": fd.student_preset(profile).to_dict(),
                 "distill": fd.distill_preset(profile).to_dict(),
-                "teachers": {v: fd.teacher_preset(v, profile).to_dict() for v in ("holistic", "up1")}}
+                "teachers": {v: fd.teacher_preset(v, profile).to_dict() for v in VIEW_NAMES}}
     if m in ("paper_params", "latency"):
         src = config["options"].get("input_from", name)
         return {"model": get_preset(name, "full").model_options, "input": get_preset(src, "full").to_dict()}

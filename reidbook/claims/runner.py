@@ -369,8 +369,14 @@ def run_claims(profile: str = "quick", seeds: int | Sequence[int] = 3, only: Seq
             claims_out[c.id] = c.to_dict()
             continue
         failed = [failures[k] for per_seed in keys[c.id] for k in per_seed if k in failures]
-        claims_out[c.id] = ({**c.to_dict(), "failed": sorted(set(failed))} if failed
-                            else _decide(c, keys[c.id], records, seed_list, profile))
+        if not failed:
+            try:
+                claims_out[c.id] = _decide(c, keys[c.id], records, seed_list, profile)
+                continue
+            except (LedgerError, ValueError) as exc:  # a metric the measure does not give, a non-finite value
+                failed = [f"claim {c.id}: {exc}"]
+                failures[f"claim:{c.id}"] = failed[0]
+        claims_out[c.id] = {**c.to_dict(), "failed": sorted(set(failed))}
     all_runs = {**(previous.data.get("runs", {}) if previous is not None else {}), **{k: records[k] for k in runs if k in records}}
     ledger = {"schema": SCHEMA, "settings": settings,
               "provenance": _provenance(jobs, command, time.perf_counter() - t0, started, all_runs),
