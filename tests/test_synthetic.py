@@ -176,7 +176,7 @@ def test_idempotent_and_atomic(tmp_path):
 def test_damaged_files_are_named_with_the_fix(tmp_path):
     root = make_synthetic(tmp_path / "d", "smoke", seed=0, settings=TINY)
     manifest = json.loads((root / MANIFEST_NAME).read_text())["files"]
-    assert set(manifest) == {str(p.relative_to(root)) for p in root.rglob("*.jpg")}
+    assert set(manifest) == {str(p.relative_to(root)) for p in [*root.rglob("*.jpg"), *root.rglob("masks/*/*.png")]}
     assert verify_synthetic(root) == []
     empty, renamed, changed = sorted(root.glob("bounding_box_train/*.jpg"))[:3]
     empty.write_bytes(b"")

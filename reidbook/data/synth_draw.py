@@ -3,8 +3,9 @@
 The generator in :mod:`reidbook.data.synthetic` decides *who* is seen *where*; this module decides
 what the crop looks like. A crop is drawn in four steps, each one a nuisance real re-ID data has:
 
-1. **background** — a window of the camera's own street scene (walls, ground, poles, windows) plus
-   per-image clutter; each camera has its own palette and clutter density;
+1. **background** — a window of the camera's own street scene (walls, ground, poles, windows, shops)
+   at a random place and scale, plus per-image clutter, tone, texture and shadow; each camera has its
+   own palette and clutter density, but no two crops share one background;
 2. **person** — a parametric pedestrian drawn with ``PIL.ImageDraw`` capsules and polygons, seen from
    the front, the back or a side; *what is visible depends on the viewpoint* (a chest mark only from
    the front, a backpack fully from the back and partly from a side, only its straps from the front);
@@ -13,6 +14,8 @@ what the crop looks like. A crop is drawn in four steps, each one a nuisance rea
 4. **camera** — resolution loss, blur, illumination and colour cast, contrast, gamma, sensor noise;
    the caller encodes the result as a JPEG with the camera's quality.
 
+Every shape of the person is drawn twice: in colour, and into a part-label map
+(:data:`PART_NAMES`) that occluders clear; :func:`downsample_labels` brings it to the output size.
 Everything is drawn at ``supersample``× the output size and box-filtered down (cheap anti-aliasing).
 Coordinates of the person are in units of the person's height ``Hp`` from its top-centre, so the
 same description draws at 128×64 and at 256×128. All randomness comes from the ``rng`` passed in, so
@@ -27,6 +30,13 @@ from PIL import Image, ImageDraw, ImageFilter
 
 RGB = tuple[int, int, int]
 VIEWS = ("front", "back", "left", "right")
+
+# The body-part label map written beside every SynthReID image (``masks/``): 0 is background (also
+# whatever hides the person: a pole, a bench, a passer-by in front), anything else is the person.
+# Neck, hair and hat count as head; hands as arms; hips, skirt and shorts as legs; shoes are feet;
+# backpack, shoulder bag (and straps) and a hand-carried item are "bag".
+PART_NAMES: tuple[str, ...] = ("background", "head", "torso", "arms", "legs", "feet", "bag")
+PART_LABELS: dict[str, int] = {name: i for i, name in enumerate(PART_NAMES)}
 
 # Named colours. "easy" colours are saturated and distinctive; "hard" ones are the dark, grey and
 # muted clothes most real pedestrians wear, where a colour histogram cannot tell people apart.
@@ -94,23 +104,39 @@ def _shade(rgb: RGB | None, f: float) -> RGB | None:
 # ----------------------------------------------------------------------------------------------
 # background
 # ----------------------------------------------------------------------------------------------
-def camera_scene(cam, height: int, width: int, rng: np.random.Generator) -> Image.Image:
-    """A wide street scene (4× the crop width) for one camera: wall, ground, facades, poles.
+SCENE_WIDTH = 6      # a camera's scene is this many crop widths wide ...
+SCENE_HEIGHT = 1.4   # ... and this many crop heights tall: crops are windows at varying places and scales
 
-    Drawn once per camera and reused: in real data, crops from one camera share its background.
-    ``cam`` is a :class:`~reidbook.data.synthetic.CameraSettings`; size is the supersampled crop size.
+
+def camera_scene(cam, height: int, width: int, rng: np.random.Generator) -> Image.Image:
+    """A wide street scene for one camera: wall, ground, facades, shop signs, poles.
+
+    Drawn once per camera and reused: in real data, crops from one camera share its background. It is
+    :data:`SCENE_WIDTH` crop widths wide and :data:`SCENE_HEIGHT` crop heights tall, so that each crop
+    (:func:`background`) sees another part of it, at another scale. Facades vary around the camera's
+    wall colour, and some take a colour of their own (a shop, a poster): a camera's look is a
+    palette, not one colour. ``cam`` is a :class:`~reidbook.data.synthetic.CameraSettings`; size is
+    the supersampled crop size.
     """
-    W = width * 4
-    img = Image.new("RGB", (W, height), cam.wall)
+    W, H = width * SCENE_WIDTH, int(round(height * SCENE_HEIGHT))
+    img = Image.new("RGB", (W, H), cam.wall)
     d = ImageDraw.Draw(img)
-    hy = int(cam.horizon * height)
-    d.rectangle([0, hy, W, height], fill=cam.ground)
-    # facades: blocks of wall colour variations with windows
+    hy = int((cam.horizon + (SCENE_HEIGHT - 1) / 2) * height)  # a centred window sees the camera's horizon
+    d.rectangle([0, hy, W, H], fill=cam.ground)
+    # ground: patches of other paving, then kerb and paving lines
+    for _ in range(int(4 + 6 * cam.clutter)):
+        x, w = rng.uniform(0, W), rng.uniform(0.5, 2.0) * width
+        y, h = rng.uniform(hy, H), rng.uniform(0.05, 0.3) * height
+        d.rectangle([x, y, x + w, y + h], fill=jitter_color(cam.ground, rng, 25))
+    # facades: blocks around the wall colour (some in a colour of their own), with windows
     x = 0
     while x < W:
         bw = int(rng.uniform(0.3, 1.2) * width)
-        col = jitter_color(cam.wall, rng, 30)
-        top = int(rng.uniform(0.0, 0.25) * height)
+        own = rng.random() < 0.5
+        col = jitter_color(COLORS[_choice(rng, COLORS)] if own else cam.wall, rng, 30)
+        if own:  # a shop front: the colour muted toward the wall
+            col = tuple(int(0.55 * a + 0.45 * b) for a, b in zip(col, cam.wall))
+        top = int(rng.uniform(0.0, 0.5) * height)
         d.rectangle([x, top, x + bw, hy], fill=col)
         if rng.random() < 0.6:  # windows / shop fronts
             win = jitter_color(cam.accent, rng, 25)
@@ -119,66 +145,144 @@ def camera_scene(cam, height: int, width: int, rng: np.random.Generator) -> Imag
                 for wx in range(x + ww // 2, x + bw - ww, int(ww * 1.8)):
                     d.rectangle([wx, wy, wx + ww, wy + wh], fill=win)
         x += bw
-    # kerb and paving lines on the ground
     d.rectangle([0, hy, W, hy + max(1, height // 60)], fill=_shade(cam.ground, 0.7))
-    for _ in range(int(6 * cam.clutter) + 1):
-        y = int(rng.uniform(hy, height))
+    for _ in range(int(8 * cam.clutter) + 2):
+        y = int(rng.uniform(hy, H))
         d.line([0, y, W, y + int(rng.uniform(-0.1, 0.1) * height)], fill=_shade(cam.ground, rng.uniform(0.8, 1.2)),
                width=max(1, height // 100))
     # poles, signs, bins
-    for _ in range(int(10 * cam.clutter)):
+    for _ in range(int(14 * cam.clutter) + 2):
         px = int(rng.uniform(0, W))
         pw = max(2, int(rng.uniform(0.02, 0.06) * width))
         col = jitter_color(cam.accent, rng, 60)
         d.rectangle([px, int(rng.uniform(0.05, 0.5) * height), px + pw, hy + int(0.05 * height)], fill=col)
+        if rng.random() < 0.4:  # a sign on the pole
+            sc = jitter_color(COLORS[_choice(rng, COLORS)], rng, 30)
+            sy, sw = rng.uniform(0.1, 0.5) * height, rng.uniform(0.08, 0.2) * width
+            d.rectangle([px - sw / 2, sy, px + sw / 2, sy + sw * rng.uniform(0.6, 1.4)], fill=sc)
     return img
 
 
-def background(scene: Image.Image, cam, width: int, rng: np.random.Generator) -> Image.Image:
-    """A crop-sized window of the camera's scene plus a little per-image clutter."""
-    x = int(rng.integers(0, scene.width - width))
-    img = scene.crop((x, 0, x + width, scene.height))
+def _choice(rng: np.random.Generator, names) -> str:
+    names = list(names)
+    return names[int(rng.integers(len(names)))]
+
+
+def background(scene: Image.Image, cam, width: int, height: int, rng: np.random.Generator) -> Image.Image:
+    """One crop's background: a window of the camera's scene, varied per image.
+
+    Real detector crops from one camera differ in where in the frame the person walked, how far away
+    (the scale of the background behind a person of fixed height), what passed by and the light on
+    the background. So: a window at a random place and scale (0.8–1.25 crop sizes), per-image clutter
+    (mostly in the camera's palette, one in five in any colour: bags, bikes, posters), a shadow on
+    part of the ground, a per-image tone (per-channel gain and brightness) and a smooth texture on the
+    background only. A camera stays recognisable (its palette, its light), but its background is no
+    longer one fixed colour histogram.
+
+    The background is drawn at half the requested (supersampled) size and enlarged: it is detail
+    behind the person that the camera's filters blur anyway, and it is the costliest step per image.
+    """
+    W, H = width, height
+    width, height = max(1, W // 2), max(1, H // 2)
+    z = rng.uniform(0.8, 1.25)
+    ww, wh = min(scene.width, W * z), min(scene.height, H * z)
+    x0, y0 = rng.uniform(0, scene.width - ww), rng.uniform(0, scene.height - wh)
+    # nearest-neighbour: 5x cheaper than bilinear, and the camera's box filter smooths it
+    img = scene.resize((width, height), Image.NEAREST, box=(x0, y0, x0 + ww, y0 + wh))
     d = ImageDraw.Draw(img)
-    H = scene.height
-    for _ in range(rng.poisson(3 * cam.clutter)):
-        cx, cy = rng.uniform(0, width), rng.uniform(0.2, 1.0) * H
-        w, h = rng.uniform(0.05, 0.3) * width, rng.uniform(0.03, 0.15) * H
-        col = jitter_color(cam.accent if rng.random() < 0.5 else cam.ground, rng, 70)
-        d.rectangle([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], fill=col)
-    return img
+    for _ in range(rng.poisson(3 + 6 * cam.clutter)):
+        cx, cy = rng.uniform(0, width), rng.uniform(0.15, 1.0) * height
+        w, h = rng.uniform(0.05, 0.35) * width, rng.uniform(0.03, 0.2) * height
+        if rng.random() < 0.8:
+            col = jitter_color(cam.accent if rng.random() < 0.5 else cam.ground, rng, 70)
+        else:
+            col = jitter_color(COLORS[_choice(rng, COLORS)], rng, 40)
+        shape = d.ellipse if rng.random() < 0.4 else d.rectangle
+        shape([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], fill=col)
+    # one multiplier per pixel and channel: tone × texture (a smooth pattern: weathered walls, paving,
+    # foliage; a window of a fixed bank) × shadow
+    tone = (rng.uniform(0.9, 1.1, 3) * rng.uniform(0.8, 1.2)).astype(np.float32)
+    a = np.asarray(img, np.float32)
+    a *= _texture_window(height, width, rng)
+    a *= tone
+    if rng.random() < 0.5:  # a shadow (a building's, a tree's) over a band of the lower part
+        xa, xb = sorted(rng.uniform(-0.3, 1.3, 2) * width)
+        ya = int(rng.uniform(0.3, 0.8) * height)
+        a[ya:, max(0, int(xa)):max(0, int(xb))] *= np.float32(rng.uniform(0.55, 0.85))
+    a += 0.5
+    np.clip(a, 0, 255, out=a)
+    return Image.fromarray(a.astype(np.uint8)).resize((W, H), Image.NEAREST)
+
+
+_TEXTURE: dict[tuple[int, int, float], np.ndarray] = {}
+
+
+def _texture_window(H: int, W: int, rng: np.random.Generator, amount: float = 0.15) -> np.ndarray:
+    """A ``[H, W, 1]`` multiplier in ``1 ± amount``: a random window of a fixed bank of smooth noise
+    (Gaussian noise on a grid of 1/16 the size, upsampled bilinearly). Like :func:`_noise_window`, the
+    bank is fixed and the window comes from ``rng``."""
+    bank = _TEXTURE.get((H, W, amount))
+    if bank is None:
+        g = np.random.default_rng(54321).uniform(-1, 1, (3 * H // 16 + 2, 3 * W // 16 + 2)).astype(np.float32)
+        big = Image.fromarray(g, "F").resize((3 * W, 3 * H), Image.BILINEAR)
+        bank = _TEXTURE[(H, W, amount)] = 1 + amount * np.asarray(big, np.float32)[..., None]
+    y, x = int(rng.integers(0, 2 * H)), int(rng.integers(0, 2 * W))
+    return bank[y:y + H, x:x + W]
 
 
 # ----------------------------------------------------------------------------------------------
 # person
 # ----------------------------------------------------------------------------------------------
 class _Pen:
-    """Draws in person coordinates: x, y in units of the person's height from its top centre."""
+    """Draws in person coordinates: x, y in units of the person's height from its top centre.
 
-    def __init__(self, draw: ImageDraw.ImageDraw, cx: float, top: float, hp: float):
-        self.d, self.cx, self.top, self.hp = draw, cx, top, hp
+    With ``labels`` (an ``ImageDraw`` on an ``"L"`` image of the same size) every shape is drawn a
+    second time, there, filled with the label of the body part being drawn (``pen.part``), or with 0
+    when ``labelled=False`` (a passer-by in front of the person hides it: background for the mask).
+    Both images get the same shapes in the same order, so later shapes cover earlier ones in both.
+    """
+
+    def __init__(self, draw: ImageDraw.ImageDraw, cx: float, top: float, hp: float,
+                 labels: ImageDraw.ImageDraw | None = None, labelled: bool = True, aspect: float = 1.0):
+        self.d, self.cx, self.top, self.hp, self.hx = draw, cx, top, hp, hp * aspect
+        self.ld, self.labelled, self.part = labels, labelled, 0
+
+    def _lab(self) -> int:
+        return self.part if self.labelled else 0
 
     def p(self, x: float, y: float) -> tuple[float, float]:
-        return (self.cx + x * self.hp, self.top + y * self.hp)
+        return (self.cx + x * self.hx, self.top + y * self.hp)
 
     def poly(self, pts, fill) -> None:
-        self.d.polygon([self.p(x, y) for x, y in pts], fill=fill)
+        xy = [self.p(x, y) for x, y in pts]
+        self.d.polygon(xy, fill=fill)
+        if self.ld is not None:
+            self.ld.polygon(xy, fill=self._lab())
 
     def ellipse(self, x: float, y: float, rx: float, ry: float, fill) -> None:
         (x0, y0), (x1, y1) = self.p(x - rx, y - ry), self.p(x + rx, y + ry)
         self.d.ellipse([x0, y0, x1, y1], fill=fill)
+        if self.ld is not None:
+            self.ld.ellipse([x0, y0, x1, y1], fill=self._lab())
 
     def rect(self, x0: float, y0: float, x1: float, y1: float, fill) -> None:
         (a, b), (c, e) = self.p(x0, y0), self.p(x1, y1)
-        self.d.rectangle([min(a, c), min(b, e), max(a, c), max(b, e)], fill=fill)
+        box = [min(a, c), min(b, e), max(a, c), max(b, e)]
+        self.d.rectangle(box, fill=fill)
+        if self.ld is not None:
+            self.ld.rectangle(box, fill=self._lab())
 
     def capsule(self, x0: float, y0: float, x1: float, y1: float, w: float, fill) -> None:
         """A limb: a thick segment with round ends, ``w`` = thickness."""
         a, b = self.p(x0, y0), self.p(x1, y1)
-        wp = max(1, int(round(w * self.hp)))
-        self.d.line([a, b], fill=fill, width=wp)
+        wp = max(1, int(round(w * (self.hp + self.hx) / 2)))
         r = wp / 2
-        for (u, v) in (a, b):
-            self.d.ellipse([u - r, v - r, u + r, v + r], fill=fill)
+        for d, f in ((self.d, fill), (self.ld, self._lab())):
+            if d is None:
+                continue
+            d.line([a, b], fill=f, width=wp)
+            for (u, v) in (a, b):
+                d.ellipse([u - r, v - r, u + r, v + r], fill=f)
 
 
 def _mark(pen: _Pen, look: Look, x: float, y: float, s: float) -> None:
@@ -219,13 +323,18 @@ def _torso_pattern(img: Image.Image, pen: _Pen, look: Look, torso_pts, y0: float
 
 
 def draw_person(img: Image.Image, look: Look, view: str, cx: float, top: float, hp: float,
-                rng: np.random.Generator) -> None:
+                rng: np.random.Generator, labels: Image.Image | None = None, labelled: bool = True,
+                aspect: float = 1.0) -> None:
     """Draw ``look`` seen from ``view`` with its top-centre at (cx, top), ``hp`` pixels tall.
 
     Per-image pose: stride phase (legs), arm swing and a slight lean come from ``rng``.
+    ``labels``: an ``"L"`` image of ``img``'s size that receives the body-part label map
+    (:data:`PART_LABELS`) of what is drawn — or 0 with ``labelled=False`` (a passer-by in front).
+    Colours and labels are drawn shape by shape, so the label map is exact at this resolution.
+    ``aspect`` stretches the person horizontally (a detector box resized to the crop's aspect ratio).
     """
     d = ImageDraw.Draw(img)
-    pen = _Pen(d, cx, top, hp)
+    pen = _Pen(d, cx, top, hp, ImageDraw.Draw(labels) if labels is not None else None, labelled, aspect)
     side = view in ("left", "right")
     f = 1.0 if view == "right" else -1.0          # facing direction for side views
     stride = rng.uniform(-1, 1)                    # walking phase
@@ -238,6 +347,7 @@ def draw_person(img: Image.Image, look: Look, view: str, cx: float, top: float, 
     leg_w, arm_w = 0.085 * b, 0.065 * b
 
     # --- legs -------------------------------------------------------------------------------
+    pen.part = PART_LABELS["legs"]
     if side:
         sp = 0.13 * stride
         feet = [(-sp, 1), (sp, 0)]                  # (x offset of the ankle, near-leg flag)
@@ -258,10 +368,12 @@ def draw_person(img: Image.Image, look: Look, view: str, cx: float, top: float, 
         if look.bottom_type == "shorts":
             pen.capsule(hx, wy, hx + (kx - hx) * 0.6, wy + 0.15, leg_w * 1.1, col_hi)
         # shoe
+        pen.part = PART_LABELS["feet"]
         if side:
             pen.ellipse(fx + 0.03 * f, ay + 0.02, 0.055, 0.025, look.shoes)
         else:
             pen.ellipse(fx, ay + 0.02, 0.035, 0.03, look.shoes)
+        pen.part = PART_LABELS["legs"]
     # hips / skirt
     if look.bottom_type == "skirt":
         pen.poly([(-hw + lean, wy - 0.01), (hw + lean, wy - 0.01), (hw * 1.5, wy + 0.2), (-hw * 1.5, wy + 0.2)],
@@ -272,6 +384,7 @@ def draw_person(img: Image.Image, look: Look, view: str, cx: float, top: float, 
 
     # --- backpack seen from a side is behind the body: draw it first ------------------------
     if look.backpack is not None and side:
+        pen.part = PART_LABELS["bag"]
         bx = -f * (sw + 0.02)
         pen.rect(bx, sy + 0.02, bx - f * 0.08, sy + 0.27, look.backpack)
 
@@ -280,6 +393,7 @@ def draw_person(img: Image.Image, look: Look, view: str, cx: float, top: float, 
     sleeve_end = 0.6 if look.sleeves == "long" else 0.3
 
     def arm(x0, xh, far=False):
+        pen.part = PART_LABELS["arms"]
         top_c = _shade(look.top, 0.8) if far else look.top
         skin_c = _shade(look.skin, 0.8) if far else look.skin
         ex, ey = x0 + (xh - x0) * sleeve_end, sy + (wy + 0.01 - sy) * sleeve_end
@@ -292,11 +406,13 @@ def draw_person(img: Image.Image, look: Look, view: str, cx: float, top: float, 
 
     # --- torso ------------------------------------------------------------------------------
     torso = [(-sw + lean, sy), (sw + lean, sy), (hw + lean * 0.5, wy + 0.01), (-hw + lean * 0.5, wy + 0.01)]
+    pen.part = PART_LABELS["torso"]
     pen.poly(torso, look.top)
     _torso_pattern(img, pen, look, torso, sy, wy)
     if look.top_pattern == "chest_mark" and view == "front":
         _mark(pen, look, lean, sy + 0.09, 0.028)
     # backpack from the back; its straps from the front
+    pen.part = PART_LABELS["bag"]
     if look.backpack is not None:
         if view == "back":
             pen.rect(-sw * 0.75 + lean, sy + 0.02, sw * 0.75 + lean, sy + 0.28, look.backpack)
@@ -322,12 +438,14 @@ def draw_person(img: Image.Image, look: Look, view: str, cx: float, top: float, 
         for s in (-1, 1):
             arm(s * (sw - arm_w * 0.3) + lean, s * (hw + arm_w * 0.9) + lean * 0.5)
     # hand-carried item
+    pen.part = PART_LABELS["bag"]
     if look.item is not None:
         s = look.item_side * (-1 if view == "back" else 1)
         hx = (lean + swing) if side else s * (hw + arm_w * 0.9)
         pen.rect(hx - 0.045, wy + 0.03, hx + 0.045, wy + 0.13, look.item)
 
     # --- neck, head, hair, hat --------------------------------------------------------------
+    pen.part = PART_LABELS["head"]
     hr = 0.055 * look.head
     hx, hyc = lean * 1.3 + (0.012 * f if side else 0), 0.085
     pen.rect(hx - 0.025, hyc + hr * 0.6, hx + 0.025, sy + 0.01, look.skin)
@@ -367,24 +485,32 @@ def draw_person(img: Image.Image, look: Look, view: str, cx: float, top: float, 
 # ----------------------------------------------------------------------------------------------
 # occluders and camera
 # ----------------------------------------------------------------------------------------------
-def draw_occluder(img: Image.Image, kind: str, cam, rng: np.random.Generator, other: Look | None = None) -> None:
-    """Something in front of the person: ``"pole"``, ``"low"`` (bench/car/bush) or ``"person"``."""
+def draw_occluder(img: Image.Image, kind: str, cam, rng: np.random.Generator, other: Look | None = None,
+                  labels: Image.Image | None = None) -> None:
+    """Something in front of the person: ``"pole"``, ``"low"`` (bench/car/bush) or ``"person"``.
+
+    ``labels``: the person's part-label map, set to 0 (background) wherever the occluder hides it.
+    """
     W, H = img.size
-    d = ImageDraw.Draw(img)
+    draws = [ImageDraw.Draw(img)] + ([ImageDraw.Draw(labels)] if labels is not None else [])
     if kind == "pole":
         x = rng.uniform(0.05, 0.95) * W
         w = rng.uniform(0.06, 0.16) * W
-        d.rectangle([x - w / 2, 0, x + w / 2, H], fill=jitter_color(cam.accent, rng, 50))
+        col = jitter_color(cam.accent, rng, 50)
+        for d, f in zip(draws, (col, 0)):
+            d.rectangle([x - w / 2, 0, x + w / 2, H], fill=f)
     elif kind == "low":
         h = rng.uniform(0.12, 0.3) * H
         col = jitter_color(cam.accent if rng.random() < 0.5 else COLORS[rng.choice(list(COLORS))], rng, 30)
         x0 = rng.uniform(-0.6, 0.2) * W
-        d.rounded_rectangle([x0, H - h, x0 + rng.uniform(0.8, 1.6) * W, H + 5], radius=max(1, int(0.1 * h)), fill=col)
+        x1 = x0 + rng.uniform(0.8, 1.6) * W
+        for d, f in zip(draws, (col, 0)):
+            d.rounded_rectangle([x0, H - h, x1, H + 5], radius=max(1, int(0.1 * h)), fill=f)
     elif kind == "person" and other is not None:
         s = rng.choice([-1, 1])
         hp = H * rng.uniform(0.85, 1.0)
         draw_person(img, other, VIEWS[int(rng.integers(4))], W / 2 + s * rng.uniform(0.55, 0.75) * W,
-                    rng.uniform(0.0, 0.08) * H, hp, rng)
+                    rng.uniform(0.0, 0.08) * H, hp, rng, labels=labels, labelled=False)
 
 
 def apply_camera(img: Image.Image, cam, out_size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -413,6 +539,38 @@ def apply_camera(img: Image.Image, cam, out_size: tuple[int, int], rng: np.rando
     a = lut[np.minimum(a, 1023).astype(np.int16)]
     a += _noise_window(H, W, rng) * cam.noise
     return np.clip(a + 0.5, 0, 255).astype(np.uint8)
+
+
+_BLOCKS: dict[tuple[int, int, int], np.ndarray] = {}
+
+
+def downsample_labels(labels: Image.Image, out_size: tuple[int, int]) -> np.ndarray:
+    """The part-label map at the output size ``(H, W)``, matching :func:`apply_camera`'s box reduction.
+
+    An output pixel covers a ``f×f`` block of the supersampled map: it is the person when at least
+    half of the block is (the image pixel is then at least half the person's colours), and takes the
+    part that covers most of the block (ties: the lower label). Returns ``uint8 [H, W]``.
+    """
+    H, W = out_size
+    lab = np.asarray(labels, np.uint8)
+    f = lab.shape[1] // W
+    if f * W != lab.shape[1] or f * H != lab.shape[0]:
+        return np.asarray(labels.resize((W, H), Image.NEAREST), np.uint8)
+    if f == 1:
+        return lab.copy()
+    n = len(PART_NAMES)
+    base = _BLOCKS.get((H, W, f))
+    if base is None:  # for each supersampled pixel, the index of its output pixel
+        ys, xs = np.arange(H * f) // f, np.arange(W * f) // f
+        base = _BLOCKS[(H, W, f)] = (ys[:, None] * W + xs[None, :]).astype(np.intp)
+    counts = np.bincount((lab.astype(np.intp) * (H * W) + base).ravel(), minlength=H * W * n).reshape(n, H * W)
+    best, part = counts[1], np.ones(H * W, np.uint8)
+    for k in range(2, n):  # the most frequent part, the lower label on ties
+        more = counts[k] > best
+        best = np.where(more, counts[k], best)
+        part = np.where(more, np.uint8(k), part)
+    person = 2 * (f * f - counts[0]) >= f * f
+    return np.where(person, part, 0).astype(np.uint8).reshape(H, W)
 
 
 _NOISE: dict[tuple[int, int], np.ndarray] = {}

@@ -17,6 +17,11 @@ course runs on this generator (DESIGN.md, "SynthReID"). It is built to make the 
   ``bounding_box_test``; ``0000`` distractors and ``-1`` junk in the gallery) plus
   ``attributes.csv`` (one row per identity), ``images.csv`` (viewpoint / occluder of every image)
   and ``synthreid.json`` (the settings, seed and counts);
+* **tight crops** (the person fills about 0.4 of the crop, as in a detector's box) on backgrounds that
+  vary per image within a camera (window, scale, clutter, tone, texture);
+* beside every image, its **part-label map** ``masks/<split folder>/<name>.png`` (8-bit PNG, values
+  :data:`PART_NAMES`: 0 background, 1 head, 2 torso, 3 arms, 4 legs, 5 feet, 6 bag; the person
+  mask is ``label > 0``), read with :func:`reidbook.data.load_part_map`;
 * a **source domain** under ``root/source/`` with other identities and other cameras, for the
   pre-training that ImageNet weights would otherwise provide;
 * **deterministic by seed** (every image has its own seeded generator, so the result does not
@@ -45,15 +50,19 @@ import numpy as np
 from PIL import Image
 
 from ..utils import atomic_write_json, progress, say
-from .synth_draw import (COLORS, EASY_COLORS, HAIR_COLORS, HARD_COLORS, SKIN_TONES, VIEWS, Look, apply_camera,
-                         background, camera_scene, draw_occluder, draw_person, jitter_color)
+from .synth_draw import (COLORS, EASY_COLORS, HAIR_COLORS, HARD_COLORS, PART_NAMES, SKIN_TONES, VIEWS, Look,
+                         apply_camera, background, camera_scene, downsample_labels, draw_occluder, draw_person,
+                         jitter_color)
 
 __all__ = ["make_synthetic", "SynthSettings", "CameraSettings", "SIZES", "TARGET_CAMERAS", "SOURCE_CAMERAS",
            "Identity", "sample_identities", "identity_look", "render_image", "GENERATOR_VERSION",
-           "SPLIT_DIRS", "SynthReIDDamagedError", "MANIFEST_NAME", "verify_synthetic"]
+           "SPLIT_DIRS", "SynthReIDDamagedError", "MANIFEST_NAME", "verify_synthetic", "render_arrays", "MASKS_DIR",
+           "PART_NAMES"]
 
-GENERATOR_VERSION = "1.1"
+GENERATOR_VERSION = "2.0"  # 2.0: tight crops, per-image backgrounds, part masks (masks/)
 SPLIT_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
+PERSON_ASPECT = 1.1  # a detector's box (aspect ~0.41) resized to the 1:2 crop widens the person ~1.1-1.2×
+MASKS_DIR = "masks"  # <domain>/masks/<split folder>/<image stem>.png: the part-label map (synth_draw.PART_NAMES)
 MANIFEST_NAME = "manifest.json"       # size and SHA-256 of every image (both domains), written at generation
 _TMP_MARKER = ".reidbook-synth-tmp"   # in a temporary folder being generated: the pid that owns it
 
@@ -390,44 +399,69 @@ def plan_domain(identities: list[Identity], cameras: tuple[CameraSettings, ...],
 # ----------------------------------------------------------------------------------------------
 # rendering one job
 # ----------------------------------------------------------------------------------------------
-def render_image(job: Job, look: Look | None, cam: CameraSettings, scene: Image.Image, settings: SynthSettings,
-                 rng: np.random.Generator) -> bytes:
-    """The JPEG bytes of one image (see :mod:`reidbook.data.synth_draw` for the steps).
+def render_arrays(job: Job, look: Look | None, cam: CameraSettings, scene: Image.Image, settings: SynthSettings,
+                  rng: np.random.Generator, bg_scene: Image.Image | None = None,
+                  bg_cam: CameraSettings | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One image ``uint8 [H, W, 3]`` (before JPEG) and its part-label map ``uint8 [H, W]`` (0 = background).
 
-    ``person``: the identity's look, box shifted and scaled as an imperfect detector would.
+    ``person``: the identity's look in a tight box (the person is 0.93–1.0 × its height of the crop
+    tall, as a detector's box), shifted and scaled as an imperfect detector would.
     ``distractor`` (0000): background only, a far-away passer-by, or a box that misses the person.
     ``junk`` (-1): a box on a fragment of a passer-by (head and shoulders, or legs).
+    The label map marks the crop's subject (for a distractor or junk, the passer-by it shows); what
+    stands in front of it (occluders) is background. The background is drawn from its own random
+    stream, so ``bg_scene``/``bg_cam`` (another camera's scene and palette) change the background
+    and nothing else: person, pose, occluders and the camera's light, blur and noise stay the same.
     """
     S = settings.supersample
     H2, W2 = settings.height * S, settings.width * S
-    img = background(scene, cam, W2, rng)
+    bg_rng = np.random.default_rng(int(rng.integers(2**63)))  # the background's own stream
+    img = background(scene if bg_scene is None else bg_scene, cam if bg_cam is None else bg_cam, W2, H2, bg_rng)
+    labels = Image.new("L", (W2, H2), 0)
     m = cam.misalign
     if job.kind == "person":
-        hp = H2 * look.height * rng.uniform(0.86, 0.96) * (1 + float(np.clip(rng.normal(0, 0.04 * m), -0.12, 0.12)))
+        hp = H2 * look.height * rng.uniform(0.93, 1.0) * (1 + float(np.clip(rng.normal(0, 0.04 * m), -0.1, 0.1)))
         cx = W2 / 2 + float(np.clip(rng.normal(0, 0.05 * m), -0.15, 0.15)) * W2
         top = (H2 - hp) / 2 + float(np.clip(rng.normal(0, 0.03 * m), -0.08, 0.08)) * H2
-        draw_person(img, look, job.view, cx, top, hp, rng)
+        draw_person(img, look, job.view, cx, top, hp, rng, labels=labels, aspect=PERSON_ASPECT)
     else:
         other = random_look(rng)
         r = rng.random()
         if job.kind == "junk":
             hp = H2 * rng.uniform(1.8, 3.0)
             top = -rng.uniform(0, hp - H2)
-            draw_person(img, other, job.view, W2 / 2 + rng.normal(0, 0.1) * W2, top, hp, rng)
+            draw_person(img, other, job.view, W2 / 2 + rng.normal(0, 0.1) * W2, top, hp, rng, labels=labels)
         elif r < 0.35:
             pass  # a box on the background
         elif r < 0.7:
             hp = H2 * rng.uniform(0.3, 0.55)
-            draw_person(img, other, job.view, rng.uniform(0.2, 0.8) * W2, rng.uniform(0.1, 0.9) * (H2 - hp), hp, rng)
+            draw_person(img, other, job.view, rng.uniform(0.2, 0.8) * W2, rng.uniform(0.1, 0.9) * (H2 - hp), hp, rng,
+                        labels=labels)
         else:
             draw_person(img, other, job.view, W2 * (0.5 + rng.choice([-1, 1]) * rng.uniform(0.55, 0.8)),
-                        rng.uniform(0, 0.1) * H2, H2 * rng.uniform(0.85, 1.0), rng)
+                        rng.uniform(0, 0.1) * H2, H2 * rng.uniform(0.85, 1.0), rng, labels=labels)
     if job.occluder != "none":
-        draw_occluder(img, job.occluder, cam, rng, other=random_look(rng) if job.occluder == "person" else None)
-    arr = apply_camera(img, cam, (settings.height, settings.width), rng)
+        draw_occluder(img, job.occluder, cam, rng, other=random_look(rng) if job.occluder == "person" else None,
+                      labels=labels)
+    out = (settings.height, settings.width)
+    return apply_camera(img, cam, out, rng), downsample_labels(labels, out)
+
+
+def render_image(job: Job, look: Look | None, cam: CameraSettings, scene: Image.Image, settings: SynthSettings,
+                 rng: np.random.Generator, bg_scene: Image.Image | None = None,
+                 bg_cam: CameraSettings | None = None) -> tuple[bytes, bytes]:
+    """The JPEG bytes of one image and the PNG bytes of its part-label map (see :func:`render_arrays`)."""
+    arr, labels = render_arrays(job, look, cam, scene, settings, rng, bg_scene, bg_cam)
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, "JPEG", quality=int(rng.integers(cam.jpeg_quality[0], cam.jpeg_quality[1] + 1)))
-    return buf.getvalue()
+    png = io.BytesIO()
+    Image.fromarray(labels, "L").save(png, "PNG", compress_level=6)
+    return buf.getvalue(), png.getvalue()
+
+
+def mask_name(image_name: str) -> str:
+    """The part-label map's file name for an image: ``0002_c1s1_000451_03.jpg`` → ``0002_c1s1_000451_03.png``."""
+    return os.path.splitext(image_name)[0] + ".png"
 
 
 # Worker state: set once per process by _init_worker (the plan can be large; send it once).
@@ -487,11 +521,13 @@ def _render_chunk(tasks: list[tuple[int, Job]]) -> list[tuple[str, int, str]]:
             srng = np.random.default_rng([seed, domain, 1, job.cam])
             _CTX["scenes"][key] = camera_scene(cams[job.cam - 1], st.height * S, st.width * S, srng)
         rng = np.random.default_rng([seed, domain, 2, job.uid])
-        data = render_image(job, _CTX["looks"][domain].get(job.pid), cams[job.cam - 1], _CTX["scenes"][key], st, rng)
+        data, mask = render_image(job, _CTX["looks"][domain].get(job.pid), cams[job.cam - 1], _CTX["scenes"][key],
+                                  st, rng)
         rel = f"{SPLIT_DIRS[job.split]}/{job.name}"
-        with open(Path(_CTX["dirs"][domain]) / rel, "wb") as f:
-            f.write(data)
-        rows.append((("source/" if domain else "") + rel, len(data), hashlib.sha256(data).hexdigest()))
+        for r, b in ((rel, data), (f"{MASKS_DIR}/{SPLIT_DIRS[job.split]}/{mask_name(job.name)}", mask)):
+            with open(Path(_CTX["dirs"][domain]) / r, "wb") as f:
+                f.write(b)
+            rows.append((("source/" if domain else "") + r, len(b), hashlib.sha256(b).hexdigest()))
     return rows
 
 
@@ -541,10 +577,11 @@ def _expected_files(root: Path) -> dict[str, tuple[int | None, str | None]]:
 
 
 def _actual_files(root: Path) -> dict[str, int]:
-    """``{path relative to root: size}`` of every (non-hidden) file in the split folders of both domains."""
+    """``{path relative to root: size}`` of every (non-hidden) file in the split folders of both domains
+    (images and their part masks)."""
     out: dict[str, int] = {}
     for sub in ("", "source/"):
-        for folder in SPLIT_DIRS.values():
+        for folder in [*SPLIT_DIRS.values(), *(f"{MASKS_DIR}/{v}" for v in SPLIT_DIRS.values())]:
             d = root / sub / folder
             if not d.is_dir():
                 continue
@@ -778,6 +815,7 @@ def make_synthetic(root: str | os.PathLike, profile: str = "quick", seed: int = 
         for d in dirs.values():
             for folder in SPLIT_DIRS.values():
                 (d / folder).mkdir(parents=True, exist_ok=True)
+                (d / MASKS_DIR / folder).mkdir(parents=True, exist_ok=True)
         ctx = {"settings": settings, "seed": seed, "dirs": {k: str(v) for k, v in dirs.items()},
                "cameras": {0: TARGET_CAMERAS, 1: SOURCE_CAMERAS},
                "looks": {0: {i.pid: identity_look(i) for i in target_ids},
