@@ -125,12 +125,20 @@ def test_survey_table7_has_no_single_best_scenario():
     from reidbook.prune.scenarios import survey_table
     from reidbook.prune.verdicts import describe_scenarios, scenario_winners
 
-    win = scenario_winners(survey_table(7)).set_index(["method", "target"])["best"]
-    assert win[("PSFP", "C2")] == 3 and win[("L1", "C1")] == 1 and win[("Auto-Balanced", "C2")] == 1
-    lines = describe_scenarios(survey_table(7), source="survey: ")
+    win = scenario_winners(survey_table(7), digits=2).set_index(["method", "target"])["best"]
+    assert win[("PSFP", "C2")] == (3,) and win[("L1", "C1")] == (1,) and win[("Auto-Balanced", "C2")] == (1,)
+    lines = describe_scenarios(survey_table(7), source="survey: ", digits=2)
     assert lines[-1] == ("survey: no scenario is best everywhere: the best is scenario 1 or 3 depending on method "
                          "and target")
-    assert "survey: PSFP at C2: scenario 3 is best (S1 63.6, S2 65.0, S3 65.9)" in lines
+    assert "survey: PSFP at C2: scenario 3 is best (S1 63.58, S2 65.03, S3 65.88)" in lines
+    assert "survey: PSFP at C1: scenario 1 is best (S1 65.92, S2 65.55, S3 65.88)" in lines
+    # at one decimal PSFP's C1 values 65.92 and 65.88 are shown alike: a tie, not a winner
+    shown_at_one_decimal = describe_scenarios(survey_table(7), "mAP", "survey: ")
+    assert "survey: PSFP at C1: scenarios 1 and 3 tie (S1 65.9, S2 65.5, S3 65.9)" in shown_at_one_decimal
+    import pandas as pd
+
+    one = pd.DataFrame({"scenario": [1, 3], "method": ["l1", "l1"], "target": [0.5, 0.5], "mAP": [4.6, 4.7]})
+    assert describe_scenarios(one) == ["l1 at 0.5: scenario 3 is best (S1 4.6, S3 4.7)"]  # no "for every method"
 
 
 def test_chapter_06_verdicts_and_sentences_come_from_the_tables():

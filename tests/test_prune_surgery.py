@@ -285,6 +285,7 @@ def test_chapter_05_helpers_generate_what_they_measure():
     assert describe_recovery(40.0, 42.0, 50.0).startswith("fine-tuning recovered part of")
     assert "(20 % of the loss won back)" in describe_recovery(40.0, 42.0, 50.0)
     assert describe_recovery(40.0, 39.0, 50.0).startswith("fine-tuning recovered none (it got worse)")
+    assert describe_recovery(4.8, 4.6, 4.6).startswith("pruning cost nothing to recover here: mAP 4.8 after the cut")
     ds = types.SimpleNamespace(query=[("a", 3, 0), ("b", 1, 0), ("c", 2, 1)],
                                gallery=[("d", 1, 1), ("e", 3, 1), ("f", 9, 0)])
     sub = evaluation_subset(ds, 2)

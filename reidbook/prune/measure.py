@@ -86,9 +86,10 @@ def recovery(pruned: float, finetuned: float, unpruned: float) -> float:
 
 def describe_recovery(pruned: float, finetuned: float, unpruned: float, what: str = "mAP") -> str:
     """One sentence, generated from the numbers, saying how much of the pruning loss fine-tuning recovered."""
+    if pruned >= unpruned - 0.05:  # nothing lost at the precision shown
+        return (f"pruning cost nothing to recover here: {what} {pruned:.1f} after the cut vs {unpruned:.1f} unpruned; "
+                f"fine-tuning moved it to {finetuned:.1f}")
     r = recovery(pruned, finetuned, unpruned)
-    if r != r:
-        return f"pruning did not change the {what} ({pruned:.1f}), so there was nothing to recover"
     word = ("all" if r >= 0.95 else "most" if r > 0.5 else "about half" if r >= 0.45 else "part" if r > 0.05
             else "none" if r >= -0.05 else "none (it got worse)")
     return (f"fine-tuning recovered {word} of what pruning cost: {what} {pruned:.1f} after the cut → {finetuned:.1f} "

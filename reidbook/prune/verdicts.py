@@ -13,33 +13,42 @@ from __future__ import annotations
 __all__ = ["scenario_winners", "describe_scenarios", "survey_claims", "describe_latency", "describe_strategy_internals"]
 
 
-def scenario_winners(df, value: str = "mAP"):
+def scenario_winners(df, value: str = "mAP", digits: int = 1):
     """Per ``(method, target)`` of a scenario table (columns ``scenario``, ``method``, ``target``, ``value``): the
-    best scenario, its value and every scenario's value → ``DataFrame`` (groups with one scenario are left out)."""
+    best scenarios (all within half a display unit, ``0.5·10^-digits``, of the best value: ties at the precision
+    the numbers are shown with), the best value and every scenario's value → ``DataFrame`` (groups with one
+    scenario are left out)."""
     import pandas as pd
 
+    tol = 0.5 * 10 ** -digits
     rows = []
     for (method, target), g in df.groupby(["method", "target"], sort=False):
         if g["scenario"].nunique() < 2:
             continue
-        g = g.sort_values(value, ascending=False)
-        rows.append({"method": method, "target": target, "best": int(g["scenario"].iloc[0]),
-                     "best_value": float(g[value].iloc[0]),
-                     "values": {int(s): float(v) for s, v in zip(g["scenario"], g[value])}})
+        top = float(g[value].max())
+        rows.append({"method": method, "target": target,
+                     "best": tuple(sorted(int(s) for s, v in zip(g["scenario"], g[value]) if top - float(v) < tol)),
+                     "best_value": top, "values": {int(s): float(v) for s, v in zip(g["scenario"], g[value])}})
     return pd.DataFrame(rows, columns=["method", "target", "best", "best_value", "values"])
 
 
-def describe_scenarios(df, value: str = "mAP", source: str = "") -> list[str]:
-    """Sentences generated from :func:`scenario_winners`: the best scenario per method and target, and whether one
-    scenario is best for every method."""
-    win = scenario_winners(df, value)
-    out = [f"{source}{r.method} at {r.target}: scenario {r.best} is best ("
-           + ", ".join(f"S{s} {v:.1f}" for s, v in sorted(r.values.items())) + ")" for r in win.itertuples()]
-    if len(win):
-        bests = sorted(set(win["best"]))
-        out.append(f"{source}scenario {bests[0]} is best for every method and target" if len(bests) == 1 else
+def describe_scenarios(df, value: str = "mAP", source: str = "", digits: int = 1) -> list[str]:
+    """Sentences generated from :func:`scenario_winners` (values shown with ``digits`` decimals): the best
+    scenario(s) per method and target, and — when several methods or targets were measured — whether one
+    scenario is best for all of them."""
+    win = scenario_winners(df, value, digits)
+
+    def best(b):
+        return f"scenario {b[0]} is best" if len(b) == 1 else "scenarios " + " and ".join(map(str, b)) + " tie"
+
+    out = [f"{source}{r.method} at {r.target}: {best(r.best)} ("
+           + ", ".join(f"S{s} {v:.{digits}f}" for s, v in sorted(r.values.items())) + ")" for r in win.itertuples()]
+    if len(win) > 1:
+        common = set.intersection(*(set(b) for b in win["best"]))
+        firsts = sorted({b for bs in win["best"] for b in bs})
+        out.append(f"{source}scenario {min(common)} is best for every method and target" if common else
                    f"{source}no scenario is best everywhere: the best is scenario "
-                   + " or ".join(str(b) for b in bests) + " depending on method and target")
+                   + " or ".join(str(b) for b in firsts) + " depending on method and target")
     return out
 
 
