@@ -273,7 +273,6 @@ def _prepare_out(out: Path, force: bool) -> Path:
     for parent in out.parents:
         if parent.exists() and not parent.is_dir():
             raise NotADirectoryError(20, f"--out {out}: {parent} is a file, not a folder; give a folder path", None)
-    rank0 = int(os.environ.get("RANK", "0")) == 0
     if out.is_dir():
         names = {p.name for p in out.iterdir()} - {OUT_MARKER}
         ours = (out / OUT_MARKER).is_file()
@@ -288,16 +287,15 @@ def _prepare_out(out: Path, force: bool) -> Path:
         if train.exists() and not (train / OUT_MARKER).is_file():
             raise FileExistsError(f"{train} exists and was not created by reidbook (no {OUT_MARKER}); it would be "
                                   "deleted when training ends: move it elsewhere or choose another --out folder")
-        if force and model and rank0:  # ours: a new run replaces it, from the start
+        if force and model:  # ours: a new run replaces it, from the start
             (out / "entry.json").unlink()
             shutil.rmtree(train, ignore_errors=True)
     _check_writable(out.parent if not out.exists() else out, "the --out folder" if out.exists() else
                     "the parent folder of --out", "choose a folder you can write")
-    if rank0:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "train").mkdir(exist_ok=True)
-        _write_marker(out)
-        _write_marker(out / "train")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train").mkdir(exist_ok=True)
+    _write_marker(out)
+    _write_marker(out / "train")
     return out
 
 
@@ -375,9 +373,9 @@ def cmd_train(args) -> int:
     set_threads(args.threads)
     preset = _preset_from_args(args)  # bad model name / options / epochs: refused before any work
     _check_pretrained_file(args.pretrained)
-    if args.out:
+    if args.out and int(os.environ.get("RANK", "0")) == 0:  # under torchrun, rank 0 checks and marks; others follow
         _prepare_out(Path(args.out), args.force)
-    elif args.force:
+    elif args.force and not args.out:
         raise ValueError("--force only applies with --out (it replaces a model folder); to train a cached model "
                          "again use --retrain")
     try:
