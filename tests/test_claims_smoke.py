@@ -58,9 +58,15 @@ def test_claims_end_to_end_in_smoke_and_resume(tmp_path, counted, capsys, monkey
         assert c["budget"]["equal"] is True
         assert c["budget"]["images_seen"][0] == c["budget"]["images_seen"][1]
         assert c["verdict"]["diff"] == pytest.approx(c["configs"][0]["mean"] - c["configs"][1]["mean"])
-    # seeds differ (another initialisation), the test split does not: the same data folder for every run
+    # seeds differ (another initialisation), the test split does not: SynthReID(smoke, 0) for every run; the
+    # seed-0 runs name it "synth" as the chapters do, so they *are* the chapters' zoo entries
     runs = list(data["runs"].values())
     assert {r["seed"] for r in runs} == {0, 1}
+    assert {r["data"] for r in runs if r["seed"] == 0} == {"synth"}
+    assert {r["data"] for r in runs if r["seed"] == 1} == {str(zoo.synthreid("smoke", 0))}
+    counted.update(train=0)
+    zoo.get("baseline", "smoke", "synth", 0)            # chapter 01's "both" run at SEED = 0
+    assert counted["train"] == 0
 
     # an interruption: the ledger never written and one run's record lost
     key = ledger.claim(ONLY[0])["configs"][1]["run_keys"][1]

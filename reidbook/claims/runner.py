@@ -7,7 +7,8 @@ What it does, in order:
    to every trained configuration's overrides (equal budgets, same source-domain initialisation).
    Identical runs are run once. Every run evaluates on **one test split**: SynthReID generated with
    ``split_seed`` (0), whatever the run's seed — the seed changes the initialisation (its source-domain
-   pre-training) and the training's randomness, never the data.
+   pre-training) and the training's randomness, never the data. The seed-0 runs are the chapters' own
+   (``data="synth"``, ``SEED = 0``): after ``make course`` they come from the zoo cache.
 2. **Refuse to mix.** If the ledger file exists and was made with other settings (profile, seeds,
    data, or any model's preset hash), stop with a message (``fresh=True`` replaces it).
 3. **Run** what is not done yet. A finished run's record is written at once (atomically) under
@@ -118,10 +119,18 @@ def _run_key(run: dict, profile: str, data_fp: str | None, data: str, seed: int)
                     "preset": preset_of(run, profile), "reidbook": __version__, "zoo": ZOO_VERSION})
 
 
+def _data_for_seed(seed: int, data: str, data_fp: str | None, split_seed: int) -> str:
+    """How a run names the test split: the run whose seed *is* the split's seed names it ``"synth"`` — the
+    very run (and zoo entry) the chapters train with ``SEED = 0`` — and the others name its folder (the
+    zoo's ``seed`` also picks the SynthReID generation for ``"synth"``). Same images either way."""
+    return "synth" if data_fp is not None and seed == split_seed else data
+
+
 def plan_runs(claims: Sequence[Claim], profile: str, seeds: Sequence[int], data: str,
-              data_fp: str | None) -> tuple[dict[str, dict], dict[str, list[list[str]]]]:
+              data_fp: str | None, split_seed: int = 0) -> tuple[dict[str, dict], dict[str, list[list[str]]]]:
     """``(runs, keys)``: every distinct run ``{key: spec}`` and, per claim, per configuration, the run key
-    of each seed."""
+    of each seed. ``data`` is the split's folder (SynthReID) or the data set's name; each run's ``data``
+    is what it passes to the zoo (:func:`_data_for_seed`)."""
     runs: dict[str, dict] = {}
     keys: dict[str, list[list[str]]] = {}
     for c in claims:
@@ -133,7 +142,8 @@ def plan_runs(claims: Sequence[Claim], profile: str, seeds: Sequence[int], data:
             per_seed = []
             for s in seeds:
                 k = _run_key(base, profile, data_fp, data, s)
-                runs.setdefault(k, {**base, "seed": int(s), "key": k})
+                runs.setdefault(k, {**base, "seed": int(s), "key": k,
+                                    "data": _data_for_seed(int(s), data, data_fp, split_seed)})
                 per_seed.append(k)
             keys[c.id].append(per_seed)
     return runs, keys
@@ -157,8 +167,9 @@ def _execute(run: dict, profile: str, data: str, device: str, threads: int | Non
 
         torch.set_num_threads(threads)
     t0, c0 = time.perf_counter(), time.process_time()
-    out = measure(run["measure"])(run, RunContext(profile, data, run["seed"], device))
-    return {**{k: run[k] for k in ("key", "measure", "model", "overrides", "options", "seed")}, **out,
+    out = measure(run["measure"])(run, RunContext(profile, run.get("data", data), run["seed"], device))
+    return {**{k: run[k] for k in ("key", "measure", "model", "overrides", "options", "seed") if k in run},
+            "data": run.get("data", data), **out,
             "wall_seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
             "threads": threads, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "commit": _git("rev-parse", "HEAD")}
@@ -355,7 +366,7 @@ def run_claims(profile: str = "quick", seeds: int | Sequence[int] = 3, only: Seq
         raise LedgerError(f"{path} was made with other settings ({', '.join(diff)} differ); refusing to mix runs. "
                           "Run all claims again with --fresh (replaces it), or write elsewhere with --out.")
 
-    runs, keys = plan_runs(chosen, profile, seed_list, run_data, data_fp)
+    runs, keys = plan_runs(chosen, profile, seed_list, run_data, data_fp, split_seed)
     folder = runs_dir(profile)
     folder.mkdir(parents=True, exist_ok=True)
     records = {k: r for k in runs if (r := _load_record(folder / f"{k}.json", k)) is not None}
