@@ -5,7 +5,9 @@ as a dict (its ``overrides`` already hold the claim's budget) and ``ctx`` a :cla
 returns ``{"metrics": {name: float}, "images_seen": int | None, "train_seconds": float | None,
 "trained_now": bool | None}``. Everything is trained through the public training paths (``reidbook.zoo.get``,
 ``reidbook.distill.pipeline``), so the zoo caches every training under its full configuration, the seed
-included, and a run that was trained before (by a chapter, or an interrupted ledger) is loaded.
+included, and a run that was trained before (by a chapter, or an interrupted ledger) is loaded. Two
+measures are not cached by the zoo (their runs are kept by the runner only): ``"prune"`` (a design
+scenario of ``reidbook.prune.scenarios``) and the paper-size counts and timings.
 
 ``images_seen`` is the sum of the training history's per-epoch ``images`` (what the optimiser saw),
 the budget the ledger checks for equality within a claim.

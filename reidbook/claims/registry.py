@@ -10,6 +10,7 @@ A :class:`Config` names what to run: a ``measure`` (a procedure in :mod:`reidboo
 ``"zoo"`` trains with ``reidbook.zoo.get``; ``"fd"`` distils with ``reidbook.distill.pipeline``;
 ``"dare_embeddings"`` / ``"dare_routing"`` / ``"anytime"`` evaluate DaRe and its sequential ensemble;
 ``"prune"`` runs one of the pruning survey's design scenarios (``reidbook.prune.scenarios.run_scenario``);
+``"ensemble"`` concatenates the embeddings of separately trained networks;
 ``"paper_params"`` / ``"latency"`` count and time the paper-size networks), the zoo ``model`` name,
 the preset ``overrides`` exactly as ``zoo.get(model, **overrides)`` takes them, and measure
 ``options``. Two configs whose measure, model, overrides and options agree are one run (DaRe's fusion
