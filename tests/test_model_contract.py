@@ -59,6 +59,21 @@ def test_backbones_keep_the_backbone_contract():
     assert list(stage_modules_of(net)) == list(net.stage_channels)
 
 
+@pytest.mark.parametrize("arch", ["resnet18", "squeezenet1_0", "densenet201", "shufflenet_v2", "mobilenet_v2"])
+def test_every_backbone_names_its_stages_and_their_channels(arch):
+    from reidbook.models.baseline import BACKBONES, build_backbone
+    from reidbook.models.light import build_light_trunk
+
+    torch.manual_seed(0)
+    net = (build_backbone(arch, width=0.125) if arch in BACKBONES else build_light_trunk(arch, width=0.25)).eval()
+    assert isinstance(net, Backbone)
+    assert list(net.stage_channels) == list(net.stages()) == list(stage_modules_of(net))
+    with torch.no_grad():
+        outs = net.forward_stages(X)
+    assert {k: v.shape[1] for k, v in outs.items()} == dict(net.stage_channels)
+    assert list(net.stage_channels.values())[-1] == net.out_channels
+
+
 def test_modules_without_the_contract_get_its_defaults():
     plain = nn.Sequential(OrderedDict(a=nn.Linear(3, 4), b=nn.ReLU()))
     assert deployed(plain) is plain and metric_of(plain) == "euclidean" and feature_dim_of(plain) is None

@@ -85,6 +85,7 @@ class MobileNetV2Trunk(Backbone):
         self.width = width
         self.features = net.features
         self.out_channels = net.last_channel  # 1280 for width ≤ 1 (Sandler et al. keep the last conv wide)
+        self.stage_channels = OrderedDict((k, self.features[b - 1].out_channels) for k, (a, b) in self._SPLITS.items())
 
     def stages(self) -> "OrderedDict[str, nn.Module]":
         return OrderedDict((k, nn.Sequential(*list(self.features)[a:b])) for k, (a, b) in self._SPLITS.items())
