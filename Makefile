@@ -29,11 +29,12 @@ readme-results: setup
 	REIDBOOK_QUIET=1 MPLBACKEND=Agg $(BIN)/python scripts/readme_results.py --profile $(PROFILE) --data $(DATA)
 
 # The claims ledger (assets/claims/$(PROFILE).json): every paper claim over $(SEEDS) seeds at equal budgets.
-# Resumes after an interruption; JOBS=N runs N trainings side by side (cores/N threads each).
+# Resumes after an interruption; JOBS=N runs N trainings side by side (cores/N threads each); a ledger made
+# with other presets is refused rather than mixed: FRESH=1 replaces it.
 SEEDS ?= 3
 JOBS  ?= 1
 claims: setup
-	$(BIN)/reidbook claims --profile $(PROFILE) --seeds $(SEEDS) --jobs $(JOBS) --data $(DATA)
+	$(BIN)/reidbook claims --profile $(PROFILE) --seeds $(SEEDS) --jobs $(JOBS) --data $(DATA) $(if $(FRESH),--fresh,)
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/
