@@ -364,7 +364,7 @@ def run_claims(profile: str = "quick", seeds: int | Sequence[int] = 3, only: Seq
         old = previous.data.get("settings", {})
         diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
         raise LedgerError(f"{path} was made with other settings ({', '.join(diff)} differ); refusing to mix runs. "
-                          "Run all claims again with --fresh (replaces it), or write elsewhere with --out.")
+                          "Run all claims again with --fresh (`make claims FRESH=1`; replaces it), or write elsewhere with --out.")
 
     runs, keys = plan_runs(chosen, profile, seed_list, run_data, data_fp, split_seed)
     folder = runs_dir(profile)
