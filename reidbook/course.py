@@ -288,7 +288,8 @@ def _events_html(r: ChapterRun) -> str:
     if not r.events:
         return ""
     what = {"lost-reply": "the kernel went idle but its reply never came; the cell was completed from its outputs",
-            "lost-idle": "the kernel's idle message never came after the reply; later outputs may be missing"}
+            "lost-idle": "the kernel's idle message never came after the reply; later outputs may be missing",
+            "late-reply": "the cell's reply was read seconds after it was sent (a missed wake-up, recovered)"}
     items = "".join(f"<li>cell {e.get('cell')}: {html.escape(what.get(e.get('kind'), str(e.get('kind'))))} "
                     f"(after {e.get('seconds')} s)</li>" for e in r.events)
     return f'<p class="warn">Kernel messages lost while running this chapter:</p><ul>{items}</ul>'
@@ -351,6 +352,9 @@ def run_course(profile: str = "quick", data: str = "synth", out: str | os.PathLi
         say(f"[reidbook course] {path.stem}: {'ok' if run.ok else 'FAILED'} in {run.seconds:.0f} s")
         if not run.ok:
             print(f"[reidbook course] {run.error}", flush=True)
+        for e in run.events:
+            print(f"[reidbook course] {path.stem}: cell {e.get('cell')}: {e.get('kind')} after {e.get('seconds')} s "
+                  "(see the index page)", flush=True)
         runs.append(run)
         write_index(runs, out, profile, data, prepared)
     index = write_index(runs, out, profile, data, prepared)

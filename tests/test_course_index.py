@@ -35,3 +35,15 @@ def test_every_chapter_states_title_and_goals(path):
     title, goals = chapter_info(path)
     assert title != path.stem and title.startswith(path.stem[:2]), title
     assert len(goals) >= 3, f"{path.name}: the index page needs its learning goals (a bullet list after 'Learning goals')"
+
+
+def test_index_shows_cell_times_and_lost_kernel_messages(tmp_path):
+    run = ChapterRun("07_dare", "07 · DaRe", ["route queries"], "07_dare.ipynb", "07_dare.html", 90.0,
+                     cells=[{"cell": 2, "first_line": "import numpy as np", "seconds": 3.0},
+                            {"cell": 6, "first_line": "dare_entry = zoo.get(...)", "seconds": 70.5}],
+                     events=[{"cell": 32, "kind": "lost-reply", "seconds": 30.0}])
+    page = write_index([run], tmp_path, "quick", "synth").read_text()
+    assert "time per cell (2 cells; slowest: cell 6, 70 s)" in page and "<code>import numpy as np</code>" in page
+    assert "Kernel messages lost" in page and "cell 32" in page and "its reply never came" in page
+    meta = json.loads((tmp_path / "course.json").read_text())
+    assert meta["chapters"][0]["cells"][1]["seconds"] == 70.5 and meta["chapters"][0]["events"][0]["cell"] == 32
