@@ -118,6 +118,17 @@ def test_budget_from_puts_one_models_budget_on_every_config(fake, tmp_path):
             {"height": mgn.height, "width": mgn.width, "P": mgn.P, "K": mgn.K, "epochs": mgn.epochs}
 
 
+def test_dry_run_plans_without_running(fake, tmp_path):
+    reg = [_claim("t.c"), _claim("t.d", "same", "bad")]
+    plan = _run(tmp_path, reg, dry_run=True)
+    assert plan["runs"] == 9 and plan["recorded"] == 0 and plan["pending"] == 9
+    assert plan["by_measure"] == {"fake": {"pending": 9, "zoo_cached": 0}}
+    assert fake.calls == [] and not (tmp_path / "ledger.json").exists()
+    _run(tmp_path, reg, only=["t.c"])
+    plan = _run(tmp_path, reg, dry_run=True)
+    assert plan["recorded"] == 6 and plan["pending"] == 3
+
+
 def test_resumes_after_interruption_without_redoing_finished_runs(fake, tmp_path, monkeypatch):
     reg = [_claim("t.c")]
     stopping = FakeMeasure(stop_after=3)

@@ -6,6 +6,7 @@
                     [--out assets/claims/PROFILE.json] [--fresh] [--device auto]
     reidbook claims --list            the claims, their paper, and whether they are runnable today
     reidbook claims --table           the README's claims table from the existing ledger
+    reidbook claims --dry-run         runs recorded / to do / already trained in the zoo; runs nothing
 
 Trains what each claim needs through the zoo (cached runs are reused; an interrupted run resumes),
 decides each claim by Welch's t over seeds, and writes ``assets/claims/<profile>.json`` atomically.
@@ -49,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
     parser.add_argument("--list", action="store_true", help="list the claims and whether they are runnable; run nothing")
     parser.add_argument("--table", action="store_true", help="print the README claims table of the existing ledger")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="say how many runs are recorded, pending, and already in the zoo; train nothing")
 
 
 def main(args) -> int:
@@ -66,6 +69,13 @@ def main(args) -> int:
         return 0
     command = (f"reidbook claims --profile {args.profile} --seeds {args.seeds} --jobs {args.jobs} --data {args.data}"
                + (f" --only {' '.join(args.only)}" if args.only else "") + (" --fresh" if args.fresh else ""))
+    if args.dry_run:
+        plan = run_claims(args.profile, args.seeds, only=args.only, data=args.data, out=args.out, fresh=args.fresh,
+                          device=args.device, dry_run=True)
+        print(f"{plan['runs']} runs: {plan['recorded']} recorded, {plan['pending']} to do")
+        for m, row in sorted(plan["by_measure"].items()):
+            print(f"  {m:16s} {row['pending']:4d} to do, {row['zoo_cached']} of them already trained in the zoo")
+        return 0
     ledger = run_claims(args.profile, args.seeds, only=args.only, jobs=args.jobs, data=args.data, out=args.out,
                         fresh=args.fresh, device=args.device, command=command)
     counts: dict[str, int] = {}

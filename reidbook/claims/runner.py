@@ -327,13 +327,39 @@ def _provenance(jobs: int, command: str | None, wall: float, started: str, runs:
             "command": command or " ".join(["reidbook", *sys.argv[1:]])}
 
 
+def _zoo_cached(run: dict, profile: str) -> bool | None:
+    """Whether the zoo already holds the training a pending run needs (``None``: not a single zoo training)."""
+    if run["measure"] not in ("zoo", "dare_embeddings", "dare_routing") and not (
+            run["measure"] == "anytime" and run["model"] == "dare"):
+        return None
+    from .. import zoo
+
+    try:
+        return (zoo.entry_path(run["model"], profile, run["data"], run["seed"], **run["overrides"])
+                / "entry.json").exists()
+    except Exception:  # noqa: BLE001 — only a hint in a plan
+        return None
+
+
+def _plan_summary(runs: dict, records: dict, pending: list[dict], profile: str) -> dict:
+    """What ``run_claims`` would do: runs in all, already recorded, pending (with whether the zoo holds
+    the training a pending run needs), per measure."""
+    by_measure: dict[str, dict] = {}
+    for run in pending:
+        row = by_measure.setdefault(run["measure"], {"pending": 0, "zoo_cached": 0})
+        row["pending"] += 1
+        row["zoo_cached"] += bool(_zoo_cached(run, profile))
+    return {"plan": True, "runs": len(runs), "recorded": len(records), "pending": len(pending),
+            "by_measure": by_measure}
+
+
 # ----------------------------------------------------------------------------------------------
 # The entry point
 # ----------------------------------------------------------------------------------------------
 def run_claims(profile: str = "quick", seeds: int | Sequence[int] = 3, only: Sequence[str] | None = None,
                jobs: int = 1, data: str = "synth", out: str | Path | None = None, fresh: bool = False,
                device: str = "auto", split_seed: int = 0, claims: Sequence[Claim] | None = None,
-               command: str | None = None) -> dict:
+               command: str | None = None, dry_run: bool = False) -> dict:
     """Run the claims (all, or ``only`` these ids) over ``seeds`` (a count → ``0 … seeds−1``, or a list),
     and write the ledger to ``out`` (default ``assets/claims/<profile>.json``). Returns the ledger dict.
 
@@ -341,7 +367,8 @@ def run_claims(profile: str = "quick", seeds: int | Sequence[int] = 3, only: Seq
     other settings is refused (:class:`~reidbook.claims.ledger.LedgerError`) unless ``fresh=True``.
     A run that fails does not stop the others: its claims are written with ``"failed"`` (no verdict), the
     ledger's ``"failures"`` lists them, and running again retries only what is missing.
-    ``claims`` replaces the registry (tests). See the module docstring for the whole procedure.
+    ``claims`` replaces the registry (tests). ``dry_run=True`` runs and writes nothing and returns the plan
+    (:func:`_plan_summary`). See the module docstring for the whole procedure.
     """
     from ..profiles import check_profile
 
@@ -371,6 +398,8 @@ def run_claims(profile: str = "quick", seeds: int | Sequence[int] = 3, only: Seq
     folder.mkdir(parents=True, exist_ok=True)
     records = {k: r for k in runs if (r := _load_record(folder / f"{k}.json", k)) is not None}
     pending = [runs[k] for k in runs if k not in records]
+    if dry_run:
+        return _plan_summary(runs, records, pending, profile)
     done, failures = _run_all(pending, len(records), len(runs), folder, profile, run_data, device, jobs)
     records.update(done)
 
