@@ -11,6 +11,14 @@ from ..utils import lazy_exports
 _EXPORTS = {
     # SynthReID (synthetic.py)
     "make_synthetic": "synthetic",
+    # person masks and part maps (masks.py; SynthReID only)
+    "load_masks": "masks",
+    "load_part_map": "masks",
+    "has_masks": "masks",
+    "mask_path": "masks",
+    "part_mask": "masks",
+    "PART_NAMES": "masks",
+    "MasksNotAvailableError": "masks",
     # real data sets (datasets.py)
     "ReIDDataset": "datasets",
     "load_dataset": "datasets",

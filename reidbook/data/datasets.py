@@ -74,6 +74,12 @@ class ReIDDataset:
         return len(self.train)
 
     @property
+    def has_masks(self) -> bool:
+        """Whether person masks and part maps lie beside the images (SynthReID's ``masks/``; real data sets
+        have none). Read them with :func:`reidbook.data.load_masks`."""
+        return os.path.isdir(os.path.join(self.root, "masks"))
+
+    @property
     def num_query_pids(self) -> int:
         return len({pid for _, pid, _ in self.query})
 

@@ -50,6 +50,7 @@ import numpy as np
 from PIL import Image
 
 from ..utils import atomic_write_json, progress, say
+from .masks import MASKS_DIR  # <domain>/masks/<split folder>/<image stem>.png: the part-label map
 from .synth_draw import (COLORS, EASY_COLORS, HAIR_COLORS, HARD_COLORS, PART_NAMES, SKIN_TONES, VIEWS, Look,
                          apply_camera, background, camera_scene, downsample_labels, draw_occluder, draw_person,
                          jitter_color)
@@ -62,7 +63,6 @@ __all__ = ["make_synthetic", "SynthSettings", "CameraSettings", "SIZES", "TARGET
 GENERATOR_VERSION = "2.0"  # 2.0: tight crops, per-image backgrounds, part masks (masks/)
 SPLIT_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 PERSON_ASPECT = 1.1  # a detector's box (aspect ~0.41) resized to the 1:2 crop widens the person ~1.1-1.2×
-MASKS_DIR = "masks"  # <domain>/masks/<split folder>/<image stem>.png: the part-label map (synth_draw.PART_NAMES)
 MANIFEST_NAME = "manifest.json"       # size and SHA-256 of every image (both domains), written at generation
 _TMP_MARKER = ".reidbook-synth-tmp"   # in a temporary folder being generated: the pid that owns it
 
