@@ -261,11 +261,29 @@ def plot_easy_hard(ev: "A.AnytimeEval", groups: Mapping[str, Sequence[int]], exi
     return fig
 
 
+def _check_view_args(ev: "A.AnytimeEval", budget, rule: str, n_examples, topk: int = 1) -> None:
+    """Clear errors for the budget view's arguments (what the slider would otherwise fail on deep inside)."""
+    try:
+        ok = bool(np.isfinite(float(budget)))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"budget must be a finite number of multiply-adds per query (between C_1 = "
+                         f"{float(ev.costs[0]):.4g} and C_S = {float(ev.costs[-1]):.4g}), got {budget!r}")
+    if rule not in A.ALL_ROUTINGS:
+        raise ValueError(f"unknown routing rule {rule!r}; choose one of {', '.join(A.ALL_ROUTINGS)}")
+    for name, value, low in (("n_examples", n_examples, 0), ("topk", topk, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} must be a whole number ≥ {low}, got {value!r}")
+
+
 def budget_view_data(ev: "A.AnytimeEval", budget: float, rule: str = "margin", n_examples: int = 2,
                      seed: int = 0) -> dict:
     """What the budget slider shows for average budget ``budget``: the plan (Eq. 3), the stream's
     exits and realised cost/accuracy, and easy / hard example queries. The budget is clamped to
-    ``[C_1, C_S]`` (the slider's range)."""
+    ``[C_1, C_S]`` (the slider's range); a NaN or infinite one, an unknown rule or a negative
+    ``n_examples`` is refused with a ValueError."""
+    _check_view_args(ev, budget, rule, n_examples)
     b = float(np.clip(budget, ev.costs[0], ev.costs[-1]))
     res = A.budgeted_stream(ev, b, rule, seed)
     eh = A.easy_hard_queries(ev, res.exits, rule if rule != "random" else "margin", n_examples)
@@ -277,6 +295,7 @@ def budget_view(ev: "A.AnytimeEval", budget: float, rule: str = "margin", curve=
                 topk: int = 4, seed: int = 0):
     """The figure behind the budget slider: exit distribution (target and realised), the point on the
     accuracy–cost curve, and easy / hard example queries with their top-``topk``."""
+    _check_view_args(ev, budget, rule, n_examples, topk)
     plt = _plt()
     d = budget_view_data(ev, budget, rule, n_examples, seed)
     pics = ev.query_items is not None and ev.gallery_items is not None
