@@ -308,9 +308,16 @@ class AnytimeEval:
 # ----------------------------------------------------------------------------------------------
 def anytime_curve(ev: AnytimeEval, budgets: Sequence[float]):
     """Accuracy for a per-query budget: every query uses the deepest exit with ``C_s ≤ budget``;
-    below ``C_1`` there is no answer (Rank-1 = mAP = 0). A table with ``budget, exit, rank1, mAP``."""
+    below ``C_1`` there is no answer (Rank-1 = mAP = 0). A table with ``budget, exit, rank1, mAP``.
+    A NaN or infinite budget is refused (NaN would silently pick the full model)."""
     import pandas as pd
 
+    budgets = list(np.atleast_1d(np.asarray(budgets, dtype=np.float64)))
+    bad = [i for i, b in enumerate(budgets) if not np.isfinite(b)]
+    if bad:
+        raise ValueError(f"anytime_curve: budgets must be finite numbers of multiply-adds per query; got "
+                         f"{budgets[bad[0]]} at position {bad[0]} (exit costs run from {float(ev.costs[0]):.4g} "
+                         f"to {float(ev.costs[-1]):.4g})")
     rows = []
     for b in budgets:
         s = int(np.searchsorted(ev.costs, float(b) * (1 + 1e-12), side="right"))  # exits with C_s ≤ b
