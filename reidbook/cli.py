@@ -622,6 +622,8 @@ def _interrupted_message(command: str, signum: int) -> str:
     if _RUN.get("kind") == "train":
         return f"interrupted ({name}) {_train_progress()}"
     if _RUN.get("kind") == "synth":
+        if _RUN["root"].exists():  # interrupted while checking an existing data set: nothing was written
+            return f"interrupted ({name}); {_RUN['root']} was not changed; run the same command again"
         return (f"interrupted ({name}); nothing was left at {_RUN['root']} (the partial data set was removed); "
                 "run the same command again to generate it")
     return f"interrupted ({name}); run the same command again"
