@@ -33,3 +33,92 @@ def test_top1_same_camera_known_values():
     assert top1_same_camera(d, [0, 1], g_cams, q_pids=[7, 8], g_pids=[7, 9, 8]) == 0.5
     with pytest.raises(ValueError, match="distmat"):
         top1_same_camera(d, [0], g_cams)
+
+
+# ---------------------------------------------------------------------------------------------- attention measures
+from reidbook.eval.attention import (area_share, attention_summary, energy_pointing_game, energy_share,  # noqa: E402
+                                     part_area_shares, part_shares, pointing_hit, resize_map)
+
+
+def _parts() -> np.ndarray:
+    """A 128×64 part map: a head block, a torso block, legs; the rest background."""
+    p = np.zeros((128, 64), np.uint8)
+    p[8:24, 24:40] = 1      # head
+    p[24:64, 16:48] = 2     # torso
+    p[64:120, 20:44] = 4    # legs
+    return p
+
+
+def test_map_equal_to_the_mask_is_all_on_the_person():
+    p = _parts()
+    person = p > 0
+    assert energy_share(person.astype(float), person) == pytest.approx(1.0)
+    assert energy_share(person.astype(float), p) == pytest.approx(1.0)  # a part map works as a mask
+    assert energy_pointing_game(person.astype(float), person) == pytest.approx(1.0)
+    assert pointing_hit(person.astype(float), person)
+
+
+def test_uniform_map_gives_the_area_share():
+    p = _parts()
+    person = p > 0
+    assert area_share(person) == pytest.approx(person.mean())
+    assert energy_share(np.ones((128, 64)), person) == pytest.approx(person.mean())
+    assert energy_share(np.ones((16, 8)), person) == pytest.approx(person.mean())  # resized first
+    shares, areas = part_shares(np.ones((128, 64)), p), part_area_shares(p)
+    assert shares == pytest.approx(areas) and sum(shares.values()) == pytest.approx(1.0)
+    assert areas["head"] == pytest.approx(16 * 16 / (128 * 64)) and areas["arms"] == 0
+    # the box holds the person and some background: between the person's area share and 1
+    box = energy_pointing_game(np.ones((128, 64)), person)
+    assert box == pytest.approx((112 * 32) / (128 * 64)) and box > person.mean()
+
+
+def test_map_on_the_head_only():
+    p = _parts()
+    head = (p == 1).astype(np.float32)
+    s = part_shares(head, p)
+    assert s["head"] == pytest.approx(1.0) and s["torso"] == 0 and s["background"] == 0
+    assert energy_share(head, p > 0) == pytest.approx(1.0)
+    bg = (p == 0).astype(float)
+    assert energy_share(bg, p > 0) == 0 and not pointing_hit(bg * np.arange(64)[None, :], p > 0)
+
+
+def test_resizing_is_bilinear_and_accepts_torch():
+    import torch
+
+    m = np.zeros((4, 2))
+    m[:2] = 1.0  # energy on the upper half of a 4x2 map
+    up = resize_map(m, (128, 64))
+    assert up.shape == (128, 64) and up.min() >= 0
+    upper = np.zeros((128, 64), bool)
+    upper[:64] = True
+    assert 0.85 < energy_share(m, upper) < 1.0  # bilinear interpolation blurs the boundary a little
+    assert energy_share(torch.tensor(m)[None], upper) == pytest.approx(energy_share(m, upper))
+    np.testing.assert_allclose(resize_map(np.ones((3, 5)), (7, 9)), 1.0)
+
+
+def test_pointing_hit_tolerance_and_bad_maps():
+    person = np.zeros((10, 10), bool)
+    person[5, 5] = True
+    peak = np.zeros((10, 10))
+    peak[5, 7] = 1
+    assert not pointing_hit(peak, person) and pointing_hit(peak, person, tolerance=2)
+    with pytest.raises(ValueError, match="negative"):
+        energy_share(-peak, person)
+    with pytest.raises(ValueError, match="no energy"):
+        energy_share(np.zeros((10, 10)), person)
+    with pytest.raises(ValueError, match="2-D"):
+        energy_share(np.ones((2, 3, 10, 10)), person)
+
+
+def test_attention_summary_averages_and_reports_chance():
+    p = _parts()
+    maps = [(p > 0).astype(float), np.ones((16, 8))]
+    s = attention_summary(maps, [p, p])
+    chance = (p > 0).mean()
+    assert s["n"] == 2 and s["chance"] == pytest.approx(chance)
+    assert s["on_person"] == pytest.approx((1 + chance) / 2)
+    # a uniform map's maximum is its first pixel (top-left corner, background): one hit of two
+    assert s["lift"] == pytest.approx(s["on_person"] / chance) and s["pointing_hit"] == 0.5
+    assert sum(s["parts"].values()) == pytest.approx(1.0) and s["parts_chance"]["head"] > 0
+    with pytest.raises(ValueError, match="as many maps"):
+        attention_summary(maps, [p])

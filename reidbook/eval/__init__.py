@@ -11,6 +11,8 @@ sub-modules can be read one at a time:
 - ``evaluate.py`` — :func:`evaluate_model`, :func:`evaluate_features`, :func:`scalar_metrics`,
   :func:`model_metric` (the distance a model's embeddings use).
 - ``background.py`` — :func:`naive_histogram_metrics`, :func:`top1_same_camera` (background shortcuts).
+- ``attention.py`` — saliency maps against SynthReID's masks: :func:`energy_share`, :func:`area_share`,
+  :func:`energy_pointing_game`, :func:`pointing_hit`, :func:`part_shares`, :func:`attention_summary`.
 """
 from __future__ import annotations
 
@@ -31,6 +33,13 @@ _EXPORTS = {
     "model_metric": "evaluate",
     "naive_histogram_metrics": "background",
     "top1_same_camera": "background",
+    "energy_share": "attention",
+    "area_share": "attention",
+    "energy_pointing_game": "attention",
+    "pointing_hit": "attention",
+    "part_shares": "attention",
+    "part_area_shares": "attention",
+    "attention_summary": "attention",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,161 @@
+"""Where does a saliency map look? Measured against SynthReID's person masks and part maps.
+
+Any non-negative map over an image — a response map (channel-summed activations), a Grad-CAM, FD's
+FMFB attention, a CAM per DaRe exit — is treated as a distribution of *energy* over the image. It is
+first resized to the mask's size bilinearly (``align_corners=False``, as ``F.interpolate``), so a
+``16×8`` feature map and a ``128×64`` mask compare pixel for pixel. Then:
+
+* :func:`energy_share` — the fraction of the map's energy on the person (or any region). Its chance
+  level is the region's area share (:func:`area_share`): a uniform map puts that much on it. A map
+  "looks at the person" when its share clearly exceeds the chance level (``lift`` > 1).
+* :func:`energy_pointing_game` — the energy-based pointing game of Score-CAM (Wang et al., "Score-CAM:
+  Score-Weighted Visual Explanations for Convolutional Neural Networks", CVPR-W 2020, Sec. 5.2): the
+  share of the energy inside the object's bounding box (here the person mask's tight box). Laxer than
+  :func:`energy_share` (background inside the box counts), comparable with papers that only have boxes.
+* :func:`pointing_hit` — the classic pointing game (Zhang et al., "Top-down Neural Attention by
+  Excitation Backprop", ECCV 2016, Sec. 5.1): is the map's maximum on the person (within a tolerance)?
+* :func:`part_shares` — the energy share of every body part (:data:`reidbook.data.PART_NAMES`), which
+  answers "does MGN's upper stripe look at head and torso?".
+
+All are pure functions of numpy arrays or torch tensors; :func:`attention_summary` averages them
+over a batch of maps and masks and reports the chance levels beside them.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["resize_map", "energy_share", "area_share", "energy_pointing_game", "pointing_hit", "part_shares",
+           "part_area_shares", "attention_summary"]
+
+
+def _np(x, name: str) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().float().cpu().numpy()
+    a = np.asarray(x)
+    if a.ndim == 3 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D map [H, W] (or [1, H, W]), got shape {a.shape}")
+    return a
+
+
+def resize_map(saliency, size: tuple[int, int]) -> np.ndarray:
+    """``saliency`` (``[h, w]``) resized to ``size`` = ``(H, W)`` bilinearly (``align_corners=False``), float64."""
+    import torch
+    import torch.nn.functional as F
+
+    s = _np(saliency, "saliency").astype(np.float64)
+    if s.shape == tuple(size):
+        return s
+    t = torch.from_numpy(s)[None, None]
+    return F.interpolate(t, size=tuple(int(v) for v in size), mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+def _energy(saliency, shape: tuple[int, int]) -> np.ndarray:
+    s = resize_map(saliency, shape)
+    if not np.isfinite(s).all():
+        raise ValueError("saliency map has NaN or infinite values")
+    if s.min() < -1e-12 * max(1.0, float(np.abs(s).max())):
+        raise ValueError(f"saliency map has negative values (min {s.min():.3g}); energy needs a non-negative map: "
+                         "take ReLU (Grad-CAM), the absolute value or the square first")
+    s = np.clip(s, 0, None)
+    if s.sum() <= 0:
+        raise ValueError("saliency map has no energy (all zeros): nothing to measure")
+    return s
+
+
+def _mask(mask, name: str = "mask") -> np.ndarray:
+    m = _np(mask, name)
+    return m.astype(bool) if m.dtype == bool or m.max(initial=0) <= 1 else m > 0
+
+
+def area_share(mask) -> float:
+    """The region's share of the image: the energy share a uniform map would give it (chance level)."""
+    return float(_mask(mask).mean())
+
+
+def energy_share(saliency, mask) -> float:
+    """Fraction of the (resized) map's energy on ``mask`` (bool, or a part-label map: ``> 0`` = person)."""
+    m = _mask(mask)
+    s = _energy(saliency, m.shape)
+    return float(s[m].sum() / s.sum())
+
+
+def _box(m: np.ndarray) -> np.ndarray:
+    box = np.zeros_like(m)
+    ys, xs = np.nonzero(m)
+    if len(ys):
+        box[ys.min():ys.max() + 1, xs.min():xs.max() + 1] = True
+    return box
+
+
+def energy_pointing_game(saliency, mask) -> float:
+    """Score-CAM's energy-based pointing game: the energy share inside the mask's tight bounding box."""
+    m = _mask(mask)
+    return energy_share(saliency, _box(m))
+
+
+def pointing_hit(saliency, mask, tolerance: int = 0) -> bool:
+    """Whether the map's maximum (after resizing) lies on ``mask`` or within ``tolerance`` pixels of it
+    (Zhang et al. 2016 use 15 px at ImageNet scale; at 128×64 a few pixels is comparable)."""
+    m = _mask(mask)
+    s = _energy(saliency, m.shape)
+    y, x = np.unravel_index(int(s.argmax()), s.shape)
+    t = int(tolerance)
+    return bool(m[max(0, y - t):y + t + 1, max(0, x - t):x + t + 1].any())
+
+
+def _part_names() -> tuple[str, ...]:
+    from ..data.masks import PART_NAMES
+
+    return PART_NAMES
+
+
+def part_shares(saliency, parts) -> dict[str, float]:
+    """Energy share of every part of a part-label map (``{"background": …, "head": …, …}``; sums to 1)."""
+    p = _np(parts, "parts").astype(np.int64)
+    names = _part_names()
+    if p.min(initial=0) < 0 or p.max(initial=0) >= len(names):
+        raise ValueError(f"parts must hold labels 0..{len(names) - 1} ({', '.join(names)}), got {p.min()}..{p.max()}")
+    s = _energy(saliency, p.shape)
+    e = np.bincount(p.ravel(), weights=s.ravel(), minlength=len(names))
+    return {n: float(v) for n, v in zip(names, e / e.sum())}
+
+
+def part_area_shares(parts) -> dict[str, float]:
+    """Area share of every part (the chance level of :func:`part_shares`)."""
+    p = _np(parts, "parts").astype(np.int64)
+    names = _part_names()
+    c = np.bincount(p.ravel(), minlength=len(names))[:len(names)]
+    return {n: float(v) for n, v in zip(names, c / c.sum())}
+
+
+def attention_summary(saliencies: Sequence, part_maps: Sequence, tolerance: int = 0) -> dict:
+    """Mean attention measures of maps over their images' part-label maps (one map per image).
+
+    Returns ``{"n", "on_person", "chance", "lift", "pointing_box", "pointing_hit", "parts", "parts_chance"}``:
+    mean on-person energy share, mean person area share (chance), their ratio, the mean energy-based
+    pointing game, the fraction of pointing-game hits, and mean per-part energy and area shares.
+    """
+    if len(saliencies) != len(part_maps) or len(part_maps) == 0:
+        raise ValueError(f"attention_summary: need as many maps as part maps (≥ 1), got {len(saliencies)} and "
+                         f"{len(part_maps)}")
+    on, chance, box, hit, parts, parts0 = [], [], [], [], [], []
+    for s, p in zip(saliencies, part_maps):
+        p = _np(p, "parts")
+        person = p > 0
+        on.append(energy_share(s, person))
+        chance.append(person.mean())
+        box.append(energy_pointing_game(s, person))
+        hit.append(pointing_hit(s, person, tolerance))
+        parts.append(part_shares(s, p))
+        parts0.append(part_area_shares(p))
+    names = _part_names()
+    mean_on, mean_chance = float(np.mean(on)), float(np.mean(chance))
+    return {"n": len(on), "on_person": mean_on, "chance": mean_chance,
+            "lift": mean_on / mean_chance if mean_chance > 0 else float("nan"),
+            "pointing_box": float(np.mean(box)), "pointing_hit": float(np.mean(hit)),
+            "parts": {n: float(np.mean([d[n] for d in parts])) for n in names},
+            "parts_chance": {n: float(np.mean([d[n] for d in parts0])) for n in names}}
