@@ -104,7 +104,8 @@ def main(argv=None) -> list[dict]:
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"device: {gpu}; SynthReID {args.data_profile} ({len(ds.train)} images, {ds.num_train_pids} ids); "
           f"{args.iters} timed iterations after {args.warmup}")
-    print(f"{'model':<9} {'input':>8} {'batch':>6} {'params (M)':>11} {'amp':>9} {'images/s':>10} {'peak memory (MiB)':>18}")
+    print(f"{'model':<9} {'input':>8} {'batch':>6} {'params (M)':>11} {'amp':>9} {'images/s':>10} "
+          f"{'peak memory (MiB)':>18}")
     rows = []
     with tempfile.TemporaryDirectory() as store_dir:
         for name in args.models:

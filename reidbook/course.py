@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import html
-import json
 import os
 import re
 import time
@@ -236,7 +235,8 @@ def _mark_timed_out(executed: Path, index: int, message: str) -> None:
     nb = nbformat.read(str(executed), as_version=4)
     cell = nb.cells[index]
     cell.metadata.setdefault("papermill", {})["status"] = "timed out"
-    cell.setdefault("outputs", []).append(nbformat.v4.new_output("stream", name="stderr", text=f"[reidbook course] {message}\n"))
+    note = nbformat.v4.new_output("stream", name="stderr", text=f"[reidbook course] {message}\n")
+    cell.setdefault("outputs", []).append(note)
     atomic_write_text(executed, nbformat.writes(nb))
 
 
@@ -271,7 +271,8 @@ def write_index(runs: list[ChapterRun], out_dir: str | os.PathLike, profile: str
 <style>body{{font-family:system-ui,sans-serif;max-width:920px;margin:2em auto;padding:0 1em;color:#222}}
 .card{{border:1px solid #ddd;border-radius:8px;padding:0.6em 1.2em;margin:1em 0}}.meta{{color:#555}}
 .fail{{color:#b00;font-weight:bold}}.warn{{color:#a60}}pre{{white-space:pre-wrap;font-size:80%}}
-table.cells{{border-collapse:collapse;font-size:85%}}table.cells td,table.cells th{{padding:1px 8px;text-align:left}}td.num{{text-align:right}}</style></head><body>
+table.cells{{border-collapse:collapse;font-size:85%}}
+table.cells td,table.cells th{{padding:1px 8px;text-align:left}}td.num{{text-align:right}}</style></head><body>
 <h1>reidbook — compressing person re-identification models</h1>
 <p>Executed with profile <b>{html.escape(profile)}</b> on data <b>{html.escape(data)}</b>;
 {len(runs)} chapters, {total / 60:.1f} minutes in all, {time.strftime('%Y-%m-%d %H:%M')}.

@@ -31,7 +31,7 @@ from queue import Empty
 from time import monotonic
 from typing import Any
 
-__all__ = ["cell_timeout", "cell_kind", "CELL_LIMITS", "GuardedClient", "register_engine", "ENGINE_NAME"]
+__all__ = ["cell_timeout", "cell_kind", "CELL_LIMITS", "register_engine", "ENGINE_NAME"]  # + GuardedClient (lazy)
 
 ENGINE_NAME = "reidbook"
 
@@ -63,7 +63,8 @@ def _timeout_scale() -> float:
     try:
         scale = float(raw)
     except ValueError:
-        raise ValueError(f"REIDBOOK_CELL_TIMEOUT_SCALE must be a number (e.g. 2 on a slow machine), got {raw!r}") from None
+        raise ValueError(f"REIDBOOK_CELL_TIMEOUT_SCALE must be a number (e.g. 2 on a slow machine), "
+                         f"got {raw!r}") from None
     if not scale > 0:
         raise ValueError(f"REIDBOOK_CELL_TIMEOUT_SCALE must be > 0, got {raw!r}")
     return scale
@@ -111,8 +112,7 @@ def _client_class():
     from nbclient.exceptions import CellTimeoutError
     from nbclient.util import ensure_async
     from papermill.clientwrap import PapermillNotebookClient
-    from traitlets import Any as AnyTrait
-    from traitlets import Float
+    from traitlets import Any as AnyTrait, Float
 
     class GuardedClient(PapermillNotebookClient):
         """papermill's client with per-cell limits and a bounded wait for a lost reply (module docstring)."""

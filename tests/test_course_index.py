@@ -46,4 +46,5 @@ def test_index_shows_cell_times_and_lost_kernel_messages(tmp_path):
     assert "time per cell (2 cells; slowest: cell 6, 70 s)" in page and "<code>import numpy as np</code>" in page
     assert "Kernel messages lost" in page and "cell 32" in page and "its reply never came" in page
     meta = json.loads((tmp_path / "course.json").read_text())
-    assert meta["chapters"][0]["cells"][1]["seconds"] == 70.5 and meta["chapters"][0]["events"][0]["cell"] == 32
+    chapter = meta["chapters"][0]
+    assert chapter["cells"][1]["seconds"] == 70.5 and chapter["events"][0]["cell"] == 32

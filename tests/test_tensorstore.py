@@ -1,13 +1,17 @@
 """The tensor path (decode once, augment whole batches) against the PIL path it replaces."""
 from __future__ import annotations
 
+import pytest
 import torch
 
-import pytest
-
 from reidbook.data import build_transforms, make_train_loader
-from reidbook.data.tensorstore import (BatchAugment, TensorStore, batch_generator, make_tensor_loader,
-                                       tensor_aug_supported)
+from reidbook.data.tensorstore import (
+    BatchAugment,
+    TensorStore,
+    batch_generator,
+    make_tensor_loader,
+    tensor_aug_supported,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 H, W = 64, 32

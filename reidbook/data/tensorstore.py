@@ -208,7 +208,7 @@ class BatchAugment:
         B, (sh, sw) = x.shape[0], src.shape[-2:]
         top = torch.randint(0, sh - H + 1, (B,), generator=g, device=x.device).tolist()
         left = torch.randint(0, sw - W + 1, (B,), generator=g, device=x.device).tolist()
-        return torch.stack([src[b, :, t:t + H, l:l + W] for b, (t, l) in enumerate(zip(top, left))])
+        return torch.stack([src[b, :, t:t + H, x0:x0 + W] for b, (t, x0) in enumerate(zip(top, left))])
 
     def _rotate(self, x: torch.Tensor, g) -> torch.Tensor:
         B = x.shape[0]
@@ -256,8 +256,8 @@ class BatchAugment:
                 h, w = eh_l[b][k], ew_l[b][k]
                 if 0 < h < H and 0 < w < W:
                     t = int(u_l[b][k][0] * (H - h + 1))
-                    l = int(u_l[b][k][1] * (W - w + 1))
-                    x[b, :, t:t + h, l:l + w] = fill_value
+                    x0 = int(u_l[b][k][1] * (W - w + 1))
+                    x[b, :, t:t + h, x0:x0 + w] = fill_value
                     break
 
 

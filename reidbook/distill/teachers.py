@@ -37,9 +37,8 @@ def pooling_note(view: View, kernel: int | None = None) -> str | None:
 
 def view_loader(items, view: View, preset: Preset, seed: int = 0):
     """A P×K training loader of ``DataAug(View^k(I))`` with the preset's augmentation (Table 2)."""
-    from ..engine import preset_loader
-
     from ..data.tensorstore import tensor_aug_supported
+    from ..engine import preset_loader
 
     if _tensor_loader() and (preset.height, preset.width) == (view.height, view.width) \
             and tensor_aug_supported(preset.train_aug):  # the tensor path crops the band itself
