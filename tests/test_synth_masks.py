@@ -188,3 +188,49 @@ def test_real_data_sets_have_no_masks(tiny, tmp_path):
     mask_path(ds.query[0][0]).unlink()
     with pytest.raises(MasksNotAvailableError, match="is missing"):
         load_masks(ds, ds.query[0])
+
+
+# ---------------------------------------------------------------------------------------------- background swap
+def test_bgswap_query_changes_the_background_only(tiny):
+    from reidbook.data import load_bgswap_query
+
+    ds = load_dataset(tiny)
+    swapped = load_bgswap_query(ds)
+    assert [Path(p).name for p, _, _ in swapped] == [Path(p).name for p, _, _ in ds.query]
+    assert [it[1:] for it in swapped] == [it[1:] for it in ds.query]
+    rows = {r.split(",")[0]: r.split(",") for r in (tiny / "query_bgswap.csv").read_text().splitlines()[1:]}
+    inner_diff, outer_diff = [], []
+    for (p, pid, cam), (ps, _, _) in zip(ds.query, swapped):
+        assert int(rows[Path(p).name][3]) != cam + 1  # another camera's background
+        m, ms = load_masks(ds, (p, pid, cam)), load_masks(ds, (ps, pid, cam))
+        np.testing.assert_array_equal(m.parts, ms.parts)  # the same person, pixel for pixel
+        a = np.asarray(Image.open(p).convert("RGB"), np.float64)
+        b = np.asarray(Image.open(ps).convert("RGB"), np.float64)
+        inner, outer = _erode(m.person, 6), _erode(~m.person, 2, border=False)
+        inner_diff.append(np.abs(a - b)[inner].mean())
+        outer_diff.append(np.abs(a - b)[outer].mean())
+    # JPEG blocks mix a little background into the person's pixels; the background itself changes a lot
+    assert np.mean(inner_diff) < 3 and np.mean(outer_diff) > 8 * np.mean(inner_diff)
+
+
+def test_real_data_sets_have_no_bgswap(tiny, tmp_path):
+    from reidbook.data import load_bgswap_query
+
+    real = tmp_path / "real"
+    for folder in SPLIT_DIRS.values():
+        shutil.copytree(tiny / folder, real / folder)
+    with pytest.raises(MasksNotAvailableError, match="no background-swapped query"):
+        load_bgswap_query(load_dataset(real))
+
+
+def test_reliance_from_features_known_values():
+    from reidbook.eval import reliance_from_features
+
+    g = np.eye(4)
+    g_pids, g_cams = np.arange(4), np.ones(4, int)
+    q = np.eye(4)[:2]                   # queries 0 and 1 equal their gallery match: mAP 1
+    q_swap = np.eye(4)[[1, 0]]          # after the swap each query equals the other one's match: mAP < 1
+    r = reliance_from_features(q, q_swap, g, np.arange(2), g_pids, np.zeros(2, int), g_cams)
+    assert r["mAP"] == pytest.approx(1.0) and r["mAP_swap"] == pytest.approx(0.5)  # the match drops to rank 2
+    assert r["drop"] == pytest.approx(0.5) and r["relative_drop"] == pytest.approx(0.5)
+    assert r["rank1"] == 1.0 and r["rank1_swap"] == 0.0

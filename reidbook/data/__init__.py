@@ -19,6 +19,7 @@ _EXPORTS = {
     "part_mask": "masks",
     "PART_NAMES": "masks",
     "MasksNotAvailableError": "masks",
+    "load_bgswap_query": "masks",
     # real data sets (datasets.py)
     "ReIDDataset": "datasets",
     "load_dataset": "datasets",

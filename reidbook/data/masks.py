@@ -23,10 +23,11 @@ import numpy as np
 
 from .synth_draw import PART_LABELS, PART_NAMES
 
-__all__ = ["PART_NAMES", "PART_LABELS", "MASKS_DIR", "MasksNotAvailableError", "Masks", "mask_path", "has_masks",
-           "load_part_map", "load_masks", "part_mask"]
+__all__ = ["PART_NAMES", "PART_LABELS", "MASKS_DIR", "BGSWAP_DIR", "MasksNotAvailableError", "Masks", "mask_path",
+           "has_masks", "load_part_map", "load_masks", "part_mask", "load_bgswap_query"]
 
 MASKS_DIR = "masks"
+BGSWAP_DIR = "query_bgswap"  # SynthReID's query re-drawn on other cameras' backgrounds (same names)
 
 
 class MasksNotAvailableError(FileNotFoundError):
@@ -99,3 +100,30 @@ def part_mask(parts: np.ndarray, part: str) -> np.ndarray:
     if part not in PART_LABELS:
         raise ValueError(f"unknown part {part!r}; choose one of {', '.join(PART_NAMES[1:])} or 'person'")
     return np.asarray(parts) == PART_LABELS[part]
+
+
+def load_bgswap_query(dataset) -> list[tuple]:
+    """SynthReID's background-swapped query: ``dataset.query``'s items, in the same order, with paths in
+    ``query_bgswap/`` — the same person, pose, occluders and camera light, on another camera's background
+    (``query_bgswap.csv`` names it). Scoring a model on it against the normal gallery measures how much
+    it matches on background (:func:`reidbook.eval.background_reliance`).
+
+    Raises :class:`MasksNotAvailableError` for a data set without the split (real data sets).
+    """
+    root = Path(dataset.root)
+    folder = root / BGSWAP_DIR
+    if not folder.is_dir():
+        raise MasksNotAvailableError(
+            f"{getattr(dataset, 'name', root.name)} has no background-swapped query ({folder} is missing). Only "
+            "SynthReID (version 2.0 or later) has one: it can re-draw a person on another background. Generate "
+            "SynthReID with reidbook.data.make_synthetic.")
+    out, missing = [], []
+    for path, pid, cam in dataset.query:
+        swapped = folder / Path(path).name
+        if not swapped.is_file():
+            missing.append(swapped.name)
+        out.append((str(swapped), pid, cam))
+    if missing:
+        raise MasksNotAvailableError(f"{len(missing)} background-swapped query images are missing in {folder}, e.g. "
+                                     f"{missing[0]}; delete the data set folder and generate it again.")
+    return out

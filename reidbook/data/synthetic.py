@@ -50,7 +50,7 @@ import numpy as np
 from PIL import Image
 
 from ..utils import atomic_write_json, progress, say
-from .masks import MASKS_DIR  # <domain>/masks/<split folder>/<image stem>.png: the part-label map
+from .masks import BGSWAP_DIR, MASKS_DIR  # <domain>/masks/<split folder>/<image stem>.png: the part-label map
 from .synth_draw import (COLORS, EASY_COLORS, HAIR_COLORS, HARD_COLORS, PART_NAMES, SKIN_TONES, VIEWS, Look,
                          apply_camera, background, camera_scene, downsample_labels, draw_occluder, draw_person,
                          jitter_color)
@@ -62,6 +62,7 @@ __all__ = ["make_synthetic", "SynthSettings", "CameraSettings", "SIZES", "TARGET
 
 GENERATOR_VERSION = "2.0"  # 2.0: tight crops, per-image backgrounds, part masks (masks/)
 SPLIT_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
+SWAP_DOMAIN = 2  # a render task of the background-swapped query (query_bgswap/)
 PERSON_ASPECT = 1.1  # a detector's box (aspect ~0.41) resized to the 1:2 crop widens the person ~1.1-1.2×
 MANIFEST_NAME = "manifest.json"       # size and SHA-256 of every image (both domains), written at generation
 _TMP_MARKER = ".reidbook-synth-tmp"   # in a temporary folder being generated: the pid that owns it
@@ -505,26 +506,45 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="reidbook-parent-watch", daemon=True).start()
 
 
+def _scene(domain: int, cam: int) -> Image.Image:
+    """The street scene of camera ``cam`` (1-based) of a domain, drawn once per process."""
+    key = (domain, cam)
+    if key not in _CTX["scenes"]:
+        st: SynthSettings = _CTX["settings"]
+        srng = np.random.default_rng([_CTX["seed"], domain, 1, cam])
+        _CTX["scenes"][key] = camera_scene(_CTX["cameras"][domain][cam - 1], st.height * st.supersample,
+                                           st.width * st.supersample, srng)
+    return _CTX["scenes"][key]
+
+
+def swap_camera(seed: int, job: Job, num_cameras: int) -> int:
+    """The camera (1-based, never ``job.cam``) whose background replaces the query's in ``query_bgswap/``."""
+    k = int(np.random.default_rng([seed, 0, 3, job.uid]).integers(1, num_cameras))
+    return (job.cam - 1 + k) % num_cameras + 1
+
+
 def _render_chunk(tasks: list[tuple[int, Job]]) -> list[tuple[str, int, str]]:
-    """Render and write ``(domain, job)`` pairs; a domain is 0 (target) or 1 (source).
+    """Render and write ``(domain, job)`` pairs; a domain is 0 (target) or 1 (source), or
+    :data:`SWAP_DOMAIN`: a target query re-drawn on another camera's background into ``query_bgswap/``.
 
     Returns the manifest rows ``(path relative to the data set root, size, SHA-256)`` of the files written.
     """
     st: SynthSettings = _CTX["settings"]
     seed = _CTX["seed"]
-    S = st.supersample
     rows: list[tuple[str, int, str]] = []
-    for domain, job in tasks:
+    for task, job in tasks:
+        domain = 0 if task == SWAP_DOMAIN else task
         cams = _CTX["cameras"][domain]
-        key = (domain, job.cam)
-        if key not in _CTX["scenes"]:
-            srng = np.random.default_rng([seed, domain, 1, job.cam])
-            _CTX["scenes"][key] = camera_scene(cams[job.cam - 1], st.height * S, st.width * S, srng)
+        bg = {}
+        if task == SWAP_DOMAIN:  # same random stream as the query: only the background differs
+            other = swap_camera(seed, job, st.num_cameras)
+            bg = {"bg_scene": _scene(domain, other), "bg_cam": cams[other - 1]}
         rng = np.random.default_rng([seed, domain, 2, job.uid])
-        data, mask = render_image(job, _CTX["looks"][domain].get(job.pid), cams[job.cam - 1], _CTX["scenes"][key],
-                                  st, rng)
-        rel = f"{SPLIT_DIRS[job.split]}/{job.name}"
-        for r, b in ((rel, data), (f"{MASKS_DIR}/{SPLIT_DIRS[job.split]}/{mask_name(job.name)}", mask)):
+        data, mask = render_image(job, _CTX["looks"][domain].get(job.pid), cams[job.cam - 1], _scene(domain, job.cam),
+                                  st, rng, **bg)
+        folder = BGSWAP_DIR if task == SWAP_DOMAIN else SPLIT_DIRS[job.split]
+        rel = f"{folder}/{job.name}"
+        for r, b in ((rel, data), (f"{MASKS_DIR}/{folder}/{mask_name(job.name)}", mask)):
             with open(Path(_CTX["dirs"][domain]) / r, "wb") as f:
                 f.write(b)
             rows.append((("source/" if domain else "") + r, len(b), hashlib.sha256(b).hexdigest()))
@@ -581,7 +601,8 @@ def _actual_files(root: Path) -> dict[str, int]:
     (images and their part masks)."""
     out: dict[str, int] = {}
     for sub in ("", "source/"):
-        for folder in [*SPLIT_DIRS.values(), *(f"{MASKS_DIR}/{v}" for v in SPLIT_DIRS.values())]:
+        folders = [*SPLIT_DIRS.values(), *([BGSWAP_DIR] if not sub else [])]
+        for folder in [*folders, *(f"{MASKS_DIR}/{v}" for v in folders)]:
             d = root / sub / folder
             if not d.is_dir():
                 continue
@@ -816,14 +837,17 @@ def make_synthetic(root: str | os.PathLike, profile: str = "quick", seed: int = 
             for folder in SPLIT_DIRS.values():
                 (d / folder).mkdir(parents=True, exist_ok=True)
                 (d / MASKS_DIR / folder).mkdir(parents=True, exist_ok=True)
+        swaps = [j for j in target_jobs if j.split == "query"] if settings.num_cameras > 1 else []
+        for folder in (BGSWAP_DIR, f"{MASKS_DIR}/{BGSWAP_DIR}"):
+            (tmp / folder).mkdir(parents=True, exist_ok=True)
         ctx = {"settings": settings, "seed": seed, "dirs": {k: str(v) for k, v in dirs.items()},
                "cameras": {0: TARGET_CAMERAS, 1: SOURCE_CAMERAS},
                "looks": {0: {i.pid: identity_look(i) for i in target_ids},
                          1: {i.pid: identity_look(i) for i in source_ids}}}
-        tasks = [(0, j) for j in target_jobs] + [(1, j) for j in source_jobs]
+        tasks = [(0, j) for j in target_jobs] + [(1, j) for j in source_jobs] + [(SWAP_DOMAIN, j) for j in swaps]
         chunk = 64
         chunks = [tasks[i:i + chunk] for i in range(0, len(tasks), chunk)]
-        bar = progress(total=total, desc=f"SynthReID {profile}", unit="img")
+        bar = progress(total=len(tasks), desc=f"SynthReID {profile}", unit="img")
         files: dict[str, list] = {}
         for rows in _render_all(ctx, chunks, workers):
             files.update((rel, [size, digest]) for rel, size, digest in rows)
@@ -833,7 +857,14 @@ def make_synthetic(root: str | os.PathLike, profile: str = "quick", seed: int = 
             _write_csv(d / "attributes.csv", [asdict(i) for i in idents])
             _write_csv(d / "images.csv", [{"folder": SPLIT_DIRS[j.split], "name": j.name, "pid": j.pid, "cam": j.cam,
                                            "view": j.view, "occluder": j.occluder, "kind": j.kind} for j in jobs])
-        meta = {**want, "counts": {"target": _domain_counts(target_jobs), "source": _domain_counts(source_jobs)}}
+        if swaps:
+            _write_csv(tmp / "query_bgswap.csv", [{"name": j.name, "pid": j.pid, "cam": j.cam,
+                                                   "background_cam": swap_camera(seed, j, settings.num_cameras)}
+                                                  for j in swaps])
+        meta = {**want, "counts": {"target": _domain_counts(target_jobs), "source": _domain_counts(source_jobs)},
+                "bgswap": {"folder": BGSWAP_DIR, "images": len(swaps),
+                           "note": "the query re-drawn on another camera's background; person, pose, occluders, "
+                                   "light and noise unchanged"}}
         atomic_write_json(tmp / MANIFEST_NAME, {"format": "synthreid-manifest/1", "files": dict(sorted(files.items()))})
         atomic_write_json(dirs[1] / "synthreid.json", {**meta, "domain": "source"})
         atomic_write_json(tmp / "synthreid.json", {**meta, "domain": "target"})  # last: marks completion

@@ -10,7 +10,8 @@ sub-modules can be read one at a time:
 - ``rerank.py``   — :func:`re_ranking`, :func:`re_ranking_features` (Zhong et al. CVPR 2017);
 - ``evaluate.py`` — :func:`evaluate_model`, :func:`evaluate_features`, :func:`scalar_metrics`,
   :func:`model_metric` (the distance a model's embeddings use).
-- ``background.py`` — :func:`naive_histogram_metrics`, :func:`top1_same_camera` (background shortcuts).
+- ``background.py`` — :func:`naive_histogram_metrics`, :func:`top1_same_camera`, :func:`background_reliance`
+  (mAP on SynthReID's query vs its background-swapped query).
 - ``attention.py`` — saliency maps against SynthReID's masks: :func:`energy_share`, :func:`area_share`,
   :func:`energy_pointing_game`, :func:`pointing_hit`, :func:`part_shares`, :func:`attention_summary`.
 """
@@ -33,6 +34,8 @@ _EXPORTS = {
     "model_metric": "evaluate",
     "naive_histogram_metrics": "background",
     "top1_same_camera": "background",
+    "background_reliance": "background",
+    "reliance_from_features": "background",
     "energy_share": "attention",
     "area_share": "attention",
     "energy_pointing_game": "attention",

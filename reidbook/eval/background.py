@@ -4,6 +4,10 @@
   stripes, cosine; :func:`reidbook.models.histogram.naive_histogram_features`) with the diagnostic
   that exposes a background shortcut: how often its top match is a stranger from the query's own
   camera. On crops that are mostly a camera-specific background this is nearly every query.
+* :func:`background_reliance` — a model's mAP on SynthReID's query and on its *background-swapped*
+  query (``query_bgswap/``: the same people, poses, occluders and camera light, on another camera's
+  background; :func:`reidbook.data.load_bgswap_query`) against the same gallery. A model that matches
+  people loses little; one that matches places loses much. The drop is the measure.
 
 Both return plain numbers (fractions in [0, 1]) for tables and generated captions.
 """
@@ -16,7 +20,7 @@ import numpy as np
 from .distance import compute_distmat
 from .metrics import evaluate_rank
 
-__all__ = ["naive_histogram_metrics", "top1_same_camera"]
+__all__ = ["naive_histogram_metrics", "top1_same_camera", "background_reliance", "reliance_from_features"]
 
 
 def _arrays(items: Sequence[tuple]) -> tuple[list, np.ndarray, np.ndarray]:
@@ -60,3 +64,51 @@ def naive_histogram_metrics(dataset, query: Sequence[tuple] | None = None) -> di
     chance = evaluate_rank(np.random.default_rng(0).random(d.shape).astype(np.float32), qp, gp, qc, gc)
     return {"rank1": float(r.cmc[0]), "rank5": float(r.cmc[4]), "mAP": float(r.mAP),
             "top1_same_camera": top1_same_camera(d, qc, gc, qp, gp), "chance_mAP": float(chance.mAP)}
+
+
+def reliance_from_features(qf, qf_swap, gf, q_pids, g_pids, q_camids, g_camids, metric: str = "euclidean") -> dict:
+    """:func:`background_reliance` from ready-made features (query, swapped query, gallery).
+
+    Returns ``{"mAP", "mAP_swap", "rank1", "rank1_swap", "drop", "relative_drop", "top1_same_camera",
+    "top1_same_camera_swap"}``: ``drop = mAP - mAP_swap``, ``relative_drop = drop / mAP``.
+    """
+    from .evaluate import evaluate_features
+
+    a = evaluate_features(qf, gf, q_pids, g_pids, q_camids, g_camids, metric=metric)
+    b = evaluate_features(qf_swap, gf, q_pids, g_pids, q_camids, g_camids, metric=metric)
+    drop = a["mAP"] - b["mAP"]
+    return {"mAP": float(a["mAP"]), "mAP_swap": float(b["mAP"]), "rank1": float(a["rank1"]),
+            "rank1_swap": float(b["rank1"]), "drop": float(drop),
+            "relative_drop": float(drop / a["mAP"]) if a["mAP"] > 0 else float("nan"),
+            "top1_same_camera": top1_same_camera(a["distmat"], q_camids, g_camids, q_pids, g_pids),
+            "top1_same_camera_swap": top1_same_camera(b["distmat"], q_camids, g_camids, q_pids, g_pids)}
+
+
+def background_reliance(model, dataset, height: int, width: int, device="auto", flip: bool = True,
+                        metric: str | None = None, batch_size: int = 64, num_workers: int = 0) -> dict:
+    """How much ``model`` matches on background: its mAP on the query and on the background-swapped query.
+
+    The gallery is embedded once; the query twice (as it is, and from ``query_bgswap/``). Only the
+    background differs between the two queries, so the drop in mAP is what the background contributed
+    (a model that ignores background keeps its mAP; the swap can also *help* a model that was misled by
+    its own camera's background: then the drop is negative). ``metric=None``: the model's own distance.
+
+    Returns :func:`reliance_from_features`'s dict. Raises ``MasksNotAvailableError`` (from
+    :func:`reidbook.data.load_bgswap_query`) on data sets without the swapped query.
+    """
+    from ..data import build_transforms, load_bgswap_query
+    from ..engine.extract import extract_features
+    from .evaluate import _loader, model_metric
+
+    swapped = load_bgswap_query(dataset)
+    metric = model_metric(model) if metric is None else metric
+    transform = build_transforms(height, width, is_train=False)
+
+    def embed(items, desc):
+        return extract_features(model, _loader(items, transform, batch_size, num_workers), device=device, flip=flip,
+                                desc=desc)
+
+    qf, q_pids, q_camids = embed(dataset.query, "query features")
+    qs, _, _ = embed(swapped, "swapped query features")
+    gf, g_pids, g_camids = embed(dataset.gallery, "gallery features")
+    return reliance_from_features(qf, qs, gf, q_pids, g_pids, q_camids, g_camids, metric=metric)
