@@ -202,6 +202,34 @@ def measure_latency(config: dict, ctx: RunContext) -> dict:
             "trained_now": None}
 
 
+def measure_prune_pcb(config: dict, ctx: RunContext) -> dict:
+    """PSFP on PCB (survey §5.3, Table 8): PCB on the zoo's source-domain backbone with a fresh head, pruned
+    softly to ``options["target"]`` (C1 default) while training ``options.get("epochs", preset.epochs)``
+    epochs on the target, pruning ``options["part"]`` (``"bfe"`` or ``"bfe+lc+fc"``) with
+    ``options.get("criterion", "l2")`` (``reidbook.prune.prune_pcb``), then evaluated like a zoo model."""
+    from .. import zoo
+    from ..eval import evaluate_model, scalar_metrics
+    from ..presets import get_preset
+    from ..prune import C1, C2, prune_pcb
+    from ..prune.scenarios import source_model
+
+    o = config["options"]
+    preset = get_preset("pcb", ctx.profile)
+    epochs = int(o.get("epochs", preset.epochs))
+    ds = zoo.dataset(ctx.profile, ctx.data, ctx.seed)
+    start = source_model("pcb", ds.num_train_pids, ctx.profile, ctx.seed, ctx.device)
+    small, rep = prune_pcb(start, {"C1": C1, "C2": C2}[o.get("target", "C1")], o["part"], o.get("criterion", "l2"),
+                           ds, preset, epochs=epochs, input_size=(preset.height, preset.width), device=ctx.device,
+                           seed=ctx.seed)
+    metrics = scalar_metrics(evaluate_model(small, ds, preset.height, preset.width, device=ctx.device))
+    from ..profile import count_params
+
+    metrics["params_M"] = count_params(small, exclude=("classifier",)) / 1e6
+    return {"metrics": {k: float(v) for k, v in metrics.items()},
+            "images_seen": epochs * _epoch_images(ctx.profile, ctx.data, ctx.seed, preset),
+            "train_seconds": None, "trained_now": True}
+
+
 def measure_ensemble(config: dict, ctx: RunContext) -> dict:
     """An ensemble of separately trained networks (MGN §4.4 "Multiple branch vs Multiple networks", Table 5's
     G+P2+P3): ``zoo.get(model, **member)`` for each of ``options["members"]`` (overrides), every query and
@@ -279,6 +307,7 @@ MEASURES: dict[str, Callable[[dict, RunContext], dict]] = {
     "latency": measure_latency,
     "prune": measure_prune,
     "ensemble": measure_ensemble,
+    "prune_pcb": measure_prune_pcb,
 }
 
 

@@ -10,6 +10,7 @@ A :class:`Config` names what to run: a ``measure`` (a procedure in :mod:`reidboo
 ``"zoo"`` trains with ``reidbook.zoo.get``; ``"fd"`` distils with ``reidbook.distill.pipeline``;
 ``"dare_embeddings"`` / ``"dare_routing"`` / ``"anytime"`` evaluate DaRe and its sequential ensemble;
 ``"prune"`` runs one of the pruning survey's design scenarios (``reidbook.prune.scenarios.run_scenario``);
+``"prune_pcb"`` prunes PCB's parts softly while training (``reidbook.prune.prune_pcb``);
 ``"ensemble"`` concatenates the embeddings of separately trained networks;
 ``"paper_params"`` / ``"latency"`` count and time the paper-size networks), the zoo ``model`` name,
 the preset ``overrides`` exactly as ``zoo.get(model, **overrides)`` takes them, and measure
@@ -312,13 +313,12 @@ def _claims() -> list[Claim]:
               notes=_SCENARIOS_DIFFER),
         Claim("survey.pcb_bfe_vs_all", "survey", "§5.3, Table 8 (ResNet-50)",
               "PSFP on PCB: pruning the backbone only is as good as also pruning LC + FC (within 1 mAP point).",
-              (Config("PSFP + PCB (BFE)", "pcb", {}, measure="prune", options={"method": "psfp", "part": "bfe"}),
-               Config("PSFP + PCB (BFE + LC + FC)", "pcb", {}, measure="prune",
-                      options={"method": "psfp", "part": "bfe+lc+fc"})),
+              (Config("PSFP + PCB (BFE)", "pcb", {}, measure="prune_pcb", options={"part": "bfe"}),
+               Config("PSFP + PCB (BFE + LC + FC)", "pcb", {}, measure="prune_pcb", options={"part": "bfe+lc+fc"})),
               direction="noninferior", margin=0.01,
               paper_numbers=_paper("survey Table 8 (ResNet-50), Market-1501 mAP (%)", 69.4, 69.1),
-              status="not runnable: the claims' prune measure runs whole design scenarios (run_scenario); PSFP on "
-                     "PCB's parts (prune_pcb, BFE vs BFE+LC+FC) is not wrapped yet"),
+              notes="both from the zoo's source-domain backbone, PSFP (l2) while training the preset's epochs on "
+                    "the target"),
         # --- DaRe -------------------------------------------------------------------------------------
         Claim("dare.fusion_vs_best_stage", "dare", "§5.2 'The impact of fusion', Fig. 3",
               "The fused embedding is at least as good as the best single stage's.",

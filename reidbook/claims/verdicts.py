@@ -106,7 +106,8 @@ def verdict(a: Sequence[float], b: Sequence[float], direction: str = "greater", 
         result = "contradicted"
     else:
         result = "inconclusive"
-    sign = {"greater": "a − b", "less": "b − a", "noninferior": "a − b"}[direction]
+    b_text = "b" if factor == 1 else f"{factor:g}·b"
+    sign = {"greater": f"a − {b_text}", "less": f"{b_text} − a", "noninferior": f"a − {b_text}"}[direction]
     why = (f"{sign} = {(-diff if direction == 'less' else diff):.4g}, {int(level * 100)} % interval "
            f"[{lo:.4g}, {hi:.4g}] vs {threshold:g}")
     return Verdict(result, diff, se, df, (float(diff - half), float(diff + half)), level, why)
