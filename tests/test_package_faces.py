@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LAZY_FACES = ["reidbook.data", "reidbook.eval", "reidbook.engine", "reidbook.distill", "reidbook.models"]
+LAZY_FACES = ["reidbook.data", "reidbook.eval", "reidbook.engine", "reidbook.distill", "reidbook.models",
+              "reidbook.prune", "reidbook.prune.criteria", "reidbook.prune.strategies"]
 
 
 @pytest.mark.parametrize("package", LAZY_FACES)

@@ -18,64 +18,64 @@ one-shot ``prune`` and the survey's strategies and design scenarios.
 * :mod:`.measure` — what the pruning chapters measure: the slider's numbers, the evaluation subset, recovery;
 * :mod:`.verdicts` — the survey's conclusions checked against a run, and sentences generated from its tables.
 """
-from .api import check_one_shot, layer_sensitivity, prune
-from .report import CostReport, PruneReport, StrategyReport
-from .scoring import (
-                      DATA_METHODS,
-                      METHODS,
-                      SCORERS,
-                      TRAINING_PROCEDURES,
-                      WEIGHT_METHODS,
-                      Scorer,
-                      ScoringContext,
-                      distinct_methods,
-                      get_scorer,
-                      identical_by_construction,
-                      register_scorer,
-                      score_channels,
-                      unit_filters,
-)
-from .selection import MacModel, select_channels, top_channels, uniform_widths
-from .strategies import (
-                      C1,
-                      C2,
-                      PCB_PARTS,
-                      SOFT_CRITERIA,
-                      STRATEGIES,
-                      auto_balanced_prune,
-                      count_steps,
-                      default_strategy,
-                      holdout_split,
-                      pcb_head_units,
-                      play_and_prune,
-                      progressive_soft_prune,
-                      prune_iterative,
-                      prune_layerwise,
-                      prune_once,
-                      prune_pcb,
-)
-from .surgery import (
-                      PruneUnit,
-                      apply_selection,
-                      find_units,
-                      harden,
-                      load_pruned,
-                      prune_bottleneck,
-                      save_pruned,
-                      soft_prune_units,
-                      unit_widths,
-                      zeroed_channels,
-)
-from .training import finetune, train_with_penalty
+from __future__ import annotations
 
-__all__ = [
-    "METHODS", "WEIGHT_METHODS", "DATA_METHODS", "TRAINING_PROCEDURES", "SCORERS", "Scorer", "ScoringContext",
-    "register_scorer", "get_scorer", "distinct_methods", "identical_by_construction", "unit_filters", "score_channels",
-    "prune", "check_one_shot", "select_channels", "top_channels", "uniform_widths", "MacModel",
-    "CostReport", "PruneReport", "StrategyReport", "layer_sensitivity", "finetune", "train_with_penalty",
-    "PruneUnit", "find_units", "apply_selection", "prune_bottleneck",
-    "harden", "soft_prune_units", "zeroed_channels", "unit_widths", "save_pruned", "load_pruned",
-    "C1", "C2", "SOFT_CRITERIA", "STRATEGIES", "default_strategy", "prune_once", "prune_iterative", "count_steps",
-    "progressive_soft_prune", "auto_balanced_prune", "play_and_prune", "holdout_split", "prune_layerwise",
-    "prune_pcb", "pcb_head_units", "PCB_PARTS",
-]
+from ..utils import lazy_exports
+
+_EXPORTS = {
+    "check_one_shot": "api",
+    "layer_sensitivity": "api",
+    "prune": "api",
+    "CostReport": "report",
+    "PruneReport": "report",
+    "StrategyReport": "report",
+    "DATA_METHODS": "scoring",
+    "METHODS": "scoring",
+    "SCORERS": "scoring",
+    "TRAINING_PROCEDURES": "scoring",
+    "WEIGHT_METHODS": "scoring",
+    "Scorer": "scoring",
+    "ScoringContext": "scoring",
+    "distinct_methods": "scoring",
+    "get_scorer": "scoring",
+    "identical_by_construction": "scoring",
+    "register_scorer": "scoring",
+    "score_channels": "scoring",
+    "unit_filters": "scoring",
+    "MacModel": "selection",
+    "select_channels": "selection",
+    "top_channels": "selection",
+    "uniform_widths": "selection",
+    "C1": "strategies.common",
+    "C2": "strategies.common",
+    "STRATEGIES": "strategies.common",
+    "default_strategy": "strategies.common",
+    "prune_once": "strategies.one_shot",
+    "prune_iterative": "strategies.iterative",
+    "count_steps": "strategies.iterative",
+    "auto_balanced_prune": "strategies.regularisation",
+    "play_and_prune": "strategies.regularisation",
+    "holdout_split": "strategies.regularisation",
+    "prune_layerwise": "strategies.reconstruction",
+    "progressive_soft_prune": "strategies.soft",
+    "SOFT_CRITERIA": "strategies.soft",
+    "prune_pcb": "strategies.pcb",
+    "pcb_head_units": "strategies.pcb",
+    "PCB_PARTS": "strategies.pcb",
+    "PruneUnit": "surgery",
+    "apply_selection": "surgery",
+    "find_units": "surgery",
+    "harden": "surgery",
+    "load_pruned": "surgery",
+    "prune_bottleneck": "surgery",
+    "save_pruned": "surgery",
+    "soft_prune_units": "surgery",
+    "unit_widths": "surgery",
+    "zeroed_channels": "surgery",
+    "finetune": "training",
+    "train_with_penalty": "training",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

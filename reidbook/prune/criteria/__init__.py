@@ -9,45 +9,41 @@ Every function takes tensors (weights, or the statistics :mod:`reidbook.prune.ac
 returns one score per channel, higher = kept longer. How a criterion is applied to a whole model — which
 statistics, which units — is the scorer registry's job (:mod:`reidbook.prune.scoring`).
 """
-from .data import (
-                   channel_contributions,
-                   channel_pruning_scores,
-                   entropy_scores,
-                   lasso_fista,
-                   least_squares_weights,
-                   nisp_final_scores,
-                   nisp_propagate,
-                   nisp_resnet,
-                   taylor_scores,
-                   thinet_greedy,
-                   thinet_scales,
-                   thinet_scores,
-)
-from .weights import (
-                   AFPRegularizer,
-                   AutoBalancedRegularizer,
-                   PruningRateController,
-                   afp_initial_threshold,
-                   afp_unimportant,
-                   auto_balanced_lambda,
-                   auto_balanced_split,
-                   fpgm_scores,
-                   l1_norm,
-                   l2_norm,
-                   psfp_rate,
-                   psfp_schedule_coefficients,
-                   simc_clusters,
-                   simc_scores,
-                   simc_similarity,
-                   soft_prune_,
-)
+from __future__ import annotations
 
-__all__ = [
-    "l1_norm", "l2_norm", "simc_similarity", "simc_clusters", "simc_scores", "fpgm_scores",
-    "auto_balanced_split", "auto_balanced_lambda", "AutoBalancedRegularizer",
-    "psfp_schedule_coefficients", "psfp_rate", "soft_prune_",
-    "afp_unimportant", "afp_initial_threshold", "AFPRegularizer", "PruningRateController",
-    "channel_contributions", "thinet_greedy", "thinet_scores", "thinet_scales",
-    "lasso_fista", "channel_pruning_scores", "least_squares_weights",
-    "entropy_scores", "taylor_scores", "nisp_final_scores", "nisp_propagate", "nisp_resnet",
-]
+from ...utils import lazy_exports
+
+_EXPORTS = {
+    "l1_norm": "weights",
+    "l2_norm": "weights",
+    "simc_similarity": "weights",
+    "simc_clusters": "weights",
+    "simc_scores": "weights",
+    "fpgm_scores": "weights",
+    "auto_balanced_split": "weights",
+    "auto_balanced_lambda": "weights",
+    "AutoBalancedRegularizer": "weights",
+    "psfp_schedule_coefficients": "weights",
+    "psfp_rate": "weights",
+    "soft_prune_": "weights",
+    "afp_unimportant": "weights",
+    "afp_initial_threshold": "weights",
+    "AFPRegularizer": "weights",
+    "PruningRateController": "weights",
+    "channel_contributions": "data",
+    "thinet_greedy": "data",
+    "thinet_scores": "data",
+    "thinet_scales": "data",
+    "lasso_fista": "data",
+    "channel_pruning_scores": "data",
+    "least_squares_weights": "data",
+    "entropy_scores": "data",
+    "taylor_scores": "data",
+    "nisp_final_scores": "data",
+    "nisp_propagate": "data",
+    "nisp_resnet": "data",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

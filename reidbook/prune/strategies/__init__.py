@@ -17,29 +17,39 @@ Every strategy stops on multiply-adds (``target_macs`` = fraction of the origina
 :mod:`reidbook.prune.training` (the preset's losses and optimiser). Which strategy the survey pairs with
 each criterion is the registry's ``Scorer.strategy`` (:func:`default_strategy`).
 """
-from ..scoring import SCORERS, STRATEGY_FUNCTIONS
-from ..training import train_with_penalty
-from .common import C1, C2, check_target
-from .iterative import count_steps, prune_iterative
-from .one_shot import prune_once
-from .pcb import PCB_PARTS, pcb_head_units, prune_pcb
-from .reconstruction import RECONSTRUCTIONS, conv_samples, lasso_path_scores, prune_layerwise, relative_error
-from .regularisation import BalancedPenalty, auto_balanced_prune, holdout_split, play_and_prune, weak_share
-from .soft import SOFT_CRITERIA, harden_units, progressive_soft_prune, soft_prune_step
+from __future__ import annotations
 
-__all__ = ["C1", "C2", "check_target", "STRATEGIES", "default_strategy", "prune_once", "prune_iterative", "count_steps",
-           "auto_balanced_prune", "play_and_prune", "BalancedPenalty", "weak_share", "holdout_split",
-           "prune_layerwise", "RECONSTRUCTIONS", "conv_samples", "lasso_path_scores", "relative_error",
-           "progressive_soft_prune", "soft_prune_step", "harden_units", "SOFT_CRITERIA",
-           "prune_pcb", "pcb_head_units", "PCB_PARTS", "train_with_penalty"]
+from ...utils import lazy_exports
 
-STRATEGIES = tuple(STRATEGY_FUNCTIONS)  # once, iterative, auto_balanced, play_and_prune, layerwise, psfp
+_EXPORTS = {
+    "C1": "common",
+    "C2": "common",
+    "check_target": "common",
+    "STRATEGIES": "common",
+    "default_strategy": "common",
+    "prune_once": "one_shot",
+    "prune_iterative": "iterative",
+    "count_steps": "iterative",
+    "auto_balanced_prune": "regularisation",
+    "play_and_prune": "regularisation",
+    "BalancedPenalty": "regularisation",
+    "weak_share": "regularisation",
+    "holdout_split": "regularisation",
+    "prune_layerwise": "reconstruction",
+    "RECONSTRUCTIONS": "reconstruction",
+    "conv_samples": "reconstruction",
+    "lasso_path_scores": "reconstruction",
+    "relative_error": "reconstruction",
+    "reconstruct_weight": "reconstruction",
+    "progressive_soft_prune": "soft",
+    "soft_prune_step": "soft",
+    "harden_units": "soft",
+    "SOFT_CRITERIA": "soft",
+    "prune_pcb": "pcb",
+    "pcb_head_units": "pcb",
+    "PCB_PARTS": "pcb",
+}
 
+__all__ = sorted(_EXPORTS)
 
-def default_strategy(method: str) -> str:
-    """The strategy the survey pairs with ``method`` (Table 2's "strategy" column, via the scorer registry):
-    L1, SIMC, Entropy and NISP once; Taylor and FPGM iteratively; Auto-Balanced and Play-and-Prune by
-    regularisation; ThiNet and Channel Pruning layer by layer; PSFP softly while training."""
-    from ..scoring import check_method
-
-    return SCORERS[check_method(method)].strategy
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,9 +1,12 @@
 """What every strategy shares: the survey's two targets, the target check and the short retraining."""
 from __future__ import annotations
 
+from ..scoring import SCORERS, STRATEGY_FUNCTIONS, check_method
 from ..training import finetune, last_loss
 
-__all__ = ["C1", "C2", "check_target", "retrain"]
+__all__ = ["C1", "C2", "check_target", "retrain", "STRATEGIES", "default_strategy"]
+
+STRATEGIES = tuple(STRATEGY_FUNCTIONS)  # once, iterative, auto_balanced, play_and_prune, layerwise, psfp
 
 C1, C2 = 1 / 2, 1 / 3  # the survey's two compression targets (fraction of the multiply-adds kept, §4)
 
@@ -25,3 +28,10 @@ def retrain(model, dataset, preset, epochs, lr_scale, device, seed, max_iters_pe
                     max_iters_per_epoch=max_iters_per_epoch)
     recs = getattr(hist, "records", None) or []
     return last_loss(recs[-1]) if recs else None
+
+
+def default_strategy(method: str) -> str:
+    """The strategy the survey pairs with ``method`` (Table 2's "strategy" column, via the scorer registry):
+    L1, SIMC, Entropy and NISP once; Taylor and FPGM iteratively; Auto-Balanced and Play-and-Prune by
+    regularisation; ThiNet and Channel Pruning layer by layer; PSFP softly while training."""
+    return SCORERS[check_method(method)].strategy
