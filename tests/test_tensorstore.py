@@ -1,6 +1,8 @@
 """The tensor path (decode once, augment whole batches) against the PIL path it replaces."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -128,3 +130,41 @@ def test_resume_is_bit_exact(items, tmp_path):
     assert straight.keys() == resumed.keys()
     for k in straight:
         assert torch.equal(straight[k], resumed[k]), k
+
+
+def test_preset_loader_picks_the_tensor_path_unless_told_otherwise(items, monkeypatch):
+    from torch.utils.data import DataLoader
+
+    from reidbook.data.tensorstore import TensorBatchLoader
+    from reidbook.engine import preset_loader
+    from reidbook.presets import get_preset
+
+    preset = get_preset("baseline", "smoke")
+    monkeypatch.delenv("REIDBOOK_LOADER", raising=False)
+    assert isinstance(preset_loader(items, preset), TensorBatchLoader)
+    assert isinstance(preset_loader(items, preset, transform=build_transforms(H, W, True)), DataLoader)
+    monkeypatch.setenv("REIDBOOK_LOADER", "pil")
+    assert isinstance(preset_loader(items, preset), DataLoader)
+    with pytest.raises(ValueError, match="band= needs the tensor loader"):
+        preset_loader(items, preset, band=(0.25, 0.5))
+    monkeypatch.setenv("REIDBOOK_LOADER", "fast")
+    with pytest.raises(ValueError, match="REIDBOOK_LOADER"):
+        preset_loader(items, preset)
+
+
+def test_fd_view_loader_crops_the_band_on_the_tensor_path(items, monkeypatch):
+    from reidbook.data import make_views
+    from reidbook.data.tensorstore import TensorBatchLoader
+    from reidbook.distill.teachers import view_loader
+    from reidbook.presets.fd import teacher_preset
+
+    monkeypatch.delenv("REIDBOOK_LOADER", raising=False)
+    preset = dataclasses.replace(teacher_preset("up1", "smoke"), train_aug={})  # no augmentation: exact pixels
+    view = make_views((preset.height, preset.width), (preset.height, preset.width), names=["up1"])[0]
+    tensor = view_loader(items, view, preset, seed=0)
+    monkeypatch.setenv("REIDBOOK_LOADER", "pil")
+    pil = view_loader(items, view, preset, seed=0)
+    assert isinstance(tensor, TensorBatchLoader) and not isinstance(pil, TensorBatchLoader)
+    (xa, pa, _, ia), (xb, pb, _, ib) = next(iter(pil)), next(iter(tensor))
+    assert torch.equal(ia, ib) and torch.equal(pa, pb)
+    torch.testing.assert_close(xa, xb, rtol=0, atol=1e-6)  # the same band, resized the same way
