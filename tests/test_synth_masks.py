@@ -93,9 +93,9 @@ def test_occluders_clear_the_mask():
 def test_downsample_labels_known_values():
     lab = np.zeros((4, 4), np.uint8)
     lab[0, 0] = lab[0, 1] = 3
-    lab[1, 0] = 2          # block (0, 0): 3 of 4 person, arms (3) twice, torso once -> arms
+    lab[1, 0] = 2          # block (0, 0): 3 of 4 person, arms (3) and torso (2) -> the higher label, arms
     lab[2, 2] = 5          # block (1, 1): 1 of 4 person -> background
-    lab[2:, :2] = [[1, 2], [2, 1]]  # block (1, 0): head and torso tie -> the lower label (head)
+    lab[2:, :2] = [[1, 0], [0, 1]]  # block (1, 0): half of it head -> head (half counts as person)
     np.testing.assert_array_equal(downsample_labels(Image.fromarray(lab), (2, 2)), [[3, 0], [1, 0]])
     np.testing.assert_array_equal(downsample_labels(Image.fromarray(lab), (4, 4)), lab)
 

@@ -541,15 +541,13 @@ def apply_camera(img: Image.Image, cam, out_size: tuple[int, int], rng: np.rando
     return np.clip(a + 0.5, 0, 255).astype(np.uint8)
 
 
-_BLOCKS: dict[tuple[int, int, int], np.ndarray] = {}
-
-
 def downsample_labels(labels: Image.Image, out_size: tuple[int, int]) -> np.ndarray:
     """The part-label map at the output size ``(H, W)``, matching :func:`apply_camera`'s box reduction.
 
     An output pixel covers a ``f×f`` block of the supersampled map: it is the person when at least
     half of the block is (the image pixel is then at least half the person's colours), and takes the
-    part that covers most of the block (ties: the lower label). Returns ``uint8 [H, W]``.
+    highest part label in the block (at a boundary between parts the later label wins: thin parts —
+    straps, hands, shoes — survive the reduction). Returns ``uint8 [H, W]``.
     """
     H, W = out_size
     lab = np.asarray(labels, np.uint8)
@@ -558,19 +556,15 @@ def downsample_labels(labels: Image.Image, out_size: tuple[int, int]) -> np.ndar
         return np.asarray(labels.resize((W, H), Image.NEAREST), np.uint8)
     if f == 1:
         return lab.copy()
-    n = len(PART_NAMES)
-    base = _BLOCKS.get((H, W, f))
-    if base is None:  # for each supersampled pixel, the index of its output pixel
-        ys, xs = np.arange(H * f) // f, np.arange(W * f) // f
-        base = _BLOCKS[(H, W, f)] = (ys[:, None] * W + xs[None, :]).astype(np.intp)
-    counts = np.bincount((lab.astype(np.intp) * (H * W) + base).ravel(), minlength=H * W * n).reshape(n, H * W)
-    best, part = counts[1], np.ones(H * W, np.uint8)
-    for k in range(2, n):  # the most frequent part, the lower label on ties
-        more = counts[k] > best
-        best = np.where(more, counts[k], best)
-        part = np.where(more, np.uint8(k), part)
-    person = 2 * (f * f - counts[0]) >= f * f
-    return np.where(person, part, 0).astype(np.uint8).reshape(H, W)
+    part = np.zeros((H, W), np.uint8)
+    count = np.zeros((H, W), np.int32)
+    for dy in range(f):  # f*f strided views: much faster than reducing small axes of a reshape
+        for dx in range(f):
+            sub = lab[dy::f, dx::f]
+            np.maximum(part, sub, out=part)
+            count += sub > 0
+    part[2 * count < f * f] = 0
+    return part
 
 
 _NOISE: dict[tuple[int, int], np.ndarray] = {}

@@ -456,7 +456,7 @@ def render_image(job: Job, look: Look | None, cam: CameraSettings, scene: Image.
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, "JPEG", quality=int(rng.integers(cam.jpeg_quality[0], cam.jpeg_quality[1] + 1)))
     png = io.BytesIO()
-    Image.fromarray(labels, "L").save(png, "PNG", compress_level=6)
+    Image.fromarray(labels, "L").save(png, "PNG", compress_level=1)  # 7 values: level 1 is nearly as small
     return buf.getvalue(), png.getvalue()
 
 
