@@ -122,3 +122,42 @@ def test_attention_summary_averages_and_reports_chance():
     assert sum(s["parts"].values()) == pytest.approx(1.0) and s["parts_chance"]["head"] > 0
     with pytest.raises(ValueError, match="as many maps"):
         attention_summary(maps, [p])
+
+
+def test_stripe_attention_known_values():
+    from reidbook.eval.attention import stripe_attention
+
+    p = _parts()
+    uniform = stripe_attention(np.ones((24, 8)), p, 3)
+    assert [r["stripe"] for r in uniform] == [1, 2, 3]
+    # stripes of 24 map rows: 0-8, 8-16, 16-24 -> image rows 0-43, 43-85, 85-128 (rounded)
+    for r, (a, b) in zip(uniform, [(0, 43), (43, 85), (85, 128)]):
+        assert r["chance"] == pytest.approx((p[a:b] > 0).mean())
+        assert r["on_person"] == pytest.approx(r["chance"], abs=1e-9)
+    exact = stripe_attention((p > 0).astype(float), p, 2)
+    assert all(r["on_person"] == pytest.approx(1.0) for r in exact)
+    top = stripe_attention((p == 1).astype(float) + 1e-9, p, 3)[0]["parts"]
+    assert top["head"] > 0.9
+    with pytest.raises(ValueError, match="stripes"):
+        stripe_attention(np.ones((2, 8)), p, 3)
+
+
+def test_branch_attention_on_a_small_mgn():
+    import torch
+
+    from reidbook.eval.attention import branch_attention
+    from reidbook.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("mgn", num_classes=5, profile="smoke")
+    p = _parts()
+    rows = branch_attention(model, torch.randn(2, 3, 128, 64), [p, p])
+    names = [(r["branch"], r["stripe"]) for r in rows]
+    parts = {name: spec.parts for name, spec in model.specs.items()}
+    assert len(rows) == sum(max(1, n) for n in parts.values())
+    assert sum(1 for _, s in names if s == 0) == sum(1 for n in parts.values() if n <= 1)
+    for r in rows:
+        assert 0 <= r["on_person"] <= 1 and 0 < r["chance"] < 1
+        assert sum(r["parts"].values()) == pytest.approx(1.0) and r["top_part"] != "background"
+    with pytest.raises(ValueError, match="one part map per image"):
+        branch_attention(model, torch.randn(2, 3, 128, 64), [p])

@@ -18,7 +18,9 @@ first resized to the mask's size bilinearly (``align_corners=False``, as ``F.int
   answers "does MGN's upper stripe look at head and torso?".
 
 All are pure functions of numpy arrays or torch tensors; :func:`attention_summary` averages them
-over a batch of maps and masks and reports the chance levels beside them.
+over a batch of maps and masks and reports the chance levels beside them. :func:`stripe_attention`
+measures a part model's map stripe by stripe (each stripe feeds its own feature), and
+:func:`branch_attention` does it for every branch of an MGN.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["resize_map", "energy_share", "area_share", "energy_pointing_game", "pointing_hit", "part_shares",
-           "part_area_shares", "attention_summary"]
+           "part_area_shares", "attention_summary", "stripe_attention", "branch_attention"]
 
 
 def _np(x, name: str) -> np.ndarray:
@@ -159,3 +161,76 @@ def attention_summary(saliencies: Sequence, part_maps: Sequence, tolerance: int 
             "pointing_box": float(np.mean(box)), "pointing_hit": float(np.mean(hit)),
             "parts": {n: float(np.mean([d[n] for d in parts])) for n in names},
             "parts_chance": {n: float(np.mean([d[n] for d in parts0])) for n in names}}
+
+
+
+def stripe_attention(saliency, parts, stripes: int) -> list[dict]:
+    """On-person and per-part energy shares of each of ``stripes`` horizontal stripes of a map.
+
+    A part feature (PCB, MGN's Part-N branches) pools one stripe of the map, so each stripe is measured
+    on its own: the stripe's rows of the map (bounds as the pooling's, :func:`reidbook.viz.response.
+    stripe_bounds`: ``floor(i·h/n)`` to ``ceil((i+1)·h/n)``) against the image rows they cover. Each row
+    of the result: ``{"stripe", "on_person", "chance", "lift", "parts", "parts_chance"}`` where
+    ``chance`` is the person's area share within those rows.
+    """
+    import math
+
+    s = _np(saliency, "saliency").astype(np.float64)
+    p = _np(parts, "parts")
+    h, H = s.shape[0], p.shape[0]
+    if stripes < 1 or stripes > h:
+        raise ValueError(f"stripes must be in 1..{h} (the map's height), got {stripes}")
+    up = _energy(s, p.shape)
+    out = []
+    for i in range(stripes):
+        a, b = math.floor(i * h / stripes), math.ceil((i + 1) * h / stripes)
+        ya, yb = int(round(a * H / h)), int(round(b * H / h))
+        rows_s, rows_p = up[ya:yb], p[ya:yb]
+        if rows_s.sum() <= 0:
+            raise ValueError(f"stripe {i + 1} of the map has no energy")
+        share = float(rows_s[rows_p > 0].sum() / rows_s.sum())
+        chance = float((rows_p > 0).mean())
+        out.append({"stripe": i + 1, "on_person": share, "chance": chance,
+                    "lift": share / chance if chance > 0 else float("nan"),
+                    "parts": part_shares(rows_s, rows_p), "parts_chance": part_area_shares(rows_p)})
+    return out
+
+
+def branch_attention(model, images, part_maps: Sequence) -> list[dict]:
+    """Where every branch of an MGN looks, measured: one row per (branch, stripe), averaged over images.
+
+    ``images``: ``[B, 3, H, W]`` (the model's input), ``part_maps``: their part-label maps (any size;
+    the maps are resized to them). The energy of a branch's map is its response, ``‖x[:, :, i, j]‖₂``
+    (MGN Fig. 2/5, before the per-map normalisation used for display). The Global branch is measured
+    whole (``stripe`` 0); a Part-N branch per stripe, as its features pool them. Each row:
+    ``{"branch", "stripe", "on_person", "chance", "lift", "top_part", "top_part_share", "parts"}``
+    (``top_part``: the body part with the most energy, background excluded).
+    """
+    import torch
+
+    if len(images) != len(part_maps) or len(part_maps) == 0:
+        raise ValueError(f"branch_attention: need one part map per image (≥ 1), got {len(images)} images and "
+                         f"{len(part_maps)} maps")
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            prm = next(model.parameters())
+            maps = model.branch_maps(images.to(prm.device, prm.dtype))
+    finally:
+        model.train(was)
+    rows = []
+    names = _part_names()
+    for name, m in maps.items():
+        r = m.detach().float().norm(p=2, dim=1).cpu().numpy()  # [B, h, w]
+        n = max(1, int(model.specs[name].parts))
+        per_image = [stripe_attention(r[k], part_maps[k], n) for k in range(len(r))]
+        for i in range(n):
+            cells = [pi[i] for pi in per_image]
+            parts = {q: float(np.mean([c["parts"][q] for c in cells])) for q in names}
+            on, ch = float(np.mean([c["on_person"] for c in cells])), float(np.mean([c["chance"] for c in cells]))
+            top = max(names[1:], key=lambda q: parts[q])
+            rows.append({"branch": name, "stripe": 0 if n == 1 else i + 1, "on_person": on, "chance": ch,
+                         "lift": on / ch if ch > 0 else float("nan"), "top_part": top,
+                         "top_part_share": parts[top], "parts": parts})
+    return rows
