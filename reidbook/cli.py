@@ -421,10 +421,11 @@ def cmd_eval(args) -> int:
 def _load_folder(target: Path):
     """``zoo.load_entry`` with an unreadable ``model.pt`` named (torch's own text suggests unsafe loading)."""
     from . import zoo
+    from .store import StoreError
 
     try:
         return zoo.load_entry(target)
-    except zoo.ZooError:
+    except StoreError:  # ZooError included: already names the folder and the fix
         raise
     except (pickle.UnpicklingError, EOFError, RuntimeError) as exc:
         folder = target.parent if target.is_file() else target
