@@ -5,6 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from reidbook.eval.attention import (
+    area_share,
+    attention_summary,
+    energy_pointing_game,
+    energy_share,
+    part_area_shares,
+    part_shares,
+    pointing_hit,
+    resize_map,
+)
 from reidbook.eval.background import top1_same_camera
 from reidbook.models.histogram import NAIVE_BINS, NAIVE_STRIPES, naive_histogram_features
 
@@ -36,8 +46,6 @@ def test_top1_same_camera_known_values():
 
 
 # ---------------------------------------------------------------------------------------------- attention measures
-from reidbook.eval.attention import (area_share, attention_summary, energy_pointing_game, energy_share,  # noqa: E402
-                                     part_area_shares, part_shares, pointing_hit, resize_map)
 
 
 def _parts() -> np.ndarray:

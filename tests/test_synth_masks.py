@@ -10,12 +10,26 @@ import pytest
 from PIL import Image
 
 from reidbook.data import load_dataset
-from reidbook.data.masks import (PART_LABELS, PART_NAMES, MasksNotAvailableError, has_masks, load_masks,
-                                 load_part_map, mask_path, part_mask)
-from reidbook.data.synth_draw import Look, downsample_labels, draw_occluder, draw_person
-from reidbook.data.synthetic import (SIZES, SPLIT_DIRS, TARGET_CAMERAS, _build_domain, identity_look, make_synthetic,
-                                     render_arrays)
-from reidbook.data.synth_draw import camera_scene
+from reidbook.data.masks import (
+    PART_LABELS,
+    PART_NAMES,
+    MasksNotAvailableError,
+    has_masks,
+    load_masks,
+    load_part_map,
+    mask_path,
+    part_mask,
+)
+from reidbook.data.synth_draw import Look, camera_scene, downsample_labels, draw_occluder, draw_person
+from reidbook.data.synthetic import (
+    SIZES,
+    SPLIT_DIRS,
+    TARGET_CAMERAS,
+    _build_domain,
+    identity_look,
+    make_synthetic,
+    render_arrays,
+)
 
 TINY = replace(SIZES["smoke"], train_ids=3, test_ids=4, distractors=3, junk=2, source_train_ids=3)
 WHITE = (255, 255, 255)
@@ -106,7 +120,8 @@ def test_person_pixels_are_the_person_and_differ_from_background():
     st = TINY
     idents, jobs = _build_domain(st, 0, 0, 1)
     looks = {i.pid: identity_look(i) for i in idents}
-    scenes = [camera_scene(c, st.height * 2, st.width * 2, np.random.default_rng(i)) for i, c in enumerate(TARGET_CAMERAS)]
+    scenes = [camera_scene(c, st.height * 2, st.width * 2, np.random.default_rng(i))
+              for i, c in enumerate(TARGET_CAMERAS)]
     checked = 0
     for job in [j for j in jobs if j.kind == "person" and j.occluder == "none"][:6]:
         cam, other = TARGET_CAMERAS[job.cam - 1], TARGET_CAMERAS[job.cam % 6]
