@@ -21,7 +21,10 @@ course runs on this generator (DESIGN.md, "SynthReID"). It is built to make the 
   vary per image within a camera (window, scale, clutter, tone, texture);
 * beside every image, its **part-label map** ``masks/<split folder>/<name>.png`` (8-bit PNG, values
   :data:`PART_NAMES`: 0 background, 1 head, 2 torso, 3 arms, 4 legs, 5 feet, 6 bag; the person
-  mask is ``label > 0``), read with :func:`reidbook.data.load_part_map`;
+  mask is ``label > 0``), read with :func:`reidbook.data.load_masks`;
+* a **background-swapped query** ``query_bgswap/`` (same names; ``query_bgswap.csv`` says whose
+  background): each query re-drawn on another camera's background, everything else unchanged, to
+  measure how much a model matches on background (:func:`reidbook.eval.background_reliance`);
 * a **source domain** under ``root/source/`` with other identities and other cameras, for the
   pre-training that ImageNet weights would otherwise provide;
 * **deterministic by seed** (every image has its own seeded generator, so the result does not
@@ -406,8 +409,8 @@ def render_arrays(job: Job, look: Look | None, cam: CameraSettings, scene: Image
                   bg_cam: CameraSettings | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One image ``uint8 [H, W, 3]`` (before JPEG) and its part-label map ``uint8 [H, W]`` (0 = background).
 
-    ``person``: the identity's look in a tight box (the person is 0.93–1.0 × its height of the crop
-    tall, as a detector's box), shifted and scaled as an imperfect detector would.
+    ``person``: the identity's look in a tight box, as a detector's: drawn 0.93–1.0 × ``look.height``
+    crop heights tall and :data:`PERSON_ASPECT` × wider, shifted and scaled as an imperfect detector would.
     ``distractor`` (0000): background only, a far-away passer-by, or a box that misses the person.
     ``junk`` (-1): a box on a fragment of a passer-by (head and shoulders, or legs).
     The label map marks the crop's subject (for a distractor or junk, the passer-by it shows); what
