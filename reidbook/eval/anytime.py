@@ -85,14 +85,14 @@ ALL_ROUTINGS = (*ROUTINGS, "random_eq3")     # + blind exits at Eq. (3)'s rates 
 def _num_exits(model: nn.Module) -> int:
     if not is_anytime(model):
         raise TypeError(f"{type(model).__name__} has no anytime forward; anytime evaluation needs a model with "
-                        "anytime(x, upto) and num_exits (DaRe, SEResNets)")
+                        "anytime(x, upto) and num_exits (DaRe, SequentialEnsemble)")
     return int(model.num_exits)
 
 
 def exit_slots(model: nn.Module) -> list[int]:
     """Index, in ``model.all_embeddings(x)``, of the embedding each exit uses.
 
-    DaRe: stages 1 … S−1, then the fusion (index S); SE-ResNets: member 1 … S."""
+    DaRe: stages 1 … S−1, then the fusion (index S); the sequential ensemble: member 1 … S."""
     n = _num_exits(model)
     return [*range(n - 1), n] if model.has_fusion else list(range(n))
 
