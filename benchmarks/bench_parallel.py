@@ -3,6 +3,8 @@
 Runs ``reidbook train baseline --profile smoke`` twice, as separate processes, three ways:
 
 * ``sequential``: one after the other, each with torch's default threads (every core);
+* ``sequential --threads``: one after the other, each with ``threads_per_job(2)`` threads (a control: on a
+  machine busy with other work, torch's default threads can be the slow part on their own);
 * ``parallel --threads``: both at once, each with ``--threads threads_per_job(2)`` (cores / 2), what a
   runner's ``--jobs 2`` does;
 * ``parallel default`` (``--naive``): both at once, each asking for every core (oversubscribed).
@@ -56,7 +58,7 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # torch's default threads
     env.update(REIDBOOK_CACHE=str(work / "cache"), REIDBOOK_QUIET="1")
     cores, per_job = available_cores(), threads_per_job(2)
-    times: dict[str, list[float]] = {"sequential": [], "parallel --threads": []}
+    times: dict[str, list[float]] = {"sequential": [], "sequential --threads": [], "parallel --threads": []}
     if args.naive:
         times["parallel default"] = []
     n = 0
@@ -68,21 +70,24 @@ def main() -> None:
                 outs = [work / f"run{n}", work / f"run{n + 1}"]
                 n += 2
                 t0 = time.perf_counter()
-                if arm == "sequential":
-                    _wait(_train(outs[0], env, args.epochs, None))
-                    _wait(_train(outs[1], env, args.epochs, None))
+                if arm.startswith("sequential"):
+                    threads = per_job if arm.endswith("--threads") else None
+                    _wait(_train(outs[0], env, args.epochs, threads))
+                    _wait(_train(outs[1], env, args.epochs, threads))
                 else:
-                    threads = per_job if arm == "parallel --threads" else None
+                    threads = per_job if arm.endswith("--threads") else None
                     _wait(*[_train(o, env, args.epochs, threads) for o in outs])
                 times[arm].append(time.perf_counter() - t0)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     seq = statistics.median(times["sequential"])
-    print(f"two smoke trainings ({args.epochs} epochs each, baseline), median of {args.repeats}:")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"two smoke trainings ({args.epochs} epochs each, baseline), median of {args.repeats} "
+          f"(load average {load:.1f} on {cores} cores at the end):")
     for arm, ts in times.items():
         t = statistics.median(ts)
-        extra = f" (each --threads {per_job})" if arm == "parallel --threads" else ""
+        extra = f" (each --threads {per_job})" if arm.endswith("--threads") else ""
         print(f"  {arm:20s} {t:7.1f} s   ratio to sequential {t / seq:5.2f}{extra}")
 
 
