@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from reidbook.eval import anytime as A
-from reidbook.eval import evaluate_rank
+from reidbook.eval import anytime as A, evaluate_rank
 
 COSTS = np.array([523.6, 1150.1, 2060.9, 2542.3]) * 1e6  # the paper code's table
 
@@ -367,6 +366,20 @@ def test_fusion_fixes_choice():
     right = ev.correct()
     for q in A.fusion_fixes(ev, 10):
         assert right[-1, q] and not right[:-1, q].all()
+
+
+def test_stage_ranklists_with_no_fixed_query_says_so():
+    """A short run can have no query that the fusion fixes; Fig. 7 then says so instead of failing."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from reidbook.viz import anytime as VA
+
+    ev = _toy_eval()
+    ev.query_items = [("q.jpg", 0, 0)] * len(ev.q_pids)
+    ev.gallery_items = [("g.jpg", 0, 1)] * len(ev.g_pids)
+    fig = VA.plot_stage_ranklists(ev, [], topk=3)
+    assert "no such queries" in " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
 
 
 def test_exit_features_on_smoke_data(smoke_dataset):

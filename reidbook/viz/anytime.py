@@ -231,6 +231,14 @@ def plot_stage_ranklists(ev: "A.AnytimeEval", queries: Sequence[int], topk: int 
 
     if ev.query_items is None or ev.gallery_items is None:
         raise ValueError("rank lists need the data set items: build the AnytimeEval with AnytimeEval.from_model")
+    if len(queries) == 0:
+        # a short run can have no query that the fusion fixes (fusion_fixes returns []): say so, as
+        # plot_easy_hard does, instead of failing on an empty stack
+        fig, ax = _plt().subplots(figsize=(6, 1))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no such queries in this run: the fusion fixes no earlier embedding's rank-1 error",
+                ha="center", va="center")
+        return fig
     dm = ev.embedding_distmats if ev.embedding_distmats is not None else ev.distmats
     names = ev.embedding_names or ev.names
     rows, labels = [], []
