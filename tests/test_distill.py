@@ -297,7 +297,10 @@ def test_teacher_ensemble_of_one_is_the_teacher(smoke_dataset):
     torch.manual_seed(0)
     t = build_teacher(smoke_dataset.num_train_pids, arch="resnet18", view="holistic", width=0.125).eval()
     one = evaluate_view(t, smoke_dataset, hol, device="cpu")
-    assert evaluate_ensemble({"holistic": t}, smoke_dataset, [hol], device="cpu")["mAP"] == pytest.approx(one["mAP"])
+    # float rounding of the re-normalised features can swap near-tied gallery items of this untrained net
+    # (measured: 2e-5 mAP apart), so equality is up to that, far below any real difference between models
+    assert evaluate_ensemble({"holistic": t}, smoke_dataset, [hol], device="cpu")["mAP"] == pytest.approx(
+        one["mAP"], abs=1e-3)
     with pytest.raises(ValueError, match="no view"):
         evaluate_ensemble({"up1": t}, smoke_dataset, [hol], device="cpu")
 
