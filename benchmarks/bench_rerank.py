@@ -147,8 +147,9 @@ def main():
         if not args.skip_market:
             market = tmp / "market"
             make_inputs(market, 3368, 15913, args.dim, 751, seed=0)
+            market_mib = sum((market / f'{k}.npy').stat().st_size for k in ('q_g', 'q_q', 'g_g')) / MiB
             print("\n[Market-1501 scale] 3368 query x 15913 gallery, float32 inputs "
-                  f"({sum((market / f'{k}.npy').stat().st_size for k in ('q_g', 'q_q', 'g_g')) / MiB:.0f} MiB of distances)")
+                  f"({market_mib:.0f} MiB of distances)")
             sp_m = measure("sparse", market, args.threads)
             print(row("re_ranking (sparse)", sp_m))
             ft_m = measure("features", market, args.threads)

@@ -5,10 +5,10 @@
 For each profile and worker count, a fresh data set is generated into a temporary folder and timed
 (wall clock, including JPEG encoding and writing); images/s and the ratio to one worker are printed
 side by side, plus the CPU seconds spent (all processes) and images per CPU-second, which does not
-depend on how busy a shared machine is. Goal (DESIGN.md): ``quick`` in well under a minute on one core. The quick set is then
-used to time the histogram features and to print the matcher's mAP / rank-1 / spread of per-query AP
-(the honesty bar of tests/test_synthetic.py). Timings depend on how busy the machine is: compare the
-rows of one run, not runs on different days.
+depend on how busy a shared machine is. Goal (DESIGN.md): ``quick`` in well under a minute on one
+core. The quick set is then used to time the histogram features and to print the matcher's mAP /
+rank-1 / spread of per-query AP (the honesty bar of tests/test_synthetic.py). Timings depend on how
+busy the machine is: compare the rows of one run, not runs on different days.
 """
 from __future__ import annotations
 
@@ -70,7 +70,8 @@ def main() -> None:
                 dt, cpu = time.perf_counter() - t0, _cpu() - c0
                 n = _count(root)
                 base = base or n / dt
-                print(f"{profile:8s} {w:7d} {n:7d} {dt:8.2f} {n / dt:8.1f} {n / dt / base:10.2f}x {cpu:8.2f} {n / cpu:10.1f}",
+                print(f"{profile:8s} {w:7d} {n:7d} {dt:8.2f} {n / dt:8.1f} {n / dt / base:10.2f}x "
+                      f"{cpu:8.2f} {n / cpu:10.1f}",
                       flush=True)
                 if profile == "quick":
                     quick_root = root
@@ -85,7 +86,8 @@ def main() -> None:
             print(f"\nhistogram features: {(len(qp_) + len(gp_)) / dt:.0f} images/s")
             for normalize in (True, False):
                 if not normalize:
-                    qf, gf = color_histogram_features(qp_, normalize=False), color_histogram_features(gp_, normalize=False)
+                    qf = color_histogram_features(qp_, normalize=False)
+                    gf = color_histogram_features(gp_, normalize=False)
                 r = evaluate_rank(histogram_distance(qf, gf), qp, gp, qc, gc)
                 a = np.asarray(r.all_AP)
                 print(f"histogram matcher (grey-world={normalize}): mAP {r.mAP:.1%}  rank-1 {r.cmc[0]:.1%}  "

@@ -186,7 +186,8 @@ def _check_options(name: str, options: dict) -> None:
     unknown = [k for k in options if k not in accepted]
     if unknown:
         raise ValueError(f"unknown --option {', '.join(unknown)} for model {name!r}; it accepts "
-                         f"{', '.join(accepted) or 'no options'} (e.g. --option {accepted[0] if accepted else 'key'}=VALUE)")
+                         f"{', '.join(accepted) or 'no options'} "
+                         f"(e.g. --option {accepted[0] if accepted else 'key'}=VALUE)")
 
 
 _PRETRAINED_WORDS = ("auto", "source", "imagenet", "none", "None", "")
@@ -360,8 +361,8 @@ def _checkpoint_folder(args, preset) -> Path | None:
         return Path(args.out).expanduser() / "train"
     try:
         overrides = {k: getattr(preset, k) for k in ("epochs", "model_options")}
-        return zoo.entry_path(args.model, args.profile, args.data, args.seed, pretrained=_pretrained_arg(args.pretrained),
-                              **overrides) / "train"
+        return zoo.entry_path(args.model, args.profile, args.data, args.seed,
+                              pretrained=_pretrained_arg(args.pretrained), **overrides) / "train"
     except Exception:  # noqa: BLE001 - only used to word a message
         return None
 
@@ -511,7 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Profiles: smoke (seconds), quick (minutes on a CPU), full (paper settings). "
                "Models are cached in $REIDBOOK_CACHE (default ~/.cache/reidbook).")
     parser.add_argument("--debug", action="store_true",
-                        help="show the full traceback of an error instead of the one-line message (or REIDBOOK_DEBUG=1)")
+                        help="show the full traceback of an error instead of the one-line message "
+                             "(or REIDBOOK_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -535,7 +537,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--epochs", type=int, default=None, help="override the preset's number of epochs")
     p.add_argument("--out", default=None, help="output folder: new, empty, or one written by an earlier "
-                                               "`reidbook train --out` (default: the zoo cache, reused if already trained)")
+                                               "`reidbook train --out` "
+                                               "(default: the zoo cache, reused if already trained)")
     p.add_argument("--force", action="store_true", help="with --out: replace the model already trained in that folder")
     p.add_argument("--pretrained", default="auto",
                    help="auto (SynthReID source-domain pre-training in smoke/quick, ImageNet in full), source, "
@@ -584,7 +587,8 @@ def _one_line(text: str) -> str:
 
 
 _OS_FIXES = {
-    "PermissionError": "make it writable (chmod/chown) or choose another folder (--out, or REIDBOOK_CACHE for the cache)",
+    "PermissionError": "make it writable (chmod/chown) or choose another folder "
+                       "(--out, or REIDBOOK_CACHE for the cache)",
     "NotADirectoryError": "a part of this path is a file, not a folder: give a folder path",
     "IsADirectoryError": "a folder is where a file was expected: give a file path",
     "FileNotFoundError": "check the path (does the folder exist?)",

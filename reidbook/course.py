@@ -55,7 +55,8 @@ def find_chapters(folder: str | os.PathLike | None = None, only: list[str] | Non
     """Chapter notebooks ``NN_*.ipynb`` in order; ``only`` keeps those whose name starts with a given prefix."""
     folder = Path(folder) if folder else notebooks_dir()
     if not folder.is_dir():
-        raise FileNotFoundError(f"no chapters folder at {folder}; run from the reidbook checkout or set REIDBOOK_NOTEBOOKS")
+        raise FileNotFoundError(f"no chapters folder at {folder}; "
+                                "run from the reidbook checkout or set REIDBOOK_NOTEBOOKS")
     paths = sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
     if only:
         paths = [p for p in paths if any(p.stem.startswith(o) for o in only)]
@@ -86,7 +87,8 @@ def chapter_info(path: str | os.PathLike) -> tuple[str, list[str]]:
 
 
 def run_chapter(path: str | os.PathLike, out_dir: str | os.PathLike, profile: str = "quick", data: str = "synth",
-                device: str = "auto", seed: int = 0, timeout: int | None = None, html_export: bool = True) -> ChapterRun:
+                device: str = "auto", seed: int = 0, timeout: int | None = None,
+                html_export: bool = True) -> ChapterRun:
     """Execute one chapter with papermill into ``out_dir`` (executed ``.ipynb`` + ``.html``).
 
     Each cell runs under its own time limit (:func:`reidbook.course_client.cell_timeout`: seconds for a
@@ -119,7 +121,8 @@ def run_chapter(path: str | os.PathLike, out_dir: str | os.PathLike, profile: st
     t0 = time.perf_counter()
     with _kernel_environment():
         try:
-            pm.execute_notebook(str(path), str(executed), parameters=dict(PROFILE=profile, DATA=data, DEVICE=device, SEED=seed),
+            pm.execute_notebook(str(path), str(executed),
+                                parameters=dict(PROFILE=profile, DATA=data, DEVICE=device, SEED=seed),
                                 cwd=str(path.parent), kernel_name="python3", progress_bar=False, log_output=False,
                                 engine_name=engine, execution_timeout=KERNEL_REQUEST_TIMEOUT, timeout_func=timeout_func,
                                 on_cell_start=on_cell_start, events=events, iopub_timeout=IOPUB_TIMEOUT,
@@ -265,7 +268,8 @@ def write_index(runs: list[ChapterRun], out_dir: str | os.PathLike, profile: str
         nb = f'<a href="{html.escape(r.notebook)}">notebook</a>'
         status = "ok" if r.ok else f'<span class="fail">failed</span><pre>{html.escape(r.error[-1500:])}</pre>'
         cards.append(f"""<section class="card"><h2>{html.escape(r.title)}</h2>
-<p class="meta">{html.escape(r.name)} · profile <b>{html.escape(r.profile)}</b> · {r.seconds:.0f} s · {status} · {link} {nb}</p>
+<p class="meta">{html.escape(r.name)} · profile <b>{html.escape(r.profile)}</b> · {r.seconds:.0f} s"""
+                     f""" · {status} · {link} {nb}</p>
 <ul>{goals}</ul>{_events_html(r)}{_timings_html(r)}</section>""")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>reidbook — the course</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:920px;margin:2em auto;padding:0 1em;color:#222}}
@@ -281,7 +285,8 @@ Before them: {prep / 60:.1f} minutes of preparation ({html.escape(prep_items)}).
     target = out_dir / "index.html"
     atomic_write_text(target, page)
     atomic_write_json(out_dir / "course.json", {"profile": profile, "data": data, "total_seconds": total,
-                                                 "prepare_seconds": prepared or {}, "chapters": [asdict(r) for r in runs]})
+                                                 "prepare_seconds": prepared or {},
+                                                 "chapters": [asdict(r) for r in runs]})
     return target
 
 

@@ -177,7 +177,8 @@ def _pool_by_slices(x: torch.Tensor, output_size, reduce: str) -> torch.Tensor:
         for j in range(ow):
             c0, c1 = math.floor(j * w / ow), math.ceil((j + 1) * w / ow)
             cell = x[..., r0:r1, c0:c1]
-            cols.append(cell.mean(dim=(-2, -1), keepdim=True) if reduce == "avg" else cell.amax(dim=(-2, -1), keepdim=True))
+            cols.append(cell.mean(dim=(-2, -1), keepdim=True) if reduce == "avg"
+                        else cell.amax(dim=(-2, -1), keepdim=True))
         rows.append(torch.cat(cols, dim=-1))
     return torch.cat(rows, dim=-2)
 
@@ -277,7 +278,8 @@ def check_parity(model: nn.Module, path: str | os.PathLike, images: torch.Tensor
     scale = float(max(1.0, np.abs(ref).max()))
     out = {"max_abs": float(diff.max()), "mean_abs": float(diff.mean()), "min_cosine": float(cos.min()),
            "scale": scale, "tolerance": dict(TOLERANCE)}
-    out["ok"] = bool(out["max_abs"] <= TOLERANCE["max_abs_rel"] * scale and out["min_cosine"] >= TOLERANCE["min_cosine"])
+    out["ok"] = bool(out["max_abs"] <= TOLERANCE["max_abs_rel"] * scale
+                     and out["min_cosine"] >= TOLERANCE["min_cosine"])
     return out
 
 
@@ -296,7 +298,8 @@ def onnx_latency(session, input_size=(256, 128), batch_size: int = 1, warmup: in
         times.append((time.perf_counter() - t0) * 1000.0)
     med = statistics.median(times)
     threads = session.get_session_options().intra_op_num_threads
-    return {"median_ms": med, "mean_ms": statistics.fmean(times), "min_ms": min(times), "per_image_ms": med / batch_size,
+    return {"median_ms": med, "mean_ms": statistics.fmean(times), "min_ms": min(times),
+            "per_image_ms": med / batch_size,
             "batch_size": batch_size, "threads": threads, "repeats": repeats, "device": "cpu (onnxruntime)"}
 
 

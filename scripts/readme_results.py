@@ -60,7 +60,8 @@ def course_times_figure(course: dict, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     ch = course["chapters"]
-    prep = sum(course.get("prepare_seconds", {}).values())  # SynthReID, source backbones, FD teachers: before chapter 00
+    # SynthReID, source backbones, FD teachers: before chapter 00
+    prep = sum(course.get("prepare_seconds", {}).values())
     names = [c["name"] for c in ch] + (["preparation (data, backbones, FD teachers)"] if prep else [])
     minutes = [c["seconds"] / 60 for c in ch] + ([prep / 60] if prep else [])
     colors = ["tab:blue" if c["ok"] else "tab:red" for c in ch] + (["tab:gray"] if prep else [])

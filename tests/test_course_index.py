@@ -24,7 +24,8 @@ def test_index_lists_goals_time_profile_and_links(tmp_path):
 
 def test_index_shows_the_preparation_step(tmp_path):
     runs = [ChapterRun("00_data", "00 · Data", ["read CMC"], "00_data.ipynb", "00_data.html", 61.2)]
-    page = write_index(runs, tmp_path, "quick", "synth", {"SynthReID": 6.0, "resnet50 x0.25 (source domain)": 114.0}).read_text()
+    page = write_index(runs, tmp_path, "quick", "synth",
+                       {"SynthReID": 6.0, "resnet50 x0.25 (source domain)": 114.0}).read_text()
     assert "2.0 minutes of preparation" in page and "resnet50 x0.25 (source domain) 114 s" in page
     meta = json.loads((tmp_path / "course.json").read_text())
     assert meta["prepare_seconds"]["SynthReID"] == 6.0
@@ -34,7 +35,8 @@ def test_index_shows_the_preparation_step(tmp_path):
 def test_every_chapter_states_title_and_goals(path):
     title, goals = chapter_info(path)
     assert title != path.stem and title.startswith(path.stem[:2]), title
-    assert len(goals) >= 3, f"{path.name}: the index page needs its learning goals (a bullet list after 'Learning goals')"
+    assert len(goals) >= 3, (f"{path.name}: the index page needs its learning goals "
+                             "(a bullet list after 'Learning goals')")
 
 
 def test_index_shows_cell_times_and_lost_kernel_messages(tmp_path):

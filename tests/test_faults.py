@@ -356,7 +356,8 @@ def test_anytime_curve_refuses_nan_and_inf(anytime_ev):
     ok = anytime_curve(anytime_ev, [0.5e6, 2e6, 3e6])
     assert list(ok["exit"]) == [0, 2, 3]
     for bad in (float("nan"), float("inf"), -float("inf")):
-        with pytest.raises(ValueError, match=r"budgets must be finite numbers .* at position 1 .*exit costs run from 1e\+06"):
+        with pytest.raises(ValueError,
+                           match=r"budgets must be finite numbers .* at position 1 .*exit costs run from 1e\+06"):
             anytime_curve(anytime_ev, [2e6, bad])
 
 

@@ -7,8 +7,17 @@ import pytest
 import torch
 from PIL import Image
 
-from reidbook.data.views import (VIEW_NAMES, DistillDataset, RandomErasingWithBox, crop_view, erased_fraction,
-                                 erased_fractions, make_views, view_rows, view_transform)
+from reidbook.data.views import (
+    VIEW_NAMES,
+    DistillDataset,
+    RandomErasingWithBox,
+    crop_view,
+    erased_fraction,
+    erased_fractions,
+    make_views,
+    view_rows,
+    view_transform,
+)
 
 
 def test_seven_views_bands_and_sizes():
@@ -18,7 +27,8 @@ def test_seven_views_bands_and_sizes():
     assert by["holistic"].size == (256, 128) and not by["holistic"].partial
     assert all(by[n].size == (224, 224) and by[n].partial for n in VIEW_NAMES[1:])
     # Fig. 1: 4 stripes (Up1 1/4-2/4, Mid1 2/4-3/4, Dn1 3/4-4/4), 7 stripes (Up2 1/7-3/7, ...)
-    assert [view_rows(by[n], 256) for n in ("holistic", "up1", "mid1", "dn1")] == [(0, 256), (64, 128), (128, 192), (192, 256)]
+    assert [view_rows(by[n], 256) for n in ("holistic", "up1", "mid1", "dn1")] == [
+        (0, 256), (64, 128), (128, 192), (192, 256)]
     assert [view_rows(by[n], 7 * 20) for n in ("up2", "mid2", "dn2")] == [(20, 60), (60, 100), (100, 140)]
     with pytest.raises(KeyError, match="unknown view"):
         make_views(names=["head"])
@@ -48,8 +58,8 @@ def test_erasing_reports_its_box():
         x = torch.ones(3, 64, 32)
         y, box = er(x)
         assert box is not None
-        t, l, h, w = box
-        assert (y[:, t:t + h, l:l + w] == 0).all()
+        t, left, h, w = box
+        assert (y[:, t:t + h, left:left + w] == 0).all()
         assert int((y == 0).all(0).sum()) == h * w  # nothing else erased
         assert 0.02 * 64 * 32 * 0.5 <= h * w <= 0.33 * 64 * 32 * 1.5  # area within the scale (rounding)
     assert RandomErasingWithBox(p=0.0)(torch.ones(3, 8, 8))[1] is None

@@ -126,7 +126,7 @@ def test_train_loader_batches(tmp_path):
     epochs = []
     for _ in range(2):
         seen = []
-        for x, pids, camids, idx in loader:
+        for x, pids, _camids, idx in loader:
             assert x.shape == (P * K, 3, 16, 8) and x.dtype == torch.float32
             assert sorted(Counter(pids.tolist()).values()) == [K] * P
             assert [items[i][1] for i in idx.tolist()] == pids.tolist()

@@ -18,9 +18,17 @@ import pytest
 from PIL import Image
 
 from reidbook.data.synth_draw import Look, draw_person
-from reidbook.data.synthetic import (GENERATOR_VERSION, MANIFEST_NAME, SIZES, SOURCE_CAMERAS, SPLIT_DIRS,
-                                     TARGET_CAMERAS, SynthReIDDamagedError, SynthSettings, make_synthetic,
-                                     verify_synthetic)
+from reidbook.data.synthetic import (
+    GENERATOR_VERSION,
+    MANIFEST_NAME,
+    SIZES,
+    SOURCE_CAMERAS,
+    SPLIT_DIRS,
+    TARGET_CAMERAS,
+    SynthReIDDamagedError,
+    make_synthetic,
+    verify_synthetic,
+)
 from reidbook.models.histogram import color_histogram_features, histogram_distance
 
 NAME = re.compile(r"^(-1|\d{4})_c([1-6])s1_(\d{6})_(\d{2})\.jpg$")
@@ -185,11 +193,13 @@ def test_damaged_files_are_named_with_the_fix(tmp_path):
     data[len(data) // 2] ^= 0xFF  # same size, other bytes: only the hash sees it
     changed.write_bytes(bytes(data))
     cheap = verify_synthetic(root, hashes=False)
-    assert f"bounding_box_train/{empty.name} is empty (0 bytes; expected {manifest['bounding_box_train/' + empty.name][0]})" in cheap
+    expected_size = manifest['bounding_box_train/' + empty.name][0]
+    assert f"bounding_box_train/{empty.name} is empty (0 bytes; expected {expected_size})" in cheap
     assert f"bounding_box_train/{renamed.name} is missing" in cheap
     assert f"bounding_box_train/x{renamed.name} is not part of the data set (renamed or added?)" in cheap
     assert len(cheap) == 3
-    assert f"bounding_box_train/{changed.name} changed (its SHA-256 differs from the manifest)" in verify_synthetic(root)
+    assert (f"bounding_box_train/{changed.name} changed (its SHA-256 differs from the manifest)"
+            in verify_synthetic(root))
     with pytest.raises(SynthReIDDamagedError) as e:
         make_synthetic(root, "smoke", seed=0, settings=TINY, verify=True)
     text = str(e.value)

@@ -20,8 +20,8 @@ _EXPORTS = {
     "LEVEL": "verdicts", "Verdict": "verdicts", "verdict": "verdicts",
     "run_claims": "runner", "select_claims": "runner",
     "Ledger": "ledger", "LedgerError": "ledger", "assets_dir": "ledger", "claims_table_markdown": "ledger",
-    "describe_claim": "ledger", "chapter_claim": "ledger", "is_stale": "ledger", "ledger_path": "ledger", "load_ledger": "ledger",
-    "preset_hashes": "ledger", "stale_reasons": "ledger",
+    "describe_claim": "ledger", "chapter_claim": "ledger", "is_stale": "ledger", "ledger_path": "ledger",
+    "load_ledger": "ledger", "preset_hashes": "ledger", "stale_reasons": "ledger",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -39,16 +39,19 @@ def _positive(name: str):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``reidbook claims`` (called by ``reidbook.cli``)."""
     parser.add_argument("--profile", choices=PROFILES, default="quick", help="profile of every run (default quick)")
-    parser.add_argument("--seeds", type=_positive("--seeds"), default=3, help="seeds 0 … N−1 per configuration (default 3)")
+    parser.add_argument("--seeds", type=_positive("--seeds"), default=3,
+                        help="seeds 0 … N−1 per configuration (default 3)")
     parser.add_argument("--only", nargs="+", default=None, metavar="ID",
                         help="only these claim ids (or prefixes ending in '.', e.g. mgn.)")
     parser.add_argument("--jobs", type=_positive("--jobs"), default=1,
                         help="trainings run side by side, each with cores/N threads (default 1)")
-    parser.add_argument("--data", default="synth", help="'synth' (SynthReID, one test split for every seed) or a data set")
+    parser.add_argument("--data", default="synth",
+                        help="'synth' (SynthReID, one test split for every seed) or a data set")
     parser.add_argument("--out", default=None, help="ledger file (default assets/claims/PROFILE.json)")
     parser.add_argument("--fresh", action="store_true", help="replace a ledger made with other settings")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 …")
-    parser.add_argument("--list", action="store_true", help="list the claims and whether they are runnable; run nothing")
+    parser.add_argument("--list", action="store_true",
+                        help="list the claims and whether they are runnable; run nothing")
     parser.add_argument("--table", action="store_true", help="print the README claims table of the existing ledger")
     parser.add_argument("--dry-run", action="store_true",
                         help="say how many runs are recorded, pending, and already in the zoo; train nothing")

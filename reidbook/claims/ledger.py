@@ -14,8 +14,9 @@ Written by :func:`reidbook.claims.run_claims` (``make claims``), read here:
 
 Schema (``"schema": 1``): ``settings`` (profile, seeds, data, test split, preset hashes), ``provenance``
 (commit, date, CPU, torch, threads, jobs, command, wall time), ``runs`` (one record per configuration
-and seed: metrics, images seen, seconds), ``failures`` (runs that raised; empty in a complete ledger), ``claims`` (per claim: the paper's numbers, per configuration
-the per-seed values, mean and std, the difference with its standard error, the verdict, the budget).
+and seed: metrics, images seen, seconds), ``failures`` (runs that raised; empty in a complete ledger),
+``claims`` (per claim: the paper's numbers, per configuration the per-seed values, mean and std, the
+difference with its standard error, the verdict, the budget).
 """
 from __future__ import annotations
 
@@ -250,7 +251,8 @@ def describe_claim(ledger: Ledger | None, claim_id: str, stale: bool | None = No
     scale = _scale(c["metric"])
     unit = " points" if scale == 100.0 else ""
     sides = " and ".join(f"{x['label']} {x['mean'] * _scale(x.get('metric') or c['metric']):.1f}"
-                         + (f" ± {x['std'] * _scale(x.get('metric') or c['metric']):.1f}" if x.get("std") is not None else "")
+                         + (f" ± {x['std'] * _scale(x.get('metric') or c['metric']):.1f}"
+                            if x.get("std") is not None else "")
                          for x in cfgs)
     lo, hi = v["ci"]
     interval = (f", {int(100 * v['level'])} % interval [{lo * scale:+.1f}, {hi * scale:+.1f}]"
@@ -291,7 +293,8 @@ def chapter_claim(profile: str, claim_id: str, live=None, data: str = "synth", p
 
     labels = [x["label"] for x in c["configs"]]
     if live is not None and str(data).replace("synthreid", "synth") != ledger.data["settings"].get("data"):
-        sentence += f" (This chapter's run on {data!r} is not drawn: the ledger is on {ledger.data['settings'].get('data')!r}.)"
+        sentence += (f" (This chapter's run on {data!r} is not drawn: "
+                     f"the ledger is on {ledger.data['settings'].get('data')!r}.)")
         live = None
     if live is not None and not isinstance(live, dict):
         live = list(live)

@@ -30,7 +30,6 @@ What it does, in order:
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -391,7 +390,8 @@ def run_claims(profile: str = "quick", seeds: int | Sequence[int] = 3, only: Seq
         old = previous.data.get("settings", {})
         diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
         raise LedgerError(f"{path} was made with other settings ({', '.join(diff)} differ); refusing to mix runs. "
-                          "Run all claims again with --fresh (`make claims FRESH=1`; replaces it), or write elsewhere with --out.")
+                          "Run all claims again with --fresh (`make claims FRESH=1`; replaces it), "
+                          "or write elsewhere with --out.")
 
     runs, keys = plan_runs(chosen, profile, seed_list, run_data, data_fp, split_seed)
     folder = runs_dir(profile)
@@ -417,7 +417,8 @@ def run_claims(profile: str = "quick", seeds: int | Sequence[int] = 3, only: Seq
                 failed = [f"claim {c.id}: {exc}"]
                 failures[f"claim:{c.id}"] = failed[0]
         claims_out[c.id] = {**c.to_dict(), "failed": sorted(set(failed))}
-    all_runs = {**(previous.data.get("runs", {}) if previous is not None else {}), **{k: records[k] for k in runs if k in records}}
+    all_runs = {**(previous.data.get("runs", {}) if previous is not None else {}),
+                **{k: records[k] for k in runs if k in records}}
     ledger = {"schema": SCHEMA, "settings": settings,
               "provenance": _provenance(jobs, command, time.perf_counter() - t0, started, all_runs),
               "runs": all_runs, "failures": sorted(set(failures.values())),

@@ -298,7 +298,7 @@ def read_msmt17(folder: str | os.PathLike, use_val: bool = True, version: str | 
     """
     folder = Path(folder)
     versions = {v: d for v, d in MSMT_VERSIONS.items() if version is None or v == version}
-    for version, (tr, te) in versions.items():
+    for version, (tr, te) in versions.items():  # noqa: B007 (`version` is used after the loop)
         train_dir, test_dir = _child(folder, tr), _child(folder, te)
         if train_dir and test_dir:
             break
@@ -426,7 +426,8 @@ def _load_known(key: str, root: Path, variant: str, use_val: bool, version: str 
             sub = _child(base, variant)
             if sub is not None and (sub / "bounding_box_train").is_dir():
                 return read_market_style(sub, name=f"CUHK03-NP ({variant})", info={"variant": variant},
-                                         pattern=MARKET_PATTERN_HELP.replace("0002_c1s1_000451_03.jpg", "0001_c1_1.png"))
+                                         pattern=MARKET_PATTERN_HELP.replace("0002_c1s1_000451_03.jpg",
+                                                                             "0001_c1_1.png"))
             tried[-1] = base / variant
         elif key == "msmt17":
             if _child(base, "list_train.txt"):

@@ -47,7 +47,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -55,9 +55,23 @@ from PIL import Image
 
 from ..utils import atomic_write_json, progress, say
 from .masks import BGSWAP_DIR, MASKS_DIR  # <domain>/masks/<split folder>/<image stem>.png: the part-label map
-from .synth_draw import (COLORS, EASY_COLORS, HAIR_COLORS, HARD_COLORS, PART_NAMES, SKIN_TONES, VIEWS, Look,
-                         apply_camera, background, camera_scene, downsample_labels, draw_occluder, draw_person,
-                         jitter_color)
+from .synth_draw import (
+    COLORS,
+    EASY_COLORS,
+    HAIR_COLORS,
+    HARD_COLORS,
+    PART_NAMES,
+    SKIN_TONES,
+    VIEWS,
+    Look,
+    apply_camera,
+    background,
+    camera_scene,
+    downsample_labels,
+    draw_occluder,
+    draw_person,
+    jitter_color,
+)
 
 __all__ = ["make_synthetic", "SynthSettings", "CameraSettings", "SIZES", "TARGET_CAMERAS", "SOURCE_CAMERAS",
            "Identity", "sample_identities", "identity_look", "render_image", "GENERATOR_VERSION",
@@ -233,7 +247,8 @@ def _easy(rng: np.random.Generator, pid: int, split: str) -> Identity:
     pattern = _pick(rng, ["plain", "stripes", "checks", "chest_mark"], [0.35, 0.25, 0.15, 0.25])
     return Identity(
         pid, split, "easy", -1, **_body(rng), top_color=top, top_pattern=pattern,
-        pattern_color=_pick(rng, [c for c in COLORS if c != top]), mark_shape=_pick(rng, ["circle", "square", "triangle", "bar"]),
+        pattern_color=_pick(rng, [c for c in COLORS if c != top]),
+        mark_shape=_pick(rng, ["circle", "square", "triangle", "bar"]),
         sleeves=_pick(rng, ["long", "short"]), bottom_type=_pick(rng, ["trousers", "shorts", "skirt"], [0.6, 0.2, 0.2]),
         bottom_color=_pick(rng, EASY_COLORS) if rng.random() < 0.6 else _pick(rng, HARD_COLORS),
         shoe_color=_pick(rng, _SHOES), backpack=_opt(rng, 0.3, COLORS), shoulder_bag=_opt(rng, 0.2, COLORS),
@@ -277,7 +292,8 @@ def sample_identities(pids: list[int], split: str, hard_fraction: float, family_
     i, fam = 0, 0
     while i < n_hard:
         k = min(int(rng.integers(family_size[0], family_size[1] + 1)), n_hard - i)
-        out += _hard_family(rng, order[i:i + k], split, fam + 1000 * (split != "train") + 2000 * split.startswith("source"))
+        out += _hard_family(rng, order[i:i + k], split,
+                            fam + 1000 * (split != "train") + 2000 * split.startswith("source"))
         i, fam = i + k, fam + 1
     out += [_easy(rng, pid, split) for pid in order[n_hard:]]
     return sorted(out, key=lambda t: t.pid)
@@ -291,7 +307,8 @@ def identity_look(ident: Identity) -> Look:
         return None if name == "none" else jitter_color(COLORS.get(name) or HAIR_COLORS.get(name), rng, amount)
 
     return Look(build=ident.build, height=ident.height, head=ident.head, waist=ident.waist,
-                skin=jitter_color(SKIN_TONES[ident.skin], rng, 8), hair=jitter_color(HAIR_COLORS[ident.hair_color], rng, 8),
+                skin=jitter_color(SKIN_TONES[ident.skin], rng, 8),
+                hair=jitter_color(HAIR_COLORS[ident.hair_color], rng, 8),
                 hair_style=ident.hair_style, top=col(ident.top_color), top_pattern=ident.top_pattern,
                 pattern=col(ident.pattern_color), mark_shape=ident.mark_shape, sleeves=ident.sleeves,
                 bottom=col(ident.bottom_color), bottom_type=ident.bottom_type,
@@ -376,7 +393,7 @@ def plan_domain(identities: list[Identity], cameras: tuple[CameraSettings, ...],
             main = VIEWS[int(rng.choice(4, p=cameras[c - 1].view_probs))]
             track[c] = [main, int(rng.integers(0, 150_000))]
 
-        def one(split, c):
+        def one(split, c, track=track, ident=ident):
             t = track[c]
             view = t[0] if rng.random() < 0.75 else VIEWS[int(rng.choice(4, p=cameras[c - 1].view_probs))]
             t[1] += int(rng.integers(4, 40))
@@ -698,7 +715,8 @@ def _build_domain(settings: SynthSettings, seed: int, domain: int, first_pid: in
     """Identities and plan of the target (``domain=0``) or source (``domain=1``) domain."""
     rng = np.random.default_rng([seed, domain, 0])
     if domain == 0:
-        n_tr, n_te, tr_mean, ga_mean = settings.train_ids, settings.test_ids, settings.train_images, settings.gallery_images
+        n_tr, n_te = settings.train_ids, settings.test_ids
+        tr_mean, ga_mean = settings.train_images, settings.gallery_images
         n_dis, n_junk, cams = settings.distractors, settings.junk, TARGET_CAMERAS
     else:
         n_tr, n_te, tr_mean = settings.source_train_ids, settings.source_test_ids, settings.source_images

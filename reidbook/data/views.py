@@ -181,8 +181,8 @@ class RandomErasingWithBox:
     def __call__(self, image: torch.Tensor):
         box = self.sample_box(image.shape[-2], image.shape[-1])
         if box is not None:
-            t, l, h, w = box
-            image[..., t:t + h, l:l + w] = self.value
+            t, left, h, w = box
+            image[..., t:t + h, left:left + w] = self.value
         return image, box
 
     def __repr__(self) -> str:
@@ -197,10 +197,10 @@ def erased_fraction(box, view: View, height: int, width: int) -> float:
     """
     if box is None:
         return 0.0
-    t, l, h, w = box
+    t, left, h, w = box
     r0, r1 = view_rows(view, height)
     rows = max(0, min(t + h, r1) - max(t, r0))
-    cols = max(0, min(l + w, width) - max(l, 0))
+    cols = max(0, min(left + w, width) - max(left, 0))
     return rows * cols / float((r1 - r0) * width)
 
 

@@ -207,7 +207,8 @@ class AnytimeEval:
             raise ValueError(f"{S} exits but {self.costs.shape} costs")
         _check_costs(self.costs)
         if len(self.q_pids) != Q or len(self.g_pids) != G:
-            raise ValueError(f"distmats are {Q}×{G} but there are {len(self.q_pids)} query and {len(self.g_pids)} gallery labels")
+            raise ValueError(f"distmats are {Q}×{G} but there are {len(self.q_pids)} query "
+                             f"and {len(self.g_pids)} gallery labels")
         self.names = list(self.names) or [f"exit {s + 1}" for s in range(S)]
         if not self.results:
             self.results = [evaluate_rank(d, self.q_pids, self.g_pids, self.q_camids, self.g_camids)

@@ -268,7 +268,7 @@ def hit_ranks(distmat, q_pids, g_pids, q_camids, g_camids):
     """
     distmat, q_pids, g_pids, q_camids, g_camids = _check_rank_inputs(distmat, q_pids, g_pids, q_camids, g_camids)
     out = []
-    for s, ranks, n_hit in _iter_hit_ranks(distmat, q_pids, g_pids, q_camids, g_camids):
+    for _s, ranks, n_hit in _iter_hit_ranks(distmat, q_pids, g_pids, q_camids, g_camids):
         out.extend(ranks[i, :n_hit[i]].copy() for i in range(len(n_hit)))
     return out
 
