@@ -25,8 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from reidbook.eval import compute_distmat, evaluate_rank  # noqa: E402
 from test_eval_metrics import reference_evaluate  # noqa: E402
+
+from reidbook.eval import compute_distmat, evaluate_rank  # noqa: E402
 
 
 def market_like(seed=0, nq=3368, ng=19732, n_ids=751, dim=256, noise=1.1):

@@ -7,8 +7,15 @@ import pytest
 
 from reidbook import claims
 from reidbook.claims import measures, runner
-from reidbook.claims.ledger import (LedgerError, chapter_claim, claims_table_markdown, describe_claim, is_stale,
-                                    load_ledger, stale_reasons)
+from reidbook.claims.ledger import (
+    LedgerError,
+    chapter_claim,
+    claims_table_markdown,
+    describe_claim,
+    is_stale,
+    load_ledger,
+    stale_reasons,
+)
 from reidbook.claims.registry import Claim, Config
 
 SHIFT = {"good": 0.10, "bad": 0.0, "same": 0.0}

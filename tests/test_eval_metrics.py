@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from reidbook.eval import (RankResult, compute_distmat, evaluate_cuhk03_classic, evaluate_rank,
-                           pool_multi_query)
+from reidbook.eval import RankResult, compute_distmat, evaluate_cuhk03_classic, evaluate_rank, pool_multi_query
 
 
 def reference_evaluate(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):

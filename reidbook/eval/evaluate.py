@@ -7,10 +7,7 @@ optionally re-rank them (Zhong et al. CVPR 2017), then score with the Market-150
 from __future__ import annotations
 
 import numbers
-
 import time
-
-import numpy as np
 
 from .distance import compute_distmat
 from .metrics import evaluate_rank

@@ -34,7 +34,7 @@ _EXPORTS = {
     "thinet_greedy": "data",
     "thinet_scores": "data",
     "thinet_scales": "data",
-    "lasso_fista": "data",
+    "lasso_fista": "data", "lasso_path_scores": "data",
     "channel_pruning_scores": "data",
     "least_squares_weights": "data",
     "entropy_scores": "data",

@@ -142,8 +142,16 @@ def channel_pruning_scores(contrib: torch.Tensor, n_lambdas: int = 30, iters: in
     at the same grid step) are broken by ``|β|`` at that step; never-selected channels by ``|β|`` = 0.
     """
     z = contrib.double()
+    return lasso_path_scores(z, z.sum(dim=1), n_lambdas=n_lambdas, iters=iters)
+
+
+def lasso_path_scores(z: torch.Tensor, y: torch.Tensor, n_lambdas: int = 30, iters: int = 500) -> torch.Tensor:
+    """The λ-path LASSO score of :func:`channel_pruning_scores` against any target ``y``:
+    ``argmin_β 1/(2N)‖y − Zβ‖² + λ‖β‖₁``; a channel scores the largest λ at which it is still selected.
+    Channel Pruning's target is the current output ``Σ_c z_c``; the reconstruction strategy passes the
+    *original* network's output (:mod:`reidbook.prune.strategies.reconstruction`)."""
+    z, y = z.double(), y.double()
     n = z.shape[0]
-    y = z.sum(dim=1)
     gram, corr = z.T @ z / n, z.T @ y / n
     lam_max = float(corr.abs().max())
     if lam_max == 0.0:

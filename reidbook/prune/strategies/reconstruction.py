@@ -106,24 +106,9 @@ def _predict(patches: torch.Tensor, weight: torch.Tensor, bias) -> torch.Tensor:
 
 
 def lasso_path_scores(z: torch.Tensor, y: torch.Tensor, n_lambdas: int = 30, iters: int = 500) -> torch.Tensor:
-    """Channel Pruning's LASSO selection (He et al. Eq. 3; survey Eq. 26) against a given target ``y``:
-    ``argmin_β 1/(2N)‖y − Zβ‖² + λ‖β‖₁`` along a λ path; a channel scores the largest λ at which it is still
-    selected (as :func:`reidbook.prune.criteria.channel_pruning_scores`, whose target is the current
-    output ``Σ_c z_c``; here it is the *original* network's output)."""
-    z, y = z.double(), y.double()
-    n = z.shape[0]
-    gram, corr = z.T @ z / n, z.T @ y / n
-    lam_max = float(corr.abs().max())
-    if lam_max == 0.0:
-        return torch.zeros(z.shape[1], dtype=torch.float64)
-    lams = lam_max * torch.logspace(0, -4, n_lambdas, dtype=torch.float64)
-    betas = D.lasso_fista(gram, corr, lams, iters=iters)
-    scores = torch.zeros(z.shape[1], dtype=torch.float64)
-    for i in range(n_lambdas):
-        beta = betas[:, i]
-        active = (beta != 0) & (scores == 0)
-        scores[active] = (n_lambdas - i) + beta[active].abs() / beta.abs().max().clamp_min(1e-300) * 0.5
-    return scores
+    """Channel Pruning's LASSO selection (He et al. Eq. 3; survey Eq. 26) against a given target ``y``
+    (here the *original* network's output): :func:`reidbook.prune.criteria.data.lasso_path_scores`."""
+    return D.lasso_path_scores(z, y, n_lambdas=n_lambdas, iters=iters)
 
 
 def _select(method: str, net, unit, patches, y_orig, weight, bias, n_keep: int, data, seed: int, n_rows: int,
