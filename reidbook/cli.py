@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .profiles import PROFILES
+from .utils import positive_int_arg
 
 __all__ = ["main", "build_parser", "threads_per_job", "available_cores", "set_threads", "Interrupted",
            "NOT_TRAINED_BY_TRAIN", "OUT_MARKER"]
@@ -138,18 +139,6 @@ def _seed(text: str) -> int:
     if not 0 <= value < 2**32:
         raise argparse.ArgumentTypeError(f"--seed must be between 0 and 2**32 - 1 (NumPy's range), got {value}")
     return value
-
-
-def _positive_int(flag: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} wants a whole number ≥ 1, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{flag} must be ≥ 1, got {value}")
-        return value
-    return parse
 
 
 def _parse_option(text: str) -> tuple[str, Any]:
@@ -523,7 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("root", help="folder to write (created; must be empty or this very data set)")
     p.add_argument("--profile", choices=PROFILES, default="quick", help="data set size (default quick)")
     p.add_argument("--seed", type=_seed, default=0, help="random seed, a whole number ≥ 0 (default 0)")
-    p.add_argument("--workers", type=_positive_int("--workers"), default=None,
+    p.add_argument("--workers", type=positive_int_arg("--workers"), default=None,
                    help="render processes (default: 1 for small sets, else up to 8 cores); the output does not "
                         "depend on it")
     p.set_defaults(func=cmd_synth)
@@ -546,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--option", action="append", type=_parse_option, metavar="KEY=VALUE",
                    help="model option, e.g. --option arch=resnet18 --option last_stride=2 (repeatable)")
     p.add_argument("--retrain", action="store_true", help="ignore a cached zoo entry and train again")
-    p.add_argument("--threads", type=_positive_int("--threads"), default=None,
+    p.add_argument("--threads", type=positive_int_arg("--threads"), default=None,
                    help="torch threads (default: $OMP_NUM_THREADS if set, else every core); give each of N "
                         "trainings run side by side cores/N")
     p.set_defaults(func=cmd_train)

@@ -220,3 +220,18 @@ def lazy_exports(package: str, exports: dict[str, str]):
         return sorted(set(vars(sys.modules[package])) | set(exports))
 
     return __getattr__, __dir__
+
+
+def positive_int_arg(flag: str):
+    """An ``argparse`` ``type=`` for a whole number ≥ 1, whose errors name the flag (used by every CLI)."""
+    import argparse
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} must be a whole number ≥ 1, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{flag} must be a whole number ≥ 1, got {value}")
+        return value
+    return parse

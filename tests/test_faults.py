@@ -289,7 +289,7 @@ def test_bad_options_and_seed(capsys):
         line = one_line_error(capsys, *TRAIN[:-2], "--seed", bad, status=2)
         assert "--seed" in line and "reidbook train --help" in line
     line = one_line_error(capsys, *TRAIN, "--threads", "0", status=2)
-    assert "--threads must be ≥ 1" in line
+    assert "--threads must be a whole number ≥ 1" in line
 
 
 def test_load_dataset_none():

@@ -20,30 +20,19 @@ import argparse
 import sys
 
 from ..profiles import PROFILES
+from ..utils import positive_int_arg
 
 __all__ = ["add_arguments", "main"]
-
-
-def _positive(name: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a whole number ≥ 1, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be a whole number ≥ 1, got {text!r}")
-        return value
-    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``reidbook claims`` (called by ``reidbook.cli``)."""
     parser.add_argument("--profile", choices=PROFILES, default="quick", help="profile of every run (default quick)")
-    parser.add_argument("--seeds", type=_positive("--seeds"), default=3,
+    parser.add_argument("--seeds", type=positive_int_arg("--seeds"), default=3,
                         help="seeds 0 … N−1 per configuration (default 3)")
     parser.add_argument("--only", nargs="+", default=None, metavar="ID",
                         help="only these claim ids (or prefixes ending in '.', e.g. mgn.)")
-    parser.add_argument("--jobs", type=_positive("--jobs"), default=1,
+    parser.add_argument("--jobs", type=positive_int_arg("--jobs"), default=1,
                         help="trainings run side by side, each with cores/N threads (default 1)")
     parser.add_argument("--data", default="synth",
                         help="'synth' (SynthReID, one test split for every seed) or a data set")
