@@ -19,7 +19,7 @@ matcher (chapter 01).
 from __future__ import annotations
 
 from . import Preset
-from .departures import Departure, declare
+from .departures import OFFLINE_PRETRAINING, Departure, declare
 
 __all__ = ["PRESETS", "loss_specs", "BOT_CENTER_WEIGHT"]
 
@@ -93,8 +93,7 @@ PRESETS = {
 }
 
 # ------------------------------------------------------------------------------ departures, as data
-_OFFLINE = Departure("pre-training", "ImageNet weights", "SynthReID's source domain (reidbook.zoo.pretrained_backbone)",
-                     "ImageNet weights cannot be downloaded offline; the source domain is the stand-in")
+_OFFLINE = OFFLINE_PRETRAINING
 PRESETS = declare(
     PRESETS,
     quick=(_OFFLINE,

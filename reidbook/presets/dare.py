@@ -20,7 +20,7 @@ not 60 000 iterations.
 from __future__ import annotations
 
 from . import Preset
-from .departures import Departure, declare
+from .departures import OFFLINE_PRETRAINING, Departure, declare
 
 __all__ = ["PRESETS", "loss_specs", "with_random_erasing", "dare_schedule"]
 
@@ -83,8 +83,7 @@ PRESETS = {
 _TEST = Departure("test feature", "average of 10 crops (5 crops and their flips, §5)", "average with the flip",
                   "cheaper; TenCropEmbedding (reidbook.models.dare) gives the paper's")
 _MEAN = Departure("losses", "Eq. (2) sums over anchors", "mean over anchors", "a rescaling of the gradient")
-_OFFLINE = Departure("pre-training", "ImageNet weights", "SynthReID's source domain (reidbook.zoo.pretrained_backbone)",
-                     "ImageNet weights cannot be downloaded offline; the source domain is the stand-in")
+_OFFLINE = OFFLINE_PRETRAINING
 _LR = Departure("optimizer.lr", "3e-4", "1e-3", "minutes of training, not 60 000 iterations")
 PRESETS = declare(
     PRESETS, common=(_TEST, _MEAN),

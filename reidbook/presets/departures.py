@@ -42,6 +42,13 @@ class Departure:
         return key == self.what or key.startswith(self.what + ".")
 
 
+#: The laptop profiles' one shared departure: ImageNet weights cannot be downloaded offline, so every
+#: backbone starts from SynthReID's source domain instead (``reidbook.pretrain.pretrained_backbone``).
+OFFLINE_PRETRAINING = Departure("pre-training", "ImageNet weights",
+                                "SynthReID's source domain (reidbook.zoo.pretrained_backbone)",
+                                "ImageNet weights cannot be downloaded offline; the source domain is the stand-in")
+
+
 def declare(presets: Mapping[str, Any], common: Iterable[Departure] = (), **by_profile: Iterable[Departure]) -> dict:
     """``presets`` with ``departures`` set: ``common`` (the paper-level ones, declared by every profile)
     plus each profile's own (``quick=(...)``)."""

@@ -12,7 +12,7 @@ first row), e.g. ``zoo.get("light", model_options={"arch": "mobilenet_v2"})``.
 from __future__ import annotations
 
 from . import Preset
-from .departures import Departure, declare
+from .departures import OFFLINE_PRETRAINING, Departure, declare
 
 __all__ = ["PRESETS"]
 
@@ -54,8 +54,7 @@ PRESETS = {
 # ------------------------------------------------------------------------------ departures, as data
 _PK = Departure("sampler", "shuffled batches of 32 (GraftedNet §4.2)", "P x K = 8 x 4", "the course's sampler")
 _INPUT = Departure("input", "384x192 (GraftedNet §4.2)", "256x128", "Table 3 times the light nets at the usual 256x128")
-_OFFLINE = Departure("pre-training", "ImageNet weights", "SynthReID's source domain (reidbook.zoo.pretrained_backbone)",
-                     "ImageNet weights cannot be downloaded offline; the source domain is the stand-in")
+_OFFLINE = OFFLINE_PRETRAINING
 _LR = Departure("optimizer", "0.1 new layers / 0.01 trunk", "0.05 new layers / 0.01 trunk", "short CPU runs")
 PRESETS = declare(
     PRESETS, common=(_PK, _INPUT),

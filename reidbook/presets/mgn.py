@@ -17,7 +17,7 @@ from __future__ import annotations
 from ..losses import Criterion, build_criterion as _build_criterion
 from ..models.mgn import VARIANTS
 from . import Preset, get_preset
-from .departures import Departure, declare
+from .departures import OFFLINE_PRETRAINING, Departure, declare
 
 __all__ = ["PRESETS", "build_criterion", "loss_specs", "variant_preset"]
 
@@ -83,8 +83,7 @@ def variant_preset(variant: str, profile: str = "quick") -> Preset:
 # ------------------------------------------------------------------------------ departures, as data
 _MEAN = Departure("losses", "Eq. (1)-(2) written as sums over the batch", "means over the batch",
                   "keeps the loss comparable across batch sizes; a constant factor the learning rate absorbs")
-_OFFLINE = Departure("pre-training", "ImageNet weights", "SynthReID's source domain (reidbook.zoo.pretrained_backbone)",
-                     "ImageNet weights cannot be downloaded offline; the source domain is the stand-in")
+_OFFLINE = OFFLINE_PRETRAINING
 PRESETS = declare(
     PRESETS, common=(_MEAN,),
     quick=(_OFFLINE,

@@ -13,7 +13,7 @@ last stride 1) and shrink width (¼, ⅛), input (192×64, 96×32), data and epo
 from __future__ import annotations
 
 from . import Preset
-from .departures import Departure, declare
+from .departures import OFFLINE_PRETRAINING, Departure, declare
 
 __all__ = ["PRESETS", "loss_specs", "LR_GROUPS"]
 
@@ -65,8 +65,7 @@ _PK = Departure("sampler", "64 images drawn at random (PCB §4.1)", "P x K ident
                 "every trainer of the course draws P x K batches (reidbook.data.RandomIdentitySampler)")
 _TEST = Departure("test feature", "g, L2-normalised (the authors' resnet.py: out0 = x / ||x||)",
                   "g as is, ranked by Euclidean distance", "the paper does not say; kept as the model's metric")
-_OFFLINE = Departure("pre-training", "ImageNet weights", "SynthReID's source domain (reidbook.zoo.pretrained_backbone)",
-                     "ImageNet weights cannot be downloaded offline; the source domain is the stand-in")
+_OFFLINE = OFFLINE_PRETRAINING
 _P8 = Departure("P", "batch 64", "8 identities x 4 images", "batch 32 for a CPU step")
 PRESETS = declare(
     PRESETS, common=(_PK, _TEST),
