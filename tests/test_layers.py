@@ -30,7 +30,7 @@ LAYERS: list[tuple[tuple[str, ...], str]] = [
     (("reidbook.eval", "reidbook.prune", "reidbook.distill"),
      "metrics, re-ranking, anytime ; channel pruning ; factorized distillation"),
     (("reidbook.viz",), "pure figure functions"),
-    (("reidbook.widgets",), "ipywidgets shells over viz"),
+    (("reidbook.widgets", "reidbook.teach"), "ipywidgets shells over viz ; exercises' checks, hints, solutions, quizzes"),
     (("reidbook.zoo", "reidbook.compare", "reidbook.export", "reidbook.claims", "reidbook.cli",
       "reidbook.commands", "reidbook.course", "reidbook.course_client"),
      "train-or-load ; comparison ; ONNX export ; claims ledger ; the `reidbook` command ; course"),
