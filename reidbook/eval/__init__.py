@@ -14,6 +14,7 @@ sub-modules can be read one at a time:
   (mAP on SynthReID's query vs its background-swapped query).
 - ``attention.py`` — saliency maps against SynthReID's masks: :func:`energy_share`, :func:`area_share`,
   :func:`energy_pointing_game`, :func:`pointing_hit`, :func:`part_shares`, :func:`attention_summary`.
+- ``subset.py`` — :func:`evaluation_set`, :func:`evaluation_subset`: the pruning chapters' evaluation subset.
 """
 from __future__ import annotations
 
@@ -43,6 +44,9 @@ _EXPORTS = {
     "part_shares": "attention",
     "part_area_shares": "attention",
     "attention_summary": "attention",
+    "evaluation_set": "subset",
+    "evaluation_subset": "subset",
+    "EvaluationSet": "subset",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..eval.subset import evaluation_subset  # noqa: F401  (moved to reidbook.eval.subset; kept here for old imports)
 from .api import check_one_shot, prune
 
 __all__ = ["pruning_numbers", "check_slider_range"]
@@ -59,22 +60,6 @@ def pruning_numbers(model: nn.Module, criterion: str, ratio: float, input_size=(
         if near:
             nums["mAP"] = float(min(near)[1])
     return nums
-
-
-def evaluation_subset(dataset, n_ids: int | None):
-    """The test split restricted to its first ``n_ids`` query identities (their queries and gallery images;
-    distractors and other gallery identities are left out) — how the pruning chapters fit many evaluations into
-    a laptop budget. ``None``: the whole test split, distractors included. Returns an object with ``.query`` and
-    ``.gallery`` (what :func:`reidbook.eval.evaluate_model` reads)."""
-    import types
-
-    if n_ids is None:
-        return types.SimpleNamespace(query=list(dataset.query), gallery=list(dataset.gallery))
-    if isinstance(n_ids, bool) or not isinstance(n_ids, int) or n_ids < 1:
-        raise ValueError(f"n_ids must be a positive number of identities or None (all), got {n_ids!r}")
-    keep = set(sorted({pid for _, pid, _ in dataset.query})[:n_ids])
-    return types.SimpleNamespace(query=[q for q in dataset.query if q[1] in keep],
-                                 gallery=[g for g in dataset.gallery if g[1] in keep])
 
 
 def recovery(pruned: float, finetuned: float, unpruned: float) -> float:
