@@ -14,21 +14,21 @@ from reidbook.presets.departures import declare, differences, undeclared_differe
 
 
 def _preset_sets():
-    """Every ``PRESETS`` dict of the package, by module, and FD's function-built stages with their departures."""
+    """Every ``PRESETS`` dict of the package, by module, and FD's function-built stages exactly as
+    ``teacher_preset`` / ``student_preset`` / ``distill_preset`` return them (they attach their departures)."""
+    from reidbook.data.views import VIEW_NAMES
     from reidbook.presets import fd
-    from reidbook.presets.fd_departures import fd_departures
 
     out = {}
     for info in pkgutil.iter_modules(P.__path__):
         mod = importlib.import_module(f"reidbook.presets.{info.name}")
         if hasattr(mod, "PRESETS"):
             out[info.name] = mod.PRESETS
-    for view in ("holistic", "upper"):
-        out[f"fd.teacher[{view}]"] = {
-            p: fd.teacher_preset(view, p).replace(departures=fd_departures(p, "teacher", view))
-            for p in ("smoke", "quick", "full")}
-    out["fd.distill"] = {p: fd.distill_preset(p).replace(departures=fd_departures(p, "distill"))
-                         for p in ("smoke", "quick", "full")}
+    profiles = ("smoke", "quick", "full")
+    for view in VIEW_NAMES:
+        out[f"fd.teacher[{view}]"] = {p: fd.teacher_preset(view, p) for p in profiles}
+    out["fd.student"] = {p: fd.student_preset(p) for p in profiles}
+    out["fd.distill"] = {p: fd.distill_preset(p) for p in profiles}
     return out
 
 
@@ -78,6 +78,21 @@ def test_full_declares_its_own_departures_from_the_paper():
     assert any(d.what == "sampler" for d in get_preset("graftednet", "full").departures)
     assert any(d.what == "test feature" for d in get_preset("dare", "full").departures)  # flip, not 10 crops
     assert any(d.what == "member head" for d in get_preset("seq_ensemble", "full").departures)
+
+
+def test_fd_stage_presets_carry_their_departures():
+    """FD's three stage builders attach their departures themselves: a chapter or the zoo that calls them
+    gets the table (not an empty one), and the partial teachers of ``quick`` declare the clipped GMP kernel."""
+    from reidbook.presets import fd
+
+    for build in (lambda p: fd.teacher_preset("up1", p), fd.student_preset, fd.distill_preset):
+        assert any(d.what == "sampler" for d in build("full").departures)
+        assert len(build("quick").departures) > len(build("full").departures)
+    assert any(d.what == "stabilised GMP" for d in fd.teacher_preset("up1", "quick").departures)
+    assert not any(d.what == "stabilised GMP" for d in fd.teacher_preset("holistic", "quick").departures)
+    assert get_preset("fd_student", "quick").departures == fd.student_preset("quick").departures
+    assert "alpha = 1" in departures_table(fd.distill_preset("quick")).to_string()
+    assert fd.distill_preset("quick").to_dict() == fd.distill_preset("quick").replace(departures=()).to_dict()
 
 
 def test_departures_table_and_zoo_key():

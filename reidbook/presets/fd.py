@@ -39,6 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import Preset, check_profile
+from .fd_departures import fd_departures
 
 __all__ = ["FDSettings", "SETTINGS", "fd_settings", "teacher_preset", "student_preset",
            "distill_preset", "TABLE2"]
@@ -143,7 +144,8 @@ def _ce(s: FDSettings) -> list[dict]:
 
 
 def teacher_preset(view: str = "holistic", profile: str = "quick") -> Preset:
-    """Step 1: the teacher of ``view`` (Fig. 2 training system, Eq. 1; Table 2's first two columns)."""
+    """Step 1: the teacher of ``view`` (Fig. 2 training system, Eq. 1; Table 2's first two columns), with its
+    declared departures (:func:`reidbook.presets.fd_departures.fd_departures`)."""
     s = fd_settings(profile)
     partial = view != "holistic"
     h, w = s.partial_size if partial else s.holistic_size
@@ -152,7 +154,8 @@ def teacher_preset(view: str = "holistic", profile: str = "quick") -> Preset:
                   height=h, width=w, train_aug=_aug("partial_teacher" if partial else "holistic_teacher", profile),
                   P=s.P, K=s.K, epochs=s.teacher_epochs, optimizer=_optimizer(profile, "teacher"),
                   schedule=_schedule(profile, "teacher", s.teacher_epochs), losses=_ce(s),
-                  notes=f"FD teacher for view {view}: §3.1, §4.1, Table 2. {s.notes}")
+                  notes=f"FD teacher for view {view}: §3.1, §4.1, Table 2. {s.notes}",
+                  departures=fd_departures(profile, "teacher", view))
 
 
 def student_preset(profile: str = "quick") -> Preset:
@@ -163,7 +166,8 @@ def student_preset(profile: str = "quick") -> Preset:
                   height=h, width=w, train_aug=_aug("holistic_teacher", profile), P=s.P, K=s.K,
                   epochs=s.student_epochs, optimizer=_optimizer(profile, "student"),
                   schedule=_schedule(profile, "student", s.student_epochs), losses=_ce(s),
-                  notes=f"FD initial student {s.student}: §3.6 step 1, §4.1. {s.notes}")
+                  notes=f"FD initial student {s.student}: §3.6 step 1, §4.1. {s.notes}",
+                  departures=fd_departures(profile, "student"))
 
 
 def distill_preset(profile: str = "quick") -> Preset:
@@ -179,4 +183,5 @@ def distill_preset(profile: str = "quick") -> Preset:
                   height=h, width=w, train_aug=_aug("final_student", profile), P=s.P, K=s.K,
                   epochs=s.distill_epochs, optimizer=_optimizer(profile, "distill"),
                   schedule=_schedule(profile, "distill", s.distill_epochs), losses=losses,
-                  notes=f"FD final student: §3.6 step 3, Eq. (6), §4.1 (40 % erasing rule). {s.notes}")
+                  notes=f"FD final student: §3.6 step 3, Eq. (6), §4.1 (40 % erasing rule). {s.notes}",
+                  departures=fd_departures(profile, "distill"))

@@ -2,7 +2,9 @@
 
 Kept beside :mod:`reidbook.presets.fd` (which builds the presets from its ``SETTINGS``):
 :func:`fd_departures` lists what ``full`` changes from §4.1 and what ``quick``/``smoke`` change from
-``full`` beyond width, input size, data and epochs. ``fd_teacher`` / ``fd_student`` presets carry them.
+``full`` beyond width, input size, data and epochs. ``teacher_preset``, ``student_preset`` and
+``distill_preset`` attach them: every FD preset (and the ``fd_teacher`` / ``fd_student`` zoo presets)
+carries its departures.
 """
 from __future__ import annotations
 
