@@ -12,6 +12,7 @@ sub-modules can be read one at a time:
   :func:`model_metric` (the distance a model's embeddings use).
 - ``background.py`` — :func:`naive_histogram_metrics`, :func:`top1_same_camera`, :func:`background_reliance`
   (mAP on SynthReID's query vs its background-swapped query).
+- ``picks.py`` — :func:`pick_queries` (the best, median and worst query by AP, for rank lists), :func:`query_ap`.
 - ``attention.py`` — saliency maps against SynthReID's masks: :func:`energy_share`, :func:`area_share`,
   :func:`energy_pointing_game`, :func:`pointing_hit`, :func:`part_shares`, :func:`attention_summary`.
 - ``subset.py`` — :func:`evaluation_set`, :func:`evaluation_subset`: the pruning chapters' evaluation subset.
@@ -44,6 +45,8 @@ _EXPORTS = {
     "part_shares": "attention",
     "part_area_shares": "attention",
     "attention_summary": "attention",
+    "pick_queries": "picks",
+    "query_ap": "picks",
     "evaluation_set": "subset",
     "evaluation_subset": "subset",
     "EvaluationSet": "subset",
