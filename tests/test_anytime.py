@@ -357,8 +357,12 @@ def test_budget_slider_widget_builds():
     from reidbook.widgets import budget_slider
 
     box = budget_slider(_toy_eval())
-    slider = box.children[0].children[0]
+    slider = box.widget.children[0].children[0]
     assert slider.min == pytest.approx(1e-6) and slider.max == pytest.approx(3e-6)
+    bundle = box._repr_mimebundle_()  # live in JupyterLab, the range as a picture in an exported page
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    static = bundle["text/html"]
+    assert static.startswith("<img src=\"data:image/png;base64,") and "from C_1 to C_S" in static
 
 
 def test_fusion_fixes_choice():

@@ -68,7 +68,7 @@ __all__ = [
     "ExitPlan", "exit_distribution", "random_exit_distribution", "plan_for", "random_chord",
     "solve_exit_base", "conditional_exit_rates", "expected_cost", "ALL_ROUTINGS", "junk_mask",
     "confidence", "route_stream", "StreamResult", "budgeted_stream", "budgeted_curve", "budget_grid",
-    "easy_hard_queries", "fusion_fixes",
+    "chord_deviation", "routing_gaps", "easy_hard_queries", "fusion_fixes",
 ]
 
 # The paper code's cumulative multiply-adds (millions) per exit of DaRe(R) at 256×128 (DARENet's
@@ -513,8 +513,6 @@ def confidence(distmat, rule: str, g_pids=None, junk=None) -> np.ndarray:
     d1 = d[np.arange(len(d)), nn_idx]
     if rule == "distance":
         return -d1
-    if rule == "distance":
-        return -d1
     if rule == "margin":
         if g_pids is None:
             raise ValueError("margin confidence needs the gallery labels g_pids")
@@ -624,10 +622,55 @@ def budgeted_stream(ev: AnytimeEval, budget: float, rule: str = "distance", seed
     return StreamResult(plan, rule, exits, float(ev.costs[exits - 1].mean()), result)
 
 
-def budget_grid(costs, n: int = 13) -> np.ndarray:
-    """``n`` budgets from ``C_1`` to ``C_S``, evenly spaced."""
+def budget_grid(costs, n: int = 13, include_exits: bool = False) -> np.ndarray:
+    """``n`` budgets from ``C_1`` to ``C_S``, evenly spaced; ``include_exits=True`` adds every exit's
+    cost ``C_s`` (sorted, without duplicates), so that a curve drawn through the grid bends where random
+    routing's chord does (at the single exits) instead of cutting the corner between two grid points."""
     c = _check_costs(costs)
-    return np.linspace(c[0], c[-1], int(n))
+    grid = np.linspace(c[0], c[-1], int(n))
+    return np.unique(np.concatenate([grid, c])) if include_exits else grid
+
+
+def chord_deviation(ev: AnytimeEval, curve, metric: str = "rank1") -> float:
+    """Largest ``|accuracy − chord|`` of ``curve``'s ``random`` rows, where the chord is the straight line
+    between the two single exits around each budget (``np.interp`` over ``(C_s, acc_s)``): 0 when the
+    table holds random routing's exact expectation (:func:`random_chord`), the size of the coins' noise
+    when it was simulated. NaN when the table has no ``random`` rows."""
+    acc = np.array([r.rank(1) if metric == "rank1" else r.mAP for r in ev.results])
+    rows = curve[curve["rule"] == "random"]
+    if rows.empty:
+        return float("nan")
+    line = np.interp(np.asarray(rows["cost"], dtype=np.float64), ev.costs, acc)
+    return float(np.abs(np.asarray(rows[metric], dtype=np.float64) - line).max())
+
+
+def routing_gaps(curve, metric: str = "rank1", against: str = "random", tol: float = 0.005):
+    """How each routing rule of ``curve`` (:func:`budgeted_curve`'s table) compares with ``against`` at the
+    same budgets strictly between ``C_1`` and ``C_S`` (at the two ends every rule answers with the same
+    single exit). One row per rule: ``rule, budgets, above, below, mean_gap, min_gap, max_gap, mid_gap``
+    — ``above`` / ``below``: budgets where the rule's ``metric`` is more than ``tol`` above / below
+    ``against``'s; gaps in the metric's units (fractions), ``mid_gap`` at the budget nearest the middle
+    of the range. (Budgets, not realised costs, are matched: the realised cost column says how far
+    each stream strayed from its budget.)"""
+    import pandas as pd
+
+    if against not in set(curve["rule"]):
+        raise ValueError(f"routing_gaps: the table has no {against!r} rows to compare with "
+                         f"(rules: {', '.join(map(str, curve['rule'].unique()))})")
+    base = curve[curve["rule"] == against].set_index("budget")[metric]
+    lo, hi = float(base.index.min()), float(base.index.max())
+    inner = [b for b in base.index if lo < b < hi] or list(base.index)
+    mid = min(inner, key=lambda b: abs(b - (lo + hi) / 2))
+    rows = []
+    for rule, df in curve[curve["rule"] != against].groupby("rule", sort=False):
+        gap = (df.set_index("budget")[metric] - base).reindex(inner).dropna()
+        if gap.empty:
+            continue
+        rows.append({"rule": rule, "budgets": len(gap), "above": int((gap > tol).sum()),
+                     "below": int((gap < -tol).sum()), "mean_gap": float(gap.mean()), "min_gap": float(gap.min()),
+                     "max_gap": float(gap.max()), "mid_gap": float(gap.get(mid, np.nan))})
+    return pd.DataFrame(rows, columns=["rule", "budgets", "above", "below", "mean_gap", "min_gap", "max_gap",
+                                       "mid_gap"])
 
 
 def budgeted_curve(ev: AnytimeEval, budgets: Sequence[float] | None = None, rules: Sequence[str] = ROUTINGS,

@@ -15,7 +15,7 @@ from ..eval import anytime as A
 
 __all__ = ["plot_embedding_accuracy", "plot_fusion_weights", "plot_exit_costs", "plot_anytime",
            "plot_budgeted", "plot_exit_distribution", "plot_stage_ranklists", "plot_easy_hard",
-           "budget_view_data", "budget_view", "PAPER_FUSION_WEIGHTS"]
+           "budget_view_data", "budget_view", "budget_range_data", "budget_range_view", "PAPER_FUSION_WEIGHTS"]
 
 # §5.2: learnt w_s of DaRe(R)+RE on Market-1501 (the paper's numbers).
 PAPER_FUSION_WEIGHTS = (-0.54, -0.73, -0.77, -0.51)
@@ -333,4 +333,53 @@ def budget_view(ev: "A.AnytimeEval", budget: float, rule: str = "margin", curve=
                     ax.axis("off")
                 if r == 0:
                     axes[0].text(0, 0.5, f"no {name} query at this budget", fontsize=8, transform=axes[0].transAxes)
+    return fig
+
+
+def budget_range_data(ev: "A.AnytimeEval", rule: str = "margin", n: int = 5, seed: int = 0) -> list[dict]:
+    """The budget slider's range in ``n`` positions, ``C_1`` … ``C_S`` evenly spaced
+    (:func:`reidbook.eval.anytime.budget_grid`): for each, :func:`budget_view_data` without example queries
+    (budget, plan, stream, realised exit fractions, cost, Rank-1, mAP)."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+        raise ValueError(f"budget_range_data: n (budgets shown from C_1 to C_S) must be a whole number ≥ 2, got {n!r}")
+    _check_view_args(ev, float(ev.costs[0]), rule, 0)
+    return [budget_view_data(ev, float(b), rule, 0, seed) for b in A.budget_grid(ev.costs, int(n))]
+
+
+def budget_range_view(ev: "A.AnytimeEval", curve=None, rule: str = "margin", n: int = 5, metric: str = "rank1",
+                      seed: int = 0):
+    """The budget slider's static form: the whole range at once instead of one position.
+
+    Top: small multiples of the exit distribution (target ``p_s`` and the stream's realised fractions) at
+    ``n`` budgets from ``C_1`` to ``C_S``; bottom: the accuracy–cost curves of ``curve`` (every rule in
+    it, :func:`plot_budgeted`) with the ``n`` positions of ``rule``'s stream marked and numbered as the
+    panels above. What a reader of the exported page sees where the live slider would be."""
+    plt = _plt()
+    data = budget_range_data(ev, rule, n, seed)
+    fig = plt.figure(figsize=(max(10.0, 2.1 * len(data)), 6.6), layout="constrained")
+    gs = fig.add_gridspec(2, len(data), height_ratios=[1, 1.6])
+    label = "Rank-1" if metric == "rank1" else metric
+    for i, d in enumerate(data):
+        ax = fig.add_subplot(gs[0, i])
+        plot_exit_distribution(d["plan"], d["realised"], [f"{s + 1}" for s in range(ev.num_exits)], ax=ax)
+        ax.set_title(f"({i + 1}) B = {d['budget'] / 1e6:.1f} M\n{label} {100 * d[metric]:.1f} %", fontsize=8)
+        if i:
+            ax.set_ylabel("")
+            ax.get_legend().remove()
+        ax.set_xlabel("exit", fontsize=7)
+    ax = fig.add_subplot(gs[1, :])
+    if curve is not None:
+        plot_budgeted(curve, ev, metric=metric, ax=ax)
+    costs = [d["cost"] / 1e6 for d in data]
+    accs = [100 * d[metric] for d in data]
+    ax.plot(costs, accs, "*", color="red", ms=13, label=f"{rule}: the slider's positions (1)–({len(data)})")
+    for i, (c, a) in enumerate(zip(costs, accs)):
+        ax.annotate(f"({i + 1})", (c, a), fontsize=8, color="red", xytext=(0, 7), textcoords="offset points",
+                    ha="center")
+    ax.set_xlabel("average cost per query (M multiply-adds)")
+    ax.set_ylabel(f"{label} (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.suptitle(f"The budget slider's range ({rule} routing): {len(data)} budgets from C_1 = "
+                 f"{ev.costs[0] / 1e6:.1f} M to C_S = {ev.costs[-1] / 1e6:.1f} M", fontsize=10)
     return fig
