@@ -3,10 +3,12 @@
 ``run_course(profile="quick")`` runs ``notebooks/NN_*.ipynb`` in order with papermill (injecting
 ``PROFILE``, ``DATA``, ``DEVICE``, ``SEED`` into each chapter's ``parameters`` cell), writes the
 executed notebook and its HTML to ``build/course/``, times each chapter, and writes
-``build/course/index.html``: the course map with each chapter's learning goals, links, run time and
-the profile used. ``make course`` and ``reidbook course`` both call it. Before the first chapter it
-runs :func:`reidbook.zoo.prepare_course` (SynthReID and the source-domain backbones, the offline
-stand-in for downloading ImageNet weights) and, outside ``full``, trains chapter 04's seven FD teachers
+``build/course/index.html``: the course map with each chapter's learning goals, links, reading time
+(:func:`reading_minutes`), run time, per-cell times and the profile used, and a link to the glossary
+(``notebooks/GLOSSARY.md``, copied and rendered beside the chapters by :func:`write_glossary`).
+``make course`` and ``reidbook course`` both call it. Before the first chapter it runs
+:func:`reidbook.zoo.prepare_course` (SynthReID and the source-domain backbones, the offline stand-in for
+downloading ImageNet weights) and, outside ``full``, trains chapter 04's seven FD teachers
 (:func:`reidbook.distill.pipeline.prepare_teachers`, the stand-in for downloading trained teachers), so
 no chapter's time pays for another's backbone and chapter 04 fits its budget.
 """
@@ -23,7 +25,11 @@ from pathlib import Path
 from .utils import atomic_write_json, atomic_write_text, say
 
 __all__ = ["ChapterRun", "find_chapters", "chapter_info", "run_chapter", "run_course", "write_index",
-           "cell_timings", "format_timings"]
+           "cell_timings", "format_timings", "reading_minutes", "glossary_path", "glossary_entries", "write_glossary",
+           "GLOSSARY", "WORDS_PER_MINUTE"]
+
+GLOSSARY = "GLOSSARY.md"  # in the chapters' folder, so a chapter links it as GLOSSARY.md (JupyterLab, GitHub, HTML)
+WORDS_PER_MINUTE = 200  # reading speed for the index page's reading time
 
 
 @dataclass
@@ -40,6 +46,7 @@ class ChapterRun:
     extra: dict = field(default_factory=dict)
     cells: list = field(default_factory=list)  # [{"cell", "first_line", "seconds"}] (cell_timings)
     events: list = field(default_factory=list)  # lost kernel messages (reidbook.course_client)
+    reading_minutes: float = 0.0  # words of the chapter's markdown / WORDS_PER_MINUTE (reading_minutes)
 
 
 def notebooks_dir() -> Path:
@@ -86,6 +93,74 @@ def chapter_info(path: str | os.PathLike) -> tuple[str, list[str]]:
     return title, goals
 
 
+def reading_minutes(path: str | os.PathLike, words_per_minute: int = WORDS_PER_MINUTE) -> float:
+    """Minutes to read a chapter's prose: the words of its markdown cells (link targets, HTML tags and
+    LaTeX commands left out) at ``words_per_minute``. Code and outputs are not counted."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    words = 0
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        text = re.sub(r"\]\([^)]*\)", "]", cell.source)  # [text](target): the text only
+        text = re.sub(r"<[^>]+>|\\[A-Za-z]+", " ", text)  # tags, \commands
+        words += len(re.findall(r"[^\W_][\w'’-]*", text))
+    return words / words_per_minute
+
+
+def glossary_path(folder: str | os.PathLike | None = None) -> Path:
+    """The course glossary, ``GLOSSARY.md`` in the chapters' folder (:func:`notebooks_dir`)."""
+    return Path(folder or notebooks_dir()) / GLOSSARY
+
+
+def glossary_entries(path: str | os.PathLike | None = None) -> dict[str, str]:
+    """The glossary's entries, ``{term heading: definition}`` (each ``### `` heading and the text under it)."""
+    path = Path(path) if path else glossary_path()
+    entries: dict[str, str] = {}
+    term = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("### "):
+            term = line[4:].strip()
+            entries[term] = ""
+        elif line.startswith("#"):
+            term = None
+        elif term is not None:
+            entries[term] = (entries[term] + " " + line.strip()).strip()
+    return entries
+
+
+def _slug(heading: str) -> str:
+    """A heading's anchor as GitHub and JupyterLab-on-GitHub spell it: lower case, punctuation dropped,
+    spaces as hyphens (``"CMC / Rank-k"`` → ``"cmc--rank-k"``)."""
+    text = re.sub(r"<[^>]+>", "", html.unescape(heading)).strip().lower()
+    return re.sub(r"\s", "-", re.sub(r"[^\w\s-]", "", text))
+
+
+def write_glossary(out_dir: str | os.PathLike, notebooks: str | os.PathLike | None = None) -> str | None:
+    """Copy the glossary into ``out_dir`` (``GLOSSARY.md``, for the executed notebooks' links) and render it
+    as ``GLOSSARY.html`` (every term heading an anchor); returns the HTML's name, or ``None`` when the
+    chapters' folder has no glossary."""
+    import mistune
+
+    source = glossary_path(notebooks)
+    if not source.is_file():
+        return None
+    out_dir = Path(out_dir)
+    text = source.read_text(encoding="utf-8")
+    atomic_write_text(out_dir / GLOSSARY, text)
+    body = re.sub(r"<(h[1-4])>(.*?)</\1>", lambda m: f'<{m[1]} id="{_slug(m[2])}">{m[2]}</{m[1]}>',
+                  mistune.html(text))
+    page = (f'<!doctype html><html><head><meta charset="utf-8"><title>reidbook — glossary</title>'
+            f"<style>{_PAGE_CSS}</style></head><body><p><a href=\"index.html\">← the course</a></p>{body}"
+            "</body></html>")
+    atomic_write_text(out_dir / "GLOSSARY.html", page)
+    return "GLOSSARY.html"
+
+
+_PAGE_CSS = "body{font-family:system-ui,sans-serif;max-width:920px;margin:2em auto;padding:0 1em;color:#222}"
+
+
 def run_chapter(path: str | os.PathLike, out_dir: str | os.PathLike, profile: str = "quick", data: str = "synth",
                 device: str = "auto", seed: int = 0, timeout: int | None = None,
                 html_export: bool = True) -> ChapterRun:
@@ -107,7 +182,8 @@ def run_chapter(path: str | os.PathLike, out_dir: str | os.PathLike, profile: st
     out_dir.mkdir(parents=True, exist_ok=True)
     title, goals = chapter_info(path)
     executed = out_dir / path.name
-    run = ChapterRun(name=path.stem, title=title, goals=goals, notebook=executed.name, profile=profile)
+    run = ChapterRun(name=path.stem, title=title, goals=goals, notebook=executed.name, profile=profile,
+                     reading_minutes=round(reading_minutes(path), 1))
     state: dict = {"cell": None}
     events: list[dict] = []
 
@@ -249,6 +325,8 @@ def _to_html(executed: Path) -> str:
 
     nb = nbformat.read(str(executed), as_version=4)
     body, _ = HTMLExporter().from_notebook_node(nb)
+    # a chapter links the glossary as GLOSSARY.md (right in JupyterLab); the exported page links its HTML
+    body = re.sub(r'href="(?:\./)?GLOSSARY\.md(#[^"]*)?"', lambda m: f'href="GLOSSARY.html{m[1] or ""}"', body)
     target = executed.with_suffix(".html")
     atomic_write_text(target, body)
     return target.name
@@ -261,6 +339,8 @@ def write_index(runs: list[ChapterRun], out_dir: str | os.PathLike, profile: str
     total = sum(r.seconds for r in runs)
     prep = sum((prepared or {}).values())
     prep_items = ", ".join(f"{k} {v:.0f} s" for k, v in (prepared or {}).items()) or "nothing"
+    glossary = ('<p>Words you meet in the chapters: <a href="GLOSSARY.html">the glossary</a>.</p>'
+                if (out_dir / "GLOSSARY.html").is_file() else "")
     cards = []
     for r in runs:
         goals = "".join(f"<li>{html.escape(g)}</li>" for g in r.goals)
@@ -268,7 +348,8 @@ def write_index(runs: list[ChapterRun], out_dir: str | os.PathLike, profile: str
         nb = f'<a href="{html.escape(r.notebook)}">notebook</a>'
         status = "ok" if r.ok else f'<span class="fail">failed</span><pre>{html.escape(r.error[-1500:])}</pre>'
         cards.append(f"""<section class="card"><h2>{html.escape(r.title)}</h2>
-<p class="meta">{html.escape(r.name)} · profile <b>{html.escape(r.profile)}</b> · {r.seconds:.0f} s"""
+<p class="meta">{html.escape(r.name)} · profile <b>{html.escape(r.profile)}</b> · {_reading(r)} · """
+                     f"""ran in {r.seconds:.0f} s"""
                      f""" · {status} · {link} {nb}</p>
 <ul>{goals}</ul>{_events_html(r)}{_timings_html(r)}</section>""")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>reidbook — the course</title>
@@ -280,7 +361,9 @@ table.cells td,table.cells th{{padding:1px 8px;text-align:left}}td.num{{text-ali
 <h1>reidbook — compressing person re-identification models</h1>
 <p>Executed with profile <b>{html.escape(profile)}</b> on data <b>{html.escape(data)}</b>;
 {len(runs)} chapters, {total / 60:.1f} minutes in all, {time.strftime('%Y-%m-%d %H:%M')}.
-Before them: {prep / 60:.1f} minutes of preparation ({html.escape(prep_items)}).</p>
+Before them: {prep / 60:.1f} minutes of preparation ({html.escape(prep_items)}).
+Reading time counts each chapter's prose at {WORDS_PER_MINUTE} words a minute; run time is measured.</p>
+{glossary}
 {''.join(cards)}</body></html>"""
     target = out_dir / "index.html"
     atomic_write_text(target, page)
@@ -288,6 +371,10 @@ Before them: {prep / 60:.1f} minutes of preparation ({html.escape(prep_items)}).
                                                  "prepare_seconds": prepared or {},
                                                  "chapters": [asdict(r) for r in runs]})
     return target
+
+
+def _reading(r: ChapterRun) -> str:
+    return f"read in about {max(1, round(r.reading_minutes))} min" if r.reading_minutes else "reading time unknown"
 
 
 def _events_html(r: ChapterRun) -> str:
@@ -352,6 +439,8 @@ def run_course(profile: str = "quick", data: str = "synth", out: str | os.PathLi
             say(f"[reidbook course] training the Factorized Distillation teachers ({profile}) …")
             prepared.update(prepare_teachers(profile, data, seed, device))
         say(f"[reidbook course] prepared in {sum(prepared.values()):.0f} s")
+    out.mkdir(parents=True, exist_ok=True)
+    write_glossary(out, notebooks)  # before the chapters: their pages link it
     for path in paths:
         say(f"[reidbook course] {path.stem} ({profile}) …")
         run = run_chapter(path, out, profile, data, device, seed, html_export=html_export)

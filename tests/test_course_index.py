@@ -50,3 +50,34 @@ def test_index_shows_cell_times_and_lost_kernel_messages(tmp_path):
     meta = json.loads((tmp_path / "course.json").read_text())
     chapter = meta["chapters"][0]
     assert chapter["cells"][1]["seconds"] == 70.5 and chapter["events"][0]["cell"] == 32
+
+
+def test_reading_time_counts_the_prose_at_200_words_a_minute(tmp_path):
+    import nbformat
+
+    from reidbook.course import WORDS_PER_MINUTE, reading_minutes
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(" ".join(["word"] * 300) + " [a link](https://example.org/a/b/c)"),
+                nbformat.v4.new_markdown_cell("<b>bold</b> $\\frac{a}{b}$ " + " ".join(["more"] * 97)),
+                nbformat.v4.new_code_cell(" ".join(["code"] * 1000))]  # code is not prose
+    path = tmp_path / "00_x.ipynb"
+    nbformat.write(nb, str(path))
+    # 300 + "a link" (2) + "bold" + "a", "b" + 97 = 402 words; the URL and \frac are not words
+    assert WORDS_PER_MINUTE == 200
+    assert reading_minutes(path) == pytest.approx(402 / 200)
+    assert reading_minutes(path, words_per_minute=100) == pytest.approx(4.02)
+
+
+def test_index_shows_reading_and_run_time_and_failed_chapters(tmp_path):
+    runs = [ChapterRun("00_data", "00 · Data", ["read CMC"], "00_data.ipynb", "00_data.html", 61.2,
+                       reading_minutes=7.6),
+            ChapterRun("07_dare", "07 · DaRe", ["route"], "07_dare.ipynb", None, 300.0, ok=False,
+                       error="07_dare: cell 32 (widget cell, `budget_slider(ev)`) timed out", reading_minutes=11.4)]
+    page = write_index(runs, tmp_path, "quick", "synth").read_text()
+    assert "read in about 8 min" in page and "ran in 61 s" in page
+    assert "read in about 11 min" in page and "ran in 300 s" in page
+    assert "200 words a minute" in page
+    assert 'class="fail">failed' in page and "cell 32 (widget cell" in page
+    meta = json.loads((tmp_path / "course.json").read_text())
+    assert [c["reading_minutes"] for c in meta["chapters"]] == [7.6, 11.4]
