@@ -7,8 +7,16 @@ import re
 import nbformat
 import pytest
 
-from reidbook.course import (_slug, _to_html, find_chapters, glossary_entries, glossary_path, write_glossary,
-                             write_index, ChapterRun)
+from reidbook.course import (
+    ChapterRun,
+    _slug,
+    _to_html,
+    find_chapters,
+    glossary_entries,
+    glossary_path,
+    write_glossary,
+    write_index,
+)
 
 # The terms issue 21 names, and those the course's own chapters lean on; (what to find in a heading).
 REQUIRED = ["IDE", "BN-neck", "MACs", "mINP", "SR", "FMFB", "C1 / C2", "Anytime vs budgeted", "mAP", "CMC / Rank-k",
