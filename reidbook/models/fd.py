@@ -44,7 +44,7 @@ from .baseline import build_backbone
 from .layers import StabilizedGMP, classifier_init, kaiming_init
 
 __all__ = ["STUDENTS", "TEACHER_EMBEDDING", "Embedding", "FMFB", "RFB", "FDNet", "build_student",
-           "build_teacher", "scaled_dim", "student_param_table"]
+           "build_teacher", "scaled_dim", "student_param_table", "PAPER_MARKET", "paper_table"]
 
 # Table 1: short name -> (backbone arch, embedding dimension).
 STUDENTS: dict[str, tuple[str, int]] = {
@@ -265,3 +265,38 @@ def student_param_table(arches: Sequence[str] = tuple(STUDENTS), width: float = 
 
     with torch.device("meta"):  # shapes only: no memory, no initialisation cost
         return OrderedDict((a, without_classifier(build_student(1, width=width, arch=a))) for a in arches)
+
+
+# ----------------------------------------------------------------------------------------------
+# The paper's own numbers (Market-1501), typed in once here; chapters and claims read them
+# ----------------------------------------------------------------------------------------------
+#: Factorized Distillation's tables on Market-1501 — the *paper's* numbers, never ours. Table 1: students'
+#: parameters (M, classifier excluded); Table 3: ResNet-101 teachers, each on its own view, and students
+#: without / with FD; Tables 7 (losses) and 8 (teachers): the R50b student. Rank-1 and mAP in %.
+PAPER_MARKET = {
+    1: {"columns": ["model", "backbone", "embedding", "params_M"],
+        "rows": [["S", "SqueezeNet", 512, 1.0], ["R18a", "ResNet-18", 512, 11.4], ["R50a", "ResNet-50", 512, 24.6],
+                 ["R50b", "ResNet-50", 2048, 27.7], ["R101a", "ResNet-101", 512, 43.5],
+                 ["R152a", "ResNet-152", 512, 59.2], ["R152b", "ResNet-152", 2048, 62.3]]},
+    3: {"columns": ["model", "rank1", "mAP"],
+        "rows": [["holistic", 91.95, 81.27], ["up1", 73.93, 47.23], ["mid1", 76.78, 56.77], ["dn1", 71.64, 52.45],
+                 ["up2", 69.92, 43.79], ["mid2", 62.08, 40.32], ["dn2", 45.37, 27.42],
+                 ["S", 82.45, 62.40], ["S+FD", 91.48, 77.92], ["R18a", 87.83, 70.73], ["R18a+FD", 93.11, 82.50]]},
+    7: {"columns": ["model", "rank1", "mAP"],
+        "rows": [["L_cls", 90.94, 78.2], ["L_cls + L_attr", 93.32, 84.69], ["L_cls + L_metric", 92.96, 83.76],
+                 ["L_cls + L_attr + L_metric", 94.18, 85.08]]},
+    8: {"columns": ["model", "rank1", "mAP"],
+        "rows": [["None", 90.94, 78.2], ["Hol", 92.1, 82.64], ["Hol+PartialG1", 93.82, 84.4],
+                 ["Hol+PartialG1+PartialG2", 94.18, 85.08]]},
+}
+
+
+def paper_table(n: int):
+    """FD's Table ``n`` ∈ {1, 3, 7, 8} on Market-1501 as a ``pandas.DataFrame`` indexed by model (the
+    *paper's* numbers: :data:`PAPER_MARKET`; Table 3 holds the ResNet-101 teachers and the S and R18a rows)."""
+    import pandas as pd
+
+    if n not in PAPER_MARKET:
+        raise ValueError(f"paper_table: FD's tables {sorted(PAPER_MARKET)} are stored, not {n}")
+    t = PAPER_MARKET[n]
+    return pd.DataFrame(t["rows"], columns=t["columns"]).set_index("model")

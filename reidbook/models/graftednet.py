@@ -54,7 +54,7 @@ from .base import ReIDModel
 from .layers import FireModule, GlobalAvgPool, Reduction, classifier_init, horizontal_stripes
 
 __all__ = ["GraftedNet", "VARIANTS", "VARIANT_LABELS", "build", "feature_names",
-           "shape_table", "reduction_params", "group_conv_table", "stage_params"]
+           "shape_table", "reduction_params", "group_conv_table", "stage_params", "PAPER_MARKET", "paper_table"]
 
 # Table 2's rows: joint multi-level (MF) and part-based (PF) features, accompanying learning (AL), groups g.
 VARIANTS: dict[str, dict] = {
@@ -357,3 +357,33 @@ def stage_params(width: float = 1.0) -> "OrderedDict[str, int]":
     out["fire_conv4x"] = params(fire["fire_conv4"])
     out["fire_conv5x"] = params(fire["fire_conv5"])
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# The paper's own numbers (Market-1501), typed in once here; chapters and claims read them
+# ----------------------------------------------------------------------------------------------
+#: GraftedNet's Tables 2 and 3 on Market-1501 — the *paper's* numbers (§4.4, §4.5), never ours. Rows are
+#: labelled as :data:`VARIANT_LABELS` (Table 2) and as the chapter's cost table (Table 3); mAP and Rank-1 in
+#: %, reductions' and networks' parameters in M, time in ms per image on the paper's 16-core Xeon.
+PAPER_MARKET = {
+    2: {"columns": ["model", "mAP", "rank1", "reduction_params_M"],
+        "rows": [["GraftedNet", 81.58, 93.02, 0.218], ["GraftedNet(-MF)", 74.27, 89.88, None],
+                 ["GraftedNet(-PF)", 72.14, 88.00, None], ["GraftedNet(-MF-PF)", 67.19, 85.07, None],
+                 ["GraftedNet(-AL)", 78.28, 91.24, None], ["GraftedNet (g=4)", 81.63, 93.14, 0.431],
+                 ["GraftedNet (g=1)", 82.01, 92.87, 1.709]]},
+    3: {"columns": ["model", "rank1", "mAP", "params_M", "time_ms"],
+        "rows": [["SqueezeNet", 85.04, 65.82, 1.05, 44.92], ["ShuffleNetV2", 88.87, 71.63, 1.34, 49.33],
+                 ["MobileNetV2", 88.15, 73.64, 2.75, 106.17], ["ResNet-50", 91.83, 78.67, 24.23, 408.64],
+                 ["GraftedNet", 93.02, 81.58, 4.60, 268.57]]},
+}
+
+
+def paper_table(n: int):
+    """GraftedNet's Table ``n`` ∈ {2, 3} on Market-1501 as a ``pandas.DataFrame`` indexed by model (the
+    *paper's* numbers: :data:`PAPER_MARKET`)."""
+    import pandas as pd
+
+    if n not in PAPER_MARKET:
+        raise ValueError(f"paper_table: GraftedNet's tables {sorted(PAPER_MARKET)} are stored, not {n}")
+    t = PAPER_MARKET[n]
+    return pd.DataFrame(t["rows"], columns=t["columns"]).set_index("model")
