@@ -263,7 +263,7 @@ def test_pruning_slider_refuses_ranges_it_cannot_draw():
         pruning_slider(m, criteria=("psfp",), input_size=SIZE, latency=False)
     with pytest.raises(ValueError, match="step must be in"):
         pruning_slider(m, criteria=("l1",), input_size=SIZE, max_ratio=0.5, step=0.6, latency=False)
-    box = pruning_slider(m, criteria="l1", input_size=SIZE, max_ratio=0.3, latency=False)
+    box = pruning_slider(m, criteria="l1", input_size=SIZE, max_ratio=0.3, latency=False).widget
     slider = box.children[0].children[0]
     assert slider.max == 0.3 and slider.value == 0.3  # the default 0.5 is clipped into the range
 

@@ -10,7 +10,8 @@ from torch import nn
 from ..eval.subset import evaluation_subset  # noqa: F401  (moved to reidbook.eval.subset; kept here for old imports)
 from .api import check_one_shot, prune
 
-__all__ = ["pruning_numbers", "check_slider_range"]
+__all__ = ["pruning_numbers", "check_slider_range", "recovery", "describe_recovery", "recovery_lines",
+           "evaluation_subset"]
 
 
 def check_slider_range(max_ratio: float, step: float) -> None:
@@ -25,7 +26,7 @@ def check_slider_range(max_ratio: float, step: float) -> None:
 
 def pruning_numbers(model: nn.Module, criterion: str, ratio: float, input_size=(128, 64), scores: dict | None = None,
                     data=None, latency: bool = True, batch_size: int = 1, reference_latency_ms: float | None = None,
-                    metrics: dict | None = None, repeats: int = 5, **prune_options) -> dict:
+                    metrics: dict | None = None, repeats: int = 5, grid=None, **prune_options) -> dict:
     """Prune ``model`` by ``criterion`` at ``ratio`` (fraction of the channels removed, in [0, 1)) and measure it.
 
     Returns ``criterion``, ``ratio``, ``params``, ``params_ratio``, ``macs``, ``macs_ratio``, ``widths_before``,
@@ -59,6 +60,12 @@ def pruning_numbers(model: nn.Module, criterion: str, ratio: float, input_size=(
         near = [(abs(r - ratio), v) for (c, r), v in metrics.items() if c == criterion and abs(r - ratio) <= 0.05]
         if near:
             nums["mAP"] = float(min(near)[1])
+    if grid is not None and criterion in grid.criteria:
+        nums["curve"] = grid.curve(criterion)
+        cell = grid.lookup(criterion, ratio)
+        if cell is not None:
+            nums["mAP_cut"], nums["mAP"] = float(cell["mAP"]), float(cell["mAP_finetuned"])
+            nums["grid_ratio"] = float(cell["ratio"])
     return nums
 
 
@@ -79,3 +86,19 @@ def describe_recovery(pruned: float, finetuned: float, unpruned: float, what: st
             else "none" if r >= -0.05 else "none (it got worse)")
     return (f"fine-tuning recovered {word} of what pruning cost: {what} {pruned:.1f} after the cut → {finetuned:.1f} "
             f"after fine-tuning, {unpruned:.1f} unpruned ({100 * r:.0f} % of the loss won back)")
+
+
+def recovery_lines(rows, unpruned: float, what: str = "mAP") -> list[str]:
+    """One :func:`describe_recovery` sentence per fine-tuned row of ``rows`` (a ``DataFrame`` or dicts with
+    ``method``, ``ratio``, ``what`` and ``what + "_finetuned"``; rows without a fine-tuned value are skipped),
+    prefixed with the criterion and ratio."""
+    import math
+
+    records = rows.to_dict("records") if hasattr(rows, "to_dict") else list(rows)
+    out = []
+    for r in records:
+        ft = r.get(f"{what}_finetuned")
+        if ft is None or (isinstance(ft, float) and math.isnan(ft)):
+            continue
+        out.append(f"{r['method']} at ratio {r['ratio']}: " + describe_recovery(r[what], ft, unpruned, what))
+    return out

@@ -7,7 +7,9 @@
 * :func:`plot_widths` — per-layer widths before/after pruning;
 * :func:`plot_sensitivity` — Li et al.'s one-layer-at-a-time sensitivity scan;
 * :func:`plot_macs_vs_latency` — why 2× fewer multiply-adds is not 2× faster;
-* :func:`plot_pruning` — the pruning slider's figure (its numbers: :func:`reidbook.prune.measure.pruning_numbers`).
+* :func:`plot_pruning` — the pruning slider's figure (its numbers: :func:`reidbook.prune.measure.pruning_numbers`);
+* :func:`plot_tradeoff_grid` — the trade-off grid (:mod:`reidbook.prune.grid`) as small multiples: mAP against
+  multiply-adds per criterion, after the cut and after fine-tuning (the slider's static form);
 
 Chapter 06 (strategies, scenarios, PCB):
 
@@ -25,7 +27,8 @@ import torch
 
 __all__ = ["short_name", "score_distributions", "score_distributions_grid", "rank_agreement", "plot_agreement",
            "agreement_findings", "plot_one_shot", "plot_strategy_internals", "plot_widths",
-           "plot_sensitivity", "plot_macs_vs_latency", "plot_pruning", "plot_tradeoff", "plot_reconstruction",
+           "plot_sensitivity", "plot_macs_vs_latency", "plot_pruning", "plot_tradeoff_grid",
+           "plot_tradeoff", "plot_reconstruction",
            "plot_strategy_curves", "plot_scenarios"]
 
 
@@ -239,11 +242,17 @@ def plot_macs_vs_latency(df, batch_cols=None):
 def plot_pruning(numbers: dict):
     """The pruning slider's figure from :func:`reidbook.prune.measure.pruning_numbers`: per-unit widths before
     (grey) and after, and parameters, multiply-adds (and latency, when measured) as fractions of the unpruned
-    model; the title carries the fine-tuned mAP when ``numbers`` has one."""
+    model; the title carries the fine-tuned mAP when ``numbers`` has one. When ``numbers`` has the trade-off
+    grid's ``curve``, a third panel draws it (mAP against MACs kept, after the cut and after fine-tuning) with
+    the slider's position as a vertical line at its MACs."""
     import matplotlib.pyplot as plt
 
     latency = "latency_ratio" in numbers
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.4), gridspec_kw={"width_ratios": [3, 1]})
+    curve = numbers.get("curve")
+    if curve:
+        fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(14, 3.4), gridspec_kw={"width_ratios": [3, 1, 1.4]})
+    else:
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.4), gridspec_kw={"width_ratios": [3, 1]})
     plot_widths(numbers["widths_before"], numbers["widths"],
                 f"{numbers['criterion']}, {numbers['ratio']:.0%} of channels removed", ax=a1)
     labels = ["params", "MACs"] + (["latency"] if latency else [])
@@ -256,6 +265,56 @@ def plot_pruning(numbers: dict):
     a2.set_xlabel("pruned / original")
     if "mAP" in numbers:
         a2.set_title(f"mAP after fine-tuning: {numbers['mAP']:.1f}", fontsize=9)
+    if curve:
+        _tradeoff_panel(a3, curve, numbers["criterion"])
+        a3.axvline(numbers["macs_ratio"], color="0.3", lw=1, ls=":", label="this ratio")
+        a3.legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def _tradeoff_panel(ax, curve: list[dict], title: str, metric: str = "mAP", ylim=None) -> None:
+    """One criterion's trade-off: ``metric`` after the cut (circles) and after fine-tuning (squares) against the
+    MACs kept; the unpruned model is the point at 1.0 (a star)."""
+    pts = sorted(curve, key=lambda p: -p["macs_ratio"])
+    x = [p["macs_ratio"] for p in pts]
+    ax.plot(x, [p[metric] for p in pts], "o--", color="C0", ms=4, label="after the cut")
+    ax.plot(x, [p[f"{metric}_finetuned"] for p in pts], "s-", color="C3", ms=4, label="after fine-tuning")
+    top = pts[0]
+    if top["ratio"] == 0:
+        ax.plot([top["macs_ratio"]], [top[metric]], "k*", ms=9, label="unpruned")
+    for p in pts[1:]:
+        ax.annotate(f"{p['ratio']:g}", (p["macs_ratio"], p[f"{metric}_finetuned"]), textcoords="offset points",
+                    xytext=(0, 4), ha="center", fontsize=6, color="C3")
+    ax.set_xlim(1.05, 0)  # cheaper to the right
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set_xlabel("multiply-adds kept")
+    ax.set_ylabel(f"{metric} (%)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+
+
+def plot_tradeoff_grid(grid, metric: str = "mAP"):
+    """Small multiples of a :class:`reidbook.prune.grid.TradeoffGrid`: one panel per criterion, ``metric``
+    against the multiply-adds kept across the grid's ratios, after the cut and after the short fine-tuning
+    (the pruning slider's static form). Shared axes, so the panels compare at a glance."""
+    import matplotlib.pyplot as plt
+
+    crits = grid.criteria
+    if not crits:
+        raise ValueError("the trade-off grid has no rows to draw")
+    vals = [grid.unpruned[metric]] + [r[k] for r in grid.rows for k in (metric, f"{metric}_finetuned")]
+    lo, hi = min(vals), max(vals)
+    pad = 0.08 * max(hi - lo, 1.0)
+    fig, axes = plt.subplots(1, len(crits), figsize=(0.4 + 3.0 * len(crits), 3.0), sharey=True, squeeze=False)
+    for ax, c in zip(axes[0], crits):
+        _tradeoff_panel(ax, grid.curve(c), c, metric, ylim=(max(0.0, lo - pad), hi + pad))
+    for ax in axes[0][1:]:
+        ax.set_ylabel("")
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    ratios = ", ".join(f"{r:g}" for r in grid.ratios)
+    fig.suptitle(f"{metric} against multiply-adds kept, pruning ratios {ratios} (labels: ratio)", fontsize=9)
     fig.tight_layout()
     return fig
 
