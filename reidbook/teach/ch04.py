@@ -278,11 +278,11 @@ FD_PREDICTION = Prediction(
 
 QUIZ = (
     Question("What does a teacher's supervisory representation SR (Eq. 2) hold for a training image?",
-             ("the teacher's class probabilities",
-              "the teacher's embedding of its view, averaged with the mirrored view's", "the teacher's feature map"), 1,
+             ("the class probabilities of the teacher",
+              "the teacher embedding of its view, averaged with that of the mirrored view", "the feature map of the teacher"), 1,
              "SR^k_i = ½(θ^k(View^k(I_i)) + θ^k(flip(View^k(I_i)))): an embedding, computed once and stored."),
     Question("How does the FMFB differ from the RFB?",
-             ("the FMFB regresses the SR from the student's feature maps, the RFB from its embedding",
+             ("the FMFB regresses the SR from the feature maps of the student, the RFB from its embedding",
               "the FMFB is used at test time", "the RFB has no learnable layers"), 0,
              "FMFB: 1×1 FeatSel conv → stabilised GMP → FC+BN on f; RFB: FC+BN+ReLU → FC+BN on r. Both are dropped "
              "after training."),
