@@ -279,7 +279,8 @@ FD_PREDICTION = Prediction(
 QUIZ = (
     Question("What does a teacher's supervisory representation SR (Eq. 2) hold for a training image?",
              ("the class probabilities of the teacher",
-              "the teacher embedding of its view, averaged with that of the mirrored view", "the feature map of the teacher"), 1,
+              "the teacher embedding of its view, averaged with that of the mirrored view",
+              "the feature map of the teacher"), 1,
              "SR^k_i = ½(θ^k(View^k(I_i)) + θ^k(flip(View^k(I_i)))): an embedding, computed once and stored."),
     Question("How does the FMFB differ from the RFB?",
              ("the FMFB regresses the SR from the feature maps of the student, the RFB from its embedding",
