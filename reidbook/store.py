@@ -17,6 +17,11 @@ metrics): :func:`save_model` writes ``model.pt`` (the CPU ``state_dict``), ``met
 
 The data sets a run trains on are cached here too (:func:`synthreid`, :func:`dataset`), with the two
 pieces of a configuration that describe them: :func:`data_key` and :func:`data_fingerprint`.
+
+So are the test features of stored models (:func:`cached_features`, used by
+:func:`reidbook.engine.extract_features`): a model written or read here carries a tag naming its entry
+and its weights' digest (:func:`tag_model`), and each of its test splits is extracted once per input
+size and flip/normalise options, however many chapters evaluate it.
 """
 from __future__ import annotations
 
@@ -40,7 +45,8 @@ from .utils import atomic_torch_save, atomic_write_json, cache_dir, file_sha256,
 
 __all__ = ["StoreError", "STORE_VERSION", "SYNTH_NAMES", "synthreid", "dataset", "data_key", "data_fingerprint",
            "config_key", "cache_root", "entry_dir", "check_entry", "commit", "invalidate", "cached", "check_writable",
-           "is_main_process", "save_model", "load_model", "SavedModel", "MARKER"]
+           "is_main_process", "save_model", "load_model", "SavedModel", "MARKER", "weights_digest", "tag_model",
+           "entry_tag", "items_digest", "cached_features", "feature_cache_enabled", "features_config"]
 
 STORE_VERSION = 1  # bump when the on-disk format or the training procedure changes meaning (was ZOO_VERSION)
 MARKER = "entry.json"
@@ -309,6 +315,7 @@ def save_model(folder: Path, model: nn.Module, metrics: dict, history, **extra) 
             atomic_write_json(folder / f"{name}.json", value)
             files.append(f"{name}.json")
     shutil.rmtree(folder / "train", ignore_errors=True)
+    tag_model(model, folder)
     return files
 
 
@@ -346,4 +353,107 @@ def load_model(folder: Path, model: nn.Module, extra: tuple[str, ...] = ()) -> S
     history = _read_json(folder / "history.json", fix)
     extras = {name: (_read_json(folder / f"{name}.json", fix) if (folder / f"{name}.json").exists() else None)
               for name in extra}
-    return SavedModel(model.eval(), metrics, history, extras)
+    return SavedModel(tag_model(model, folder).eval(), metrics, history, extras)
+
+
+# ----------------------------------------------------------------------------------------------
+# Test-split features, extracted once per model (issue 22)
+# ----------------------------------------------------------------------------------------------
+FEATURES_KIND = "features"
+FEATURES_VERSION = 1  # bump when extract_features' output changes meaning
+ENTRY_ATTR = "reidbook_entry"  # the tag a stored model carries: {"kind", "key", "class", "weights"}
+
+
+def weights_digest(model: nn.Module) -> str:
+    """SHA-256 of a model's ``state_dict`` (names, dtypes, shapes and bytes; parameters and buffers such as
+    BatchNorm's running statistics): equal digests, equal weights."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def tag_model(model: nn.Module, folder: Path) -> nn.Module:
+    """Mark ``model`` as the network of the store entry ``folder`` (``…/<kind>/<key>``) with the digest of
+    the weights it holds now; :func:`save_model` and :func:`load_model` do it. Only a tagged model whose
+    weights are still these (:func:`entry_tag`) has its test features cached (:func:`cached_features`)."""
+    folder = Path(folder)
+    tag = {"kind": folder.parent.name, "key": folder.name, "class": type(model).__qualname__,
+           "weights": weights_digest(model)}
+    object.__setattr__(model, ENTRY_ATTR, tag)  # a plain attribute: not a parameter, copied by deepcopy
+    return model
+
+
+def entry_tag(model: nn.Module) -> dict | None:
+    """The store entry ``model`` came from, if it still holds that entry's weights unchanged and nothing
+    rewires its forward pass; ``None`` otherwise (an untagged, fine-tuned, pruned or hooked model, or a
+    copy of another class): such a model's features are never taken from the cache."""
+    tag = getattr(model, ENTRY_ATTR, None)
+    if not isinstance(tag, dict) or tag.get("class") != type(model).__qualname__:
+        return None
+    if any(m._forward_hooks or m._forward_pre_hooks for m in model.modules()):
+        return None  # e.g. Grad-CAM's or a pruning mask's hooks change what forward returns
+    return tag if weights_digest(model) == tag.get("weights") else None
+
+
+def items_digest(items) -> str:
+    """SHA-256 of a split: every item's ``(path, pid, camid)`` with the file's size and modification time, so
+    a regenerated data set (same paths, new pixels) is a different split."""
+    h = hashlib.sha256()
+    for path, pid, camid in items:
+        try:
+            st = os.stat(path)
+            stamp = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            stamp = "missing"
+        h.update(f"{path}|{int(pid)}|{int(camid)}|{stamp}\n".encode())
+    return h.hexdigest()
+
+
+def feature_cache_enabled() -> bool:
+    """``False`` when ``REIDBOOK_FEATURE_CACHE=0`` (extract every time)."""
+    return os.environ.get("REIDBOOK_FEATURE_CACHE", "1") not in ("0", "false", "False", "no")
+
+
+def features_config(tag: dict, items, options: dict) -> dict:
+    """The configuration of one feature set: the model entry (kind, key, class, weights), the split (its
+    :func:`items_digest` and size) and the extraction ``options`` (input transform, flip, normalise)."""
+    return {"model": tag, "split": items_digest(items), "n": len(items), "options": options,
+            "version": FEATURES_VERSION}
+
+
+def cached_features(model: nn.Module, items, options: dict, compute: Callable[[], tuple]) -> tuple:
+    """``compute()`` → ``(features [N, D] float32, pids [N], camids [N])`` for the split ``items``, kept in
+    the store (``zoo/features/<key>/``) when ``model`` is an unchanged stored model (:func:`entry_tag`),
+    so a second chapter evaluating the same zoo model on the same split with the same ``options`` reads
+    them instead of running the model. Any other model (or ``REIDBOOK_FEATURE_CACHE=0``) just computes.
+    The key holds the model entry and its weights' digest: retraining the entry (new weights) or changing
+    the model in place gives another key. Returned in the order ``compute`` gives (dataset order)."""
+    tag = entry_tag(model) if feature_cache_enabled() else None
+    if tag is None:
+        return compute()
+    config = features_config(tag, items, options)
+    try:
+        folder = entry_dir(FEATURES_KIND, config)
+    except OSError:  # no cache folder can be made: extract, as without a cache
+        return compute()
+    entry, _ = check_entry(folder, FEATURES_KIND, config)
+    if entry is not None:
+        try:
+            out = torch.load(folder / "features.pt", map_location="cpu", weights_only=True)
+            return out["features"], out["pids"].numpy(), out["camids"].numpy()
+        except Exception:  # noqa: BLE001 - an unreadable cache file only means "extract again"
+            pass
+    feats, pids, camids = compute()
+    if is_main_process():
+        try:  # a cache that cannot be written costs the saving, never the result
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_torch_save({"features": feats.float().contiguous(),
+                               "pids": torch.as_tensor(pids, dtype=torch.int64),
+                               "camids": torch.as_tensor(camids, dtype=torch.int64)}, folder / "features.pt")
+            commit(folder, FEATURES_KIND, config, ["features.pt"])
+        except OSError as exc:
+            say(f"[store] test features not cached in {folder} ({type(exc).__name__}: {exc})")
+    return feats, pids, camids

@@ -52,6 +52,7 @@ from .store import (
     load_model,
     save_model,
     synthreid,
+    tag_model,
 )
 from .utils import resolve_device, say, seed_everything
 
@@ -227,6 +228,7 @@ def train_entry(name: str, preset: Preset, data: str = "synth", seed: int = 0, d
     # evaluated nor saved; a model may name its paper's metric (GraftedNet §4.2: cosine).
     model = _deployed(model.cpu().eval())
     _check_trained(model, preset, folder)
+    tag_model(model, folder)  # so this first evaluation's test features are kept (store.cached_features)
     metrics = {}
     if evaluate:
         try:
