@@ -49,6 +49,9 @@ CONTENDERS = {
     "pruned_l1_c1": ("Baseline pruned L1 @C1", "pruning", "baseline"),
     "pruned_l1_c2": ("Baseline pruned L1 @C2", "pruning", "baseline"),
     "pcb_psfp_c1": ("PCB pruned PSFP @C1 (BFE)", "pruning", "pcb"),
+    "mgn_pruned_l1_c1": ("MGN pruned L1 @C1", "pruning", "mgn"),
+    "resnet18": ("ResNet-18 (baseline recipe)", "reference", None),
+    "mgn_kd_r18": ("ResNet-18 ← MGN (SP-KD)", "distillation", "mgn"),
     "dare_exit1": ("DaRe exit 1", "anytime", "dare_exit4"),
     "dare_exit2": ("DaRe exit 2", "anytime", "dare_exit4"),
     "dare_exit3": ("DaRe exit 3", "anytime", "dare_exit4"),
@@ -73,11 +76,11 @@ PAPER = {
     "pcb_psfp_c1": {"mAP": 69.4, "rank1": 90.4, "params_M": 12.0, "cost": "2.6 GFLOPs",
                     "source": "paper 003 (pruning survey), Table 8, PSFP + PCB (BFE), ResNet50"},
     "dare_exit1": {"mAP": None, "rank1": None, "params_M": None, "cost": "523.6 M MACs",
-                   "source": "paper 004 (DaRe), released code's cost per exit (DESIGN.md)"},
+                   "source": "paper 004 (DaRe), released code's multiply-adds per exit"},
     "dare_exit2": {"mAP": None, "rank1": None, "params_M": None, "cost": "1150.1 M MACs",
-                   "source": "paper 004 (DaRe), released code's cost per exit (DESIGN.md)"},
+                   "source": "paper 004 (DaRe), released code's multiply-adds per exit"},
     "dare_exit3": {"mAP": None, "rank1": None, "params_M": None, "cost": "2060.9 M MACs",
-                   "source": "paper 004 (DaRe), released code's cost per exit (DESIGN.md)"},
+                   "source": "paper 004 (DaRe), released code's multiply-adds per exit"},
     "dare_exit4": {"mAP": 69.3, "rank1": 86.4, "params_M": 27.98, "cost": "2542.3 M MACs",
                    "source": "paper 004 (DaRe), Table 1, DaRe(R); 27.98 M parameters, §3.1"},
 }
@@ -157,9 +160,11 @@ def pruned(base: str = "baseline", method: str = "l1", target: float = 0.5, stra
         return {"model": net, "metrics": saved["metrics"], "report": saved["report"]}
 
     obj = zoo.cached("pruned", config, train, load_fn=load, save_fn=save)
+    tuned = (max(epochs, 2) if strategy == "psfp" else epochs) * _epoch_images(zoo.dataset(profile, data, seed).train,
+                                                                              preset, iters)
     return Contender(f"{base}:{strategy}:{method}:{target:.3f}", f"{base} pruned {method} → {target:.2f}", "pruning",
                      obj["model"].eval(), size, _metrics(obj["metrics"]), str(zoo.entry_dir("pruned", config)), base,
-                     {"report": obj["report"]})
+                     {"report": obj["report"], "images_seen": _images_seen(entry.history) + tuned})
 
 
 def dare_exits(profile: str = "quick", data: str = "synth", seed: int = 0, device="auto") -> list[Contender]:
@@ -181,8 +186,104 @@ def dare_exits(profile: str = "quick", data: str = "synth", seed: int = 0, devic
     for s in range(1, model.num_exits + 1):
         key = f"dare_exit{s}"
         out.append(Contender(key, CONTENDERS[key][0], "anytime", deployed_model(model, exit=s), size,
-                             {"mAP": float(res["mAP"][s - 1]), "rank1": float(res["rank1"][s - 1])}, str(entry.path)))
+                             {"mAP": float(res["mAP"][s - 1]), "rank1": float(res["rank1"][s - 1])}, str(entry.path),
+                             extra={"images_seen": _images_seen(entry.history)}))
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# MGN compressed with the course's own tools: pruned (above, ``mgn_pruned_l1_c1``) and distilled
+# ----------------------------------------------------------------------------------------------
+#: The small student's zoo run: chapter 06's ResNet-18 trained with the baseline's recipe (its control).
+STUDENT_OVERRIDES = {"model_options": {"arch": "resnet18"}}
+
+
+def resnet18(profile: str = "quick", data: str = "synth", seed: int = 0, device="auto") -> Contender:
+    """ResNet-18 trained with the baseline's preset (the zoo run chapter 06 trains for the survey's Fig. 3):
+    the MGN-distilled student's control — same network, same preset, same initialisation, no teacher."""
+    from . import zoo
+
+    e = zoo.get("baseline", profile, data, seed, device=device, **STUDENT_OVERRIDES)
+    return Contender("resnet18", CONTENDERS["resnet18"][0], "reference", deployed_model(e.model),
+                     (e.preset.height, e.preset.width), _metrics(e.metrics), str(e.path),
+                     extra={"images_seen": _images_seen(e.history)})
+
+
+def mgn_student(profile: str = "quick", data: str = "synth", seed: int = 0, device="auto",
+                weight: float | None = None) -> Contender:
+    """MGN distilled into a ResNet-18 (:mod:`reidbook.distill.kd`: similarity-preserving KD on the embedding,
+    Tung & Mori 2019 — not FD's pipeline, whose per-view partial teachers an MGN teacher does not have).
+
+    The student is :func:`resnet18`'s network, preset and source-domain initialisation, trained for the
+    same epochs with ``γ · L_SP`` towards the cached MGN added to its own losses: the two see exactly the
+    same images, so the difference between them is the teacher's. Cached in the zoo (kind ``kd_student``).
+    """
+    from . import zoo
+    from .distill.kd import KD_WEIGHT, distill_into
+    from .eval import evaluate_model, scalar_metrics
+    from .models import build_model
+    from .pretrain import backbone_of, resolve_pretrained
+    from .store import load_model, save_model
+    from .utils import seed_everything
+
+    weight = KD_WEIGHT if weight is None else float(weight)
+    teacher = zoo.get("mgn", profile, data, seed, device=device)
+    control = zoo.get("baseline", profile, data, seed, device=device, **STUDENT_OVERRIDES)
+    preset = control.preset
+    size = (preset.height, preset.width)
+    num_classes = int(json.loads((control.path / "entry.json").read_text())["num_classes"])
+    config = {"teacher": teacher.path.name, "control": control.path.name, "preset": preset.to_dict(),
+              "loss": "similarity_preserving", "weight": weight, "seed": seed}
+
+    def build(pretrained=None):
+        return build_model("baseline", num_classes, profile=preset.profile, pretrained=pretrained,
+                           **preset.model_options)
+
+    def train() -> dict:
+        ds = zoo.dataset(profile, data, seed)
+        arch, width = backbone_of("baseline", preset)
+        pre, _ = resolve_pretrained("auto", arch=arch, width=width, profile=preset.profile, seed=seed, device=device)
+        seed_everything(seed)
+        student = build(pre)
+        say(f"[compare] distilling MGN into a ResNet-18 (similarity-preserving KD, γ = {weight:g})")
+        hist = distill_into(student, teacher.model, ds.train, preset, teacher_size=(teacher.preset.height,
+                            teacher.preset.width), weight=weight, seed=seed, device=device,
+                            checkpoint_dir=zoo.entry_dir("kd_student", config) / "train")
+        net = deployed_model(student.cpu().eval())
+        return {"model": net, "metrics": scalar_metrics(evaluate_model(net, ds, *size, device=device)),
+                "history": hist.records}
+
+    def save(obj: dict, folder: Path) -> list[str]:
+        return save_model(folder, obj["model"], obj["metrics"], obj["history"])
+
+    def load(folder: Path) -> dict:
+        saved = load_model(folder, build())
+        return {"model": saved.model, "metrics": saved.metrics, "history": saved.history}
+
+    obj = zoo.cached("kd_student", config, train, load_fn=load, save_fn=save)
+    return Contender("mgn_kd_r18", CONTENDERS["mgn_kd_r18"][0], "distillation", obj["model"].eval(), size,
+                     _metrics(obj["metrics"]), str(zoo.entry_dir("kd_student", config)), "mgn",
+                     {"images_seen": _images_seen(obj["history"]), "teacher_images_seen": _images_seen(teacher.history),
+                      "kd_weight": weight})
+
+
+# ----------------------------------------------------------------------------------------------
+# Budgets: how many training images each model saw
+# ----------------------------------------------------------------------------------------------
+def _images_seen(history) -> float:
+    """Images the optimiser saw in one training (the history's per-epoch ``images``), NaN if unrecorded."""
+    from .claims.measures import images_seen
+
+    n = images_seen(history)
+    return float("nan") if n is None else float(n)
+
+
+def _epoch_images(items, preset, iters: int | None = None) -> int:
+    """Images one epoch of ``preset``'s P×K sampler shows (``iters`` caps the batches)."""
+    from .data import RandomIdentitySampler
+
+    n = len(RandomIdentitySampler(items, num_instances=preset.K, batch_size=preset.P * preset.K))
+    return n if iters is None else min(n, iters * preset.P * preset.K)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -193,21 +294,26 @@ def _from_zoo(key: str, profile: str, data: str, seed: int, device) -> Contender
 
     e = zoo.get(key, profile, data, seed, device=device)
     return Contender(key, CONTENDERS[key][0], CONTENDERS[key][1], deployed_model(e.model),
-                     (e.preset.height, e.preset.width), _metrics(e.metrics), str(e.path))
+                     (e.preset.height, e.preset.width), _metrics(e.metrics), str(e.path),
+                     extra={"images_seen": _images_seen(e.history)})
 
 
 def _fd_student(profile: str, data: str, seed: int, device) -> Contender:
-    from .distill.pipeline import distilled_student
+    from .distill.pipeline import distilled_student, initial_student
     from .presets.fd import fd_settings
 
     s = distilled_student(profile, data, seed, device)
+    # the student's own trainings (initial student, branch warm-up, distillation); the teachers' are not counted
+    seen = _images_seen(initial_student(profile, data, seed, device).history) + _images_seen(s.history) + \
+        (_images_seen(s.warmup) if s.warmup else 0.0)
     return Contender("fd_student", CONTENDERS["fd_student"][0], "distillation", deployed_model(s.model),
-                     tuple(fd_settings(profile).holistic_size), _metrics(s.metrics), str(s.path))
+                     tuple(fd_settings(profile).holistic_size), _metrics(s.metrics), str(s.path),
+                     extra={"images_seen": seen})
 
 
 # key → (base, strategy, method, target): the survey's C1 = 1/2 and C2 = 1/3 of the multiply-adds kept.
 _PRUNED = {"pruned_l1_c1": ("baseline", "once", "l1", C1), "pruned_l1_c2": ("baseline", "once", "l1", C2),
-           "pcb_psfp_c1": ("pcb", "psfp", "psfp", C1)}
+           "pcb_psfp_c1": ("pcb", "psfp", "psfp", C1), "mgn_pruned_l1_c1": ("mgn", "once", "l1", C1)}
 
 
 def is_cached(key: str, profile: str = "quick", data: str = "synth", seed: int = 0) -> bool:
@@ -219,8 +325,13 @@ def is_cached(key: str, profile: str = "quick", data: str = "synth", seed: int =
     if key == "fd_student":
         raise ValueError("whether the FD student is cached depends on its teachers' and store's files; "
                          "is_cached cannot tell without loading them (leave fd_student out of only_cached)")
+    if key == "mgn_kd_r18":
+        raise ValueError("whether the MGN-distilled student is cached depends on its teacher's and control's "
+                         "entries; is_cached cannot tell without loading them (leave mgn_kd_r18 out of only_cached)")
     if key.startswith("dare_exit"):
         key = "dare"
+    if key == "resnet18":
+        return (zoo.entry_path("baseline", profile, data, seed, **STUDENT_OVERRIDES) / "entry.json").exists()
     if key in _PRUNED:
         base, strategy, method, target = _PRUNED[key]
         base_path = zoo.entry_path(base, profile, data, seed)
@@ -250,6 +361,10 @@ def collect(profile: str = "quick", data: str = "synth", seed: int = 0, device="
             continue
         if key in ("baseline", "mgn", "pcb", "graftednet"):
             c = _from_zoo(key, *args)
+        elif key == "resnet18":
+            c = resnet18(*args)
+        elif key == "mgn_kd_r18":
+            c = mgn_student(*args)
         elif key == "fd_student":
             c = _fd_student(*args)
         elif key.startswith("dare_exit"):
@@ -283,7 +398,8 @@ def measure(contenders: list[Contender], threads: int = 1, rounds: int = 3, repe
                        "rank1": 100 * c.metrics.get("rank1", float("nan")),
                        "params_M": inference_params(c.model, c.input_size) / 1e6,
                        "MACs_M": count_macs(c.model, c.input_size) / 1e6,
-                       "input": f"{c.input_size[0]}×{c.input_size[1]}"}
+                       "input": f"{c.input_size[0]}×{c.input_size[1]}",
+                       "images_seen": float(c.extra.get("images_seen", float("nan")))}
     samples: dict[str, list[float]] = {c.key: [] for c in contenders}
     for _ in range(max(1, rounds)):
         for c in contenders:
@@ -314,3 +430,97 @@ def paper_rows(keys=None):
 def with_paper(table):
     """``table`` (from :func:`measure`) with the papers' columns beside ours (NaN where a paper has none)."""
     return table.join(paper_rows(list(table.index)), how="left")
+
+
+# ----------------------------------------------------------------------------------------------
+# Where each model's accuracy comes from: background reliance, and the claims ledger's view
+# ----------------------------------------------------------------------------------------------
+def background_table(contenders: list[Contender], profile: str = "quick", data: str = "synth", seed: int = 0,
+                     device="auto"):
+    """:func:`reidbook.eval.background.background_reliance` for every contender (mAP on SynthReID's query and
+    on its background-swapped query, and the drop), each with its own input size and metric; cached in the zoo
+    per model (kind ``bg_reliance``). A ``DataFrame`` indexed by key, in percent."""
+    import pandas as pd
+
+    from . import zoo
+    from .eval.background import background_reliance
+
+    ds = zoo.dataset(profile, data, seed)
+    rows = {}
+    for c in contenders:
+        config = {"entry": Path(c.source).name, "key": c.key, "input": list(c.input_size), "flip": True,
+                  "profile": profile, "data": data, "seed": seed}
+        res = zoo.cached("bg_reliance", config, lambda c=c: {
+            k: float(v) for k, v in background_reliance(c.model, ds, *c.input_size, device=device).items()
+            if isinstance(v, (int, float))})
+        rows[c.key] = {"label": c.label, **{k: 100 * v for k, v in res.items()}}
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    df.index.name = "key"
+    return df
+
+
+#: The zoo models of the ledger's runs that are rows of the comparison (ledger model name → contender key).
+LEDGER_MODELS = {"baseline": "baseline", "mgn": "mgn", "graftednet": "graftednet", "fd_student": "fd_student",
+                 "dare": "dare_exit4", "pcb": "pcb"}
+
+
+def ledger_state(profile: str = "quick", path=None) -> tuple[object, str]:
+    """``(ledger or None, sentence)``: the claims ledger of ``profile`` if it exists and matches this
+    checkout's presets, else ``None`` with a sentence saying why (not yet run, or stale: run `make claims`)."""
+    from .claims.ledger import LedgerError, is_stale, load_ledger
+
+    try:
+        ledger = load_ledger(profile, path, missing_ok=True)
+    except LedgerError as exc:
+        return None, f"The claims ledger cannot be read ({exc})."
+    if ledger is None:
+        return None, (f"The claims ledger for `{profile}` is not yet run (`make claims` writes "
+                      f"assets/claims/{profile}.json): there is no budget-matched view yet.")
+    if is_stale(ledger):
+        return None, ("The claims ledger was made with other presets than this checkout's (stale: run `make claims`); "
+                      "its numbers are not mixed with these runs.")
+    prov = ledger.provenance
+    return ledger, (f"Claims ledger `{profile}`: {len(ledger.data['settings']['seeds'])} seeds, made "
+                    f"{prov.get('date')} on {prov.get('cpu')} at commit `{str(prov.get('commit'))[:10]}`.")
+
+
+def budget_matched(ledger) -> "object":
+    """The ledger's budget-matched comparisons of the capstone's models: for every claim whose two sides
+    were trained for the same number of images (``budget.equal``) and involve a model of the comparison,
+    one row per side — mean ± std of its metric over seeds, images seen per seed, CPU seconds, the verdict.
+    A ``DataFrame`` (empty if no claim qualifies)."""
+    import pandas as pd
+
+    rows = []
+    for cid, c in ledger.claims.items():
+        budget = c.get("budget") or {}
+        cfgs = c.get("configs") or []
+        if not budget.get("equal") or not any(x.get("model") in LEDGER_MODELS for x in cfgs):
+            continue
+        for x in cfgs:
+            metric = x.get("metric") or c["metric"]
+            scale = 100.0 if metric.split("/")[-1] in ("mAP", "rank1") else 1.0
+            seen = [n for n in x.get("images_seen") or [] if n is not None]
+            rows.append({"claim": cid, "configuration": x["label"], "metric": metric,
+                         "mean": None if x.get("mean") is None else x["mean"] * scale,
+                         "std": None if x.get("std") is None else x["std"] * scale,
+                         "seeds": len(x.get("values") or []), "images_seen": seen[0] if seen else None,
+                         "cpu_seconds": x.get("cpu_seconds"),
+                         "verdict": (c.get("verdict") or {}).get("verdict", "not run")})
+    return pd.DataFrame(rows)
+
+
+def claims_summary(ledger) -> tuple[str, "object"]:
+    """``(sentence, DataFrame)``: every claim of the ledger with its paper and verdict, and a sentence
+    counting the verdicts (generated from the ledger)."""
+    import collections
+
+    import pandas as pd
+
+    verdicts = ledger.verdicts
+    df = pd.DataFrame([{"claim": cid, "paper": c["paper"], "where": c["where"], "statement": c["statement"],
+                        "verdict": verdicts[cid]} for cid, c in ledger.claims.items()])
+    counts = collections.Counter(verdicts.values())
+    sentence = (f"{len(verdicts)} claims in the ledger: " +
+                ", ".join(f"{n} {v}" for v, n in counts.most_common()) + ".")
+    return sentence, df

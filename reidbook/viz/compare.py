@@ -22,8 +22,9 @@ from .labels import annotate_points
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["AXES", "pareto_front", "plot_pareto", "budget_table", "budget_guide", "cam_target_layer", "inspection_maps",
-           "pick_pairs", "map_agreement", "plot_inspection"]
+__all__ = ["AXES", "pareto_front", "plot_pareto", "budget_table", "budget_guide", "budget_caveat", "budget_pick",
+           "budget_range", "plot_budget_range", "cam_target_layer", "inspection_maps", "pick_pairs", "map_agreement",
+           "attention_table", "plot_inspection"]
 
 AXES = {"params_M": "parameters (M)", "MACs_M": "multiply-adds (M)", "latency_ms": "CPU latency (ms)"}
 _FAMILY_COLOURS = {"reference": "black", "multi-branch": "tab:purple", "part-based": "tab:brown",
@@ -157,7 +158,139 @@ def budget_guide(table, reference: str = "baseline", fractions: Sequence[float] 
                  f"{float(table.loc[best, accuracy]):.1f} %, " +
                  ", ".join(f"{float(table.loc[best, c]) / float(ref[c]):.0%} of the reference's "
                            f"{AXES.get(c, c).split(' (')[0]}" for c in axes) + ").")
+    caveat = budget_caveat(table, [k for k in bt["best"].dropna().unique()] + [best], reference)
+    if caveat:
+        lines += ["", caveat]
     return "\n".join(lines)
+
+
+def budget_caveat(table, keys: Sequence[str], reference: str = "baseline") -> str:
+    """The equal-budget caveat for the guide's picks ``keys``: each pick's training images against the
+    reference's (the table's ``images_seen`` column), and what that means for reading the guide. Empty when
+    the table has no ``images_seen`` column. A pick that saw more images than the reference may owe its
+    accuracy to the longer training rather than to its compression (issue of budgets, not of methods)."""
+    if "images_seen" not in table.columns or reference not in table.index:
+        return ""
+    ref_n = float(table.loc[reference, "images_seen"])
+    ref_label = table.loc[reference].get("label", reference)
+    keys = list(dict.fromkeys(k for k in keys if k in table.index and k != reference))
+    if not np.isfinite(ref_n):
+        return (f"**Equal budgets?** {ref_label}'s training images are not recorded, so the picks' training "
+                "budgets cannot be compared with it.")
+    more, less, same, unknown = [], [], [], []
+    for k in keys:
+        n = float(table.loc[k, "images_seen"])
+        lab = str(table.loc[k].get("label", k))
+        if not np.isfinite(n):
+            unknown.append(lab)
+        elif n > ref_n * 1.001:
+            more.append(f"{lab} ({n / ref_n:.1f}×)")
+        elif n < ref_n * 0.999:
+            less.append(f"{lab} ({n / ref_n:.2f}×)")
+        else:
+            same.append(lab)
+    parts = [f"**Equal budgets?** These runs are each chapter's own, trained for different numbers of images "
+             f"({ref_label}: {ref_n:,.0f})."]
+    if more:
+        parts.append(f"Picks that saw *more* training images than {ref_label}: {', '.join(more)} — part of their "
+                     "accuracy may be the longer training, not the compression.")
+    if less:
+        parts.append(f"Picks that saw fewer: {', '.join(less)}.")
+    if same:
+        parts.append(f"The same number as {ref_label}: {', '.join(same)}.")
+    if unknown:
+        parts.append(f"Not recorded: {', '.join(unknown)}.")
+    parts.append("Only a comparison at equal budgets (the claims ledger) separates the method from the training.")
+    return " ".join(parts)
+
+
+# ----------------------------------------------------------------------------------------------
+# The budget slider (chapter 08): budget fraction × cost axis → the model the guide picks
+# ----------------------------------------------------------------------------------------------
+def _key_or_none(v):
+    """A table key, or ``None`` where pandas turned "nothing fits" into NaN."""
+    import pandas as pd
+
+    return None if v is None or (not isinstance(v, str) and pd.isna(v)) else v
+
+
+def budget_pick(table, fraction: float, axis: str = "MACs_M", reference: str = "baseline",
+                accuracy: str = "mAP") -> dict:
+    """What the guide picks at one slider position: the most accurate model whose ``axis`` cost is at most
+    ``fraction`` × the ``reference``'s. A dict: ``best`` (key or ``None`` if nothing fits), ``label``,
+    ``accuracy``, ``cost``, ``budget``, ``n_fit``, ``delta`` (points vs the reference), ``cost_ratio`` and
+    ``text`` (one sentence, with the equal-budget caveat for the pick when the table has ``images_seen``)."""
+    if axis not in table.columns:
+        raise KeyError(f"cost axis {axis!r} is not a column of the table; axes: {', '.join(AXES)}")
+    row = budget_table(table, reference, (float(fraction),), (axis,), accuracy).iloc[0].to_dict()
+    row["best"] = _key_or_none(row["best"])
+    acc_name = "Rank-1" if accuracy == "rank1" else accuracy
+    ref_label = table.loc[reference].get("label", reference)
+    head = f"Budget {fraction:.0%} of {ref_label}'s {AXES.get(axis, axis).split(' (')[0]} " \
+           f"(≤ {_fmt_cost(axis, row['budget'])}): "
+    if row["best"] is None:
+        cheapest = table[axis].astype(float).idxmin()
+        row["text"] = head + (f"nothing fits; the cheapest model is {table.loc[cheapest].get('label', cheapest)} "
+                              f"({_fmt_cost(axis, float(table.loc[cheapest, axis]))}).")
+        return row
+    verdict = "matches or beats" if row["delta"] >= 0 else f"loses {-row['delta']:.1f} points against"
+    text = (head + f"take **{row['label']}** — {acc_name} {row['accuracy']:.1f} % at {row['cost_ratio']:.0%} of the "
+            f"cost; it {verdict} {ref_label} ({int(row['n_fit'])} of {len(table)} models fit).")
+    if row["best"] != reference:
+        caveat = budget_caveat(table, [row["best"]], reference)
+        if caveat:
+            text += " " + caveat
+    row["text"] = text
+    return row
+
+
+def budget_range(table, fractions: Sequence[float] = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5),
+                 axes: Sequence[str] = tuple(AXES), reference: str = "baseline", accuracy: str = "mAP"):
+    """The slider's whole range as a table (the widget's static form): one row per budget fraction, one
+    column per cost axis, each cell the model picked (``"—"`` where nothing fits) and its accuracy."""
+    import pandas as pd
+
+    bt = budget_table(table, reference, fractions, axes, accuracy)
+    cells = {}
+    for _, r in bt.iterrows():
+        cells.setdefault(f"{r['fraction']:.0%}", {})[AXES.get(r["axis"], r["axis"])] = \
+            "—" if _key_or_none(r["best"]) is None else f"{r['label']} ({r['accuracy']:.1f})"
+    out = pd.DataFrame.from_dict(cells, orient="index")
+    out.index.name = f"budget (× {table.loc[reference].get('label', reference)})"
+    return out
+
+
+def plot_budget_range(table, fractions: Sequence[float] = tuple(np.geomspace(0.02, 2.0, 41)),
+                      axes: Sequence[str] = tuple(AXES), reference: str = "baseline", accuracy: str = "mAP",
+                      mark: tuple[float, str] | None = None):
+    """Small multiples, one panel per cost axis: the accuracy of the model the guide picks against the budget
+    fraction (log scale; a step wherever the pick changes, labelled with the new pick). ``mark=(fraction,
+    axis)`` draws the slider's position as a vertical line on that axis's panel."""
+    import matplotlib.pyplot as plt
+
+    bt = budget_table(table, reference, fractions, axes, accuracy)
+    fig, axs = plt.subplots(1, len(axes), figsize=(4.2 * len(axes), 3.4), squeeze=False, sharey=True)
+    for ax, cost in zip(axs[0], axes):
+        d = bt[bt["axis"] == cost]
+        ax.step(d["fraction"], d["accuracy"], where="post", color="tab:blue")
+        prev = None
+        for _, r in d.iterrows():
+            if _key_or_none(r["best"]) is not None and r["best"] != prev:
+                ax.plot(r["fraction"], r["accuracy"], "o", color="tab:blue", ms=4)
+                ax.annotate(textwrap.fill(str(r["label"]), 18), (r["fraction"], r["accuracy"]), fontsize=6,
+                            xytext=(3, -9), textcoords="offset points")
+            prev = r["best"]
+        ax.axvline(1.0, color="k", lw=0.8, ls=":", alpha=0.6)
+        if mark is not None and mark[1] == cost:
+            ax.axvline(mark[0], color="tab:red", lw=1.2)
+        ax.set_xscale("log")
+        ax.set_xlabel(f"budget: fraction of the reference's {AXES.get(cost, cost).split(' (')[0]}")
+        ax.grid(alpha=0.3)
+    axs[0, 0].set_ylabel(f"{'Rank-1' if accuracy == 'rank1' else accuracy} of the pick (%)")
+    fig.suptitle(f"The model the guide picks, per budget (reference: {table.loc[reference].get('label', reference)})",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 # ----------------------------------------------------------------------------------------------
@@ -194,7 +327,8 @@ def _load(items, size):
     return torch.stack([tf(read_image(path)) for path, *_ in items])
 
 
-def inspection_maps(models: dict, queries, matches, display_size=(128, 64), method: str = "gradcam"):
+def inspection_maps(models: dict, queries, matches, display_size=(128, 64), method: str = "gradcam",
+                    keep_raw: bool = False):
     """Response maps of the ``queries`` and Grad-CAMs of their ``matches`` for every model.
 
     ``models``: ``{label: (model, (H, W))}``, each fed at its own input size; ``queries`` / ``matches``:
@@ -203,6 +337,8 @@ def inspection_maps(models: dict, queries, matches, display_size=(128, 64), meth
     ``{label: [B, h, w]}`` maps in [0, 1]. The response (MGN Fig. 5) is ‖feature‖₂ at each position of the
     model's last map (:func:`cam_target_layer`); the CAM explains the *cosine similarity of the match's
     embedding to the query's* (Grad-CAM for embeddings, :mod:`reidbook.viz.gradcam`).
+    ``keep_raw=True`` adds a fifth item: the responses *before* the per-map [0, 1] scaling (the raw ‖feature‖₂,
+    upsampled), which is what energy shares must be measured on (:func:`attention_table`).
     """
     from collections import OrderedDict
 
@@ -212,7 +348,7 @@ def inspection_maps(models: dict, queries, matches, display_size=(128, 64), meth
     from .gradcam import embedding_cam
     from .response import response_map, to_display
 
-    responses, cams = OrderedDict(), OrderedDict()
+    responses, cams, raw = OrderedDict(), OrderedDict(), OrderedDict()
     up = lambda m: F.interpolate(torch.as_tensor(m)[:, None].float(), size=tuple(display_size), mode="bilinear",  # noqa: E731
                                  align_corners=False)[:, 0].clamp(0, 1).numpy()
     for label, (model, size) in models.items():
@@ -227,10 +363,12 @@ def inspection_maps(models: dict, queries, matches, display_size=(128, 64), meth
         finally:
             h.remove()
         responses[label] = up(response_map(grabbed["map"]))
+        raw[label] = F.interpolate(grabbed["map"].float().norm(p=2, dim=1)[:, None], size=tuple(display_size),
+                                   mode="bilinear", align_corners=False)[:, 0].clamp_min(0).numpy()
         cams[label] = up(embedding_cam(model, g, ref, layer, method))
     qd = to_display(F.interpolate(_load(queries, display_size), size=tuple(display_size)))
     gd = to_display(F.interpolate(_load(matches, display_size), size=tuple(display_size)))
-    return qd, gd, responses, cams
+    return (qd, gd, responses, cams, raw) if keep_raw else (qd, gd, responses, cams)
 
 
 def pick_pairs(dataset, n: int = 3, seed: int = 0) -> tuple[list, list]:
@@ -270,6 +408,46 @@ def map_agreement(maps: dict, reference: str) -> dict:
             cs.append(float(a @ b / d) if d > 0 else 0.0)
         out[label] = float(np.mean(cs))
     return out
+
+
+def attention_table(raw_responses: dict, cams: dict, query_parts, match_parts, reference: str):
+    """Where each model looks, measured against SynthReID's masks (:mod:`reidbook.eval.attention`), beside how
+    much its maps agree with the ``reference`` model's. One row per model (a ``DataFrame`` indexed by label):
+
+    * ``on_person_response`` — share of the raw response map's energy on the person in the queries
+      (``raw_responses``: :func:`inspection_maps` with ``keep_raw=True``), against ``chance_query`` (the
+      person's share of the image: what a uniform map gives);
+    * ``on_person_gradcam`` — the same for the Grad-CAMs on the matches (``cams``, min-max scaled per image
+      as the Grad-CAM library returns them), against ``chance_match``; NaN for a model whose CAMs are empty
+      (no region raises the similarity at that layer);
+    * ``agreement_response`` / ``agreement_gradcam`` — :func:`map_agreement` with the reference's maps.
+
+    ``query_parts`` / ``match_parts``: the part-label maps of the same images (``reidbook.data.load_part_map``).
+    """
+    import pandas as pd
+
+    from ..eval.attention import area_share, energy_share
+
+    def shares(maps, parts):
+        out = []
+        for m, p in zip(maps, parts):
+            try:
+                out.append(energy_share(m, p))
+            except ValueError:  # an all-zero map has no energy to share out
+                out.append(float("nan"))
+        return float(np.nanmean(out)) if not all(np.isnan(out)) else float("nan")
+
+    agree_r, agree_c = map_agreement(raw_responses, reference), map_agreement(cams, reference)
+    rows = {}
+    for label in raw_responses:
+        rows[label] = {"on_person_response": shares(raw_responses[label], query_parts),
+                       "chance_query": float(np.mean([area_share(p) for p in query_parts])),
+                       "on_person_gradcam": shares(cams[label], match_parts),
+                       "chance_match": float(np.mean([area_share(p) for p in match_parts])),
+                       "agreement_response": agree_r[label], "agreement_gradcam": agree_c[label]}
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    df.index.name = "model"
+    return df
 
 
 def plot_inspection(query_images, match_images, responses: dict, cams: dict, row_titles=None, alpha: float = 0.5):
