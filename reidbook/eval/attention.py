@@ -21,6 +21,10 @@ All are pure functions of numpy arrays or torch tensors; :func:`attention_summar
 over a batch of maps and masks and reports the chance levels beside them. :func:`stripe_attention`
 measures a part model's map stripe by stripe (each stripe feeds its own feature), and
 :func:`branch_attention` does it for every branch of an MGN.
+
+:func:`compare_attention` measures several models on the **same** images (e.g. a network before and after
+pruning) from their last feature maps (:func:`feature_map`, :func:`response_energy`), with the change in
+on-person share and the maps' agreement (:func:`map_agreement`) against a reference model.
 """
 from __future__ import annotations
 
@@ -29,7 +33,8 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["resize_map", "energy_share", "area_share", "energy_pointing_game", "pointing_hit", "part_shares",
-           "part_area_shares", "attention_summary", "stripe_attention", "branch_attention"]
+           "part_area_shares", "attention_summary", "stripe_attention", "branch_attention", "feature_map",
+           "response_energy", "map_agreement", "compare_attention", "images_and_parts"]
 
 
 def _np(x, name: str) -> np.ndarray:
@@ -234,3 +239,104 @@ def branch_attention(model, images, part_maps: Sequence) -> list[dict]:
                          "lift": on / ch if ch > 0 else float("nan"), "top_part": top,
                          "top_part_share": parts[top], "parts": parts})
     return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Any model's response map, and models compared on the same images (chapters 05/06: before and
+# after pruning)
+# ---------------------------------------------------------------------------------------------
+def feature_map(model, images):
+    """The last feature map ``[B, C, h, w]`` that ``model`` pools into its embedding, in eval mode and without
+    gradients: ``model.feature_map(x)`` where the model defines it (PCB), else ``model.backbone(x)`` (the
+    baseline and every model built on a backbone, pruned ones included — pruning keeps the module names)."""
+    import torch
+
+    fn = getattr(model, "feature_map", None)
+    if fn is None:
+        backbone = getattr(model, "backbone", None)
+        if backbone is None:
+            raise TypeError(f"{type(model).__name__} has neither .feature_map(x) nor .backbone: no single "
+                            "feature map to measure (MGN: use branch_attention)")
+        fn = backbone
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            prm = next(model.parameters())
+            out = fn(images.to(prm.device, prm.dtype))
+    finally:
+        model.train(was)
+    if out.dim() != 4:
+        raise ValueError(f"{type(model).__name__}'s feature map has shape {tuple(out.shape)}; expected [B, C, h, w]")
+    return out
+
+
+def response_energy(model, images) -> np.ndarray:
+    """``‖x[:, :, i, j]‖₂`` of :func:`feature_map` per position → ``[B, h, w]`` (the raw response, as
+    :func:`branch_attention` measures it: no per-map normalisation, so the energy shares are the map's own;
+    :func:`reidbook.eval.feature_attention.channel_energy`)."""
+    from .feature_attention import channel_energy
+
+    return channel_energy(feature_map(model, images), "l2")
+
+
+def map_agreement(a, b) -> float:
+    """Pearson correlation of two maps of one image after resizing ``b`` to ``a``'s size (1 = the same places
+    light up in the same proportions; 0 = unrelated; ``nan`` when either map is constant)."""
+    x = _np(a, "a").astype(np.float64).ravel()
+    y = resize_map(b, _np(a, "a").shape).ravel()
+    if x.std() == 0 or y.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def compare_attention(models, images, part_maps: Sequence, reference: str | None = None) -> list[dict]:
+    """Where several models look on the **same** images, measured: one row per model of ``models``
+    (``{name: model}``, in order) from its last feature map (:func:`feature_map`, L2 energy over channels):
+    :func:`reidbook.eval.feature_attention.map_attention`'s ``on_person``, ``chance``, ``lift``, ``top_part``,
+    ``upper_body``, plus — against ``reference`` (default: the first model) — ``delta_on_person`` (difference
+    of the mean on-person shares), ``agreement`` (mean :func:`map_agreement` with the reference's map of the
+    same image) and ``more_on_person`` (fraction of images whose on-person share is higher than the
+    reference's). Models may differ in width (pruned vs un-pruned) and map size: every map is measured at
+    the part maps' size."""
+    from .feature_attention import map_attention
+
+    models = dict(models)
+    if not models:
+        raise ValueError("compare_attention needs at least one model")
+    ref = next(iter(models)) if reference is None else reference
+    if ref not in models:
+        raise KeyError(f"reference {ref!r} is not one of the models {list(models)}")
+    if len(images) != len(part_maps) or len(part_maps) == 0:
+        raise ValueError(f"compare_attention: need one part map per image (≥ 1), got {len(images)} images and "
+                         f"{len(part_maps)} maps")
+    fmaps = {name: feature_map(m, images) for name, m in models.items()}
+    rows = map_attention(fmaps, part_maps, norm="l2")
+    energy = {name: f.detach().float().norm(p=2, dim=1).cpu().numpy() for name, f in fmaps.items()}
+    person = [_np(p, "parts") > 0 for p in part_maps]
+    share = {name: [energy_share(e[k], person[k]) for k in range(len(person))] for name, e in energy.items()}
+    out = []
+    for row in rows:
+        name = row["map"]
+        same = [map_agreement(energy[ref][k], energy[name][k]) for k in range(len(person))]
+        out.append({"model": name, **{k: v for k, v in row.items() if k not in ("map", "stripe", "parts")},
+                    "delta_on_person": row["on_person"] - float(np.mean(share[ref])),
+                    "agreement": float("nan") if all(np.isnan(same)) else float(np.nanmean(same)),
+                    "more_on_person": float(np.mean([a > b for a, b in zip(share[name], share[ref])]))})
+    return out
+
+
+def images_and_parts(dataset, items: Sequence, height: int, width: int):
+    """``(images, part_maps)`` for ``items`` of ``dataset`` (e.g. the first queries of the test split): the images
+    as the test transform gives them (``[B, 3, height, width]``, normalised) and their part-label maps
+    (:func:`reidbook.data.load_part_map`; a data set without masks raises its
+    :class:`~reidbook.data.masks.MasksNotAvailableError`)."""
+    import torch
+
+    from ..data import ImageDataset, build_transforms, load_part_map
+
+    items = list(items)
+    if not items:
+        raise ValueError("images_and_parts needs at least one item (path, pid, camid)")
+    ds = ImageDataset(items, build_transforms(height, width, is_train=False))
+    return torch.stack([ds[i][0] for i in range(len(items))]), [load_part_map(dataset, it) for it in items]

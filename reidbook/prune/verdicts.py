@@ -6,11 +6,14 @@ A chapter states what it measured by printing these, never by typing an outcome 
   method and target (for the survey's Table 7 or for our own runs);
 * :func:`survey_claims` — the survey's claims (Tables 5–8, §3.2.2, §5.1) and whether this run agrees;
 * :func:`describe_latency`, :func:`describe_strategy_internals` — sentences about the measured latency table
-  and about what happened inside Auto-Balanced and PSFP.
+  and about what happened inside Auto-Balanced and PSFP;
+* :func:`describe_table5` — pruned ResNet-50s against the small networks (the survey's Fig. 3 question);
+* :func:`describe_attention_change` — where the same queries' attention went after pruning (SynthReID's masks).
 """
 from __future__ import annotations
 
-__all__ = ["scenario_winners", "describe_scenarios", "survey_claims", "describe_latency", "describe_strategy_internals"]
+__all__ = ["scenario_winners", "describe_scenarios", "survey_claims", "describe_latency", "describe_strategy_internals",
+           "describe_attention_change", "describe_table5"]
 
 
 def scenario_winners(df, value: str = "mAP", digits: int = 1):
@@ -137,3 +140,67 @@ def describe_strategy_internals(auto_balanced, psfp) -> list[str]:
         out.append("PSFP: rates applied after each epoch " + ", ".join(f"{r:.3f}" for r in rates)
                    + f"; the last is the goal rate that meets the target (MACs ×{psfp.macs_ratio:.3f})")
     return out
+
+
+def describe_attention_change(rows, reference: str, pruned, tolerance: float = 0.02) -> list[str]:
+    """Sentences from :func:`reidbook.eval.attention.compare_attention`'s rows (a list of dicts or a
+    ``DataFrame``): where ``reference`` (the un-pruned network) looks, then for each model of ``pruned`` its
+    on-person share, the change in points, how much its maps agree with the reference's and on how many of
+    the images the share rose; last, a verdict: pruning *barely moved* attention when every pruned model's
+    mean on-person share is within ``tolerance`` (a fraction; 0.02 = 2 points) of the reference's, else
+    which models moved towards and which away from the person."""
+    import pandas as pd
+
+    df = (rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))).set_index("model")
+    pruned = list(pruned)
+    missing = [n for n in [reference, *pruned] if n not in df.index]
+    if missing:
+        raise KeyError(f"no attention row for {missing}; the rows have {list(df.index)}")
+    r = df.loc[reference]
+    out = [f"{reference} puts {r.on_person:.0%} of its response energy on the person, who covers {r.chance:.0%} of "
+           f"the pixels ({r.lift:.2f}× what a map that looks everywhere gets); the body part with the most "
+           f"energy: {r.top_part}"]
+    for name in pruned:
+        p = df.loc[name]
+        out.append(f"{name}: {p.on_person:.0%} on the person ({100 * (p.on_person - r.on_person):+.1f} points), "
+                   f"maps agree with {reference}'s at r = {p.agreement:.2f}, share higher than {reference}'s on "
+                   f"{p.more_on_person:.0%} of the images")
+    if not pruned:
+        return out
+    delta = {n: float(df.loc[n, "on_person"] - r.on_person) for n in pruned}
+    if all(abs(d) <= tolerance for d in delta.values()):
+        out.append(f"pruning barely moved attention: every pruned model's on-person share is within "
+                   f"{100 * tolerance:.0f} points of {reference}'s (largest change "
+                   f"{100 * max(delta.values(), key=abs):+.1f} points)")
+    else:
+        up = [n for n, d in delta.items() if d > tolerance]
+        down = [n for n, d in delta.items() if d < -tolerance]
+        same = [n for n, d in delta.items() if abs(d) <= tolerance]
+        parts = ([f"towards the person for {', '.join(up)}"] if up else []) + \
+                ([f"away from it for {', '.join(down)}"] if down else []) + \
+                ([f"within {100 * tolerance:.0f} points for {', '.join(same)}"] if same else [])
+        out.append("pruning moved attention " + "; ".join(parts))
+    return out
+
+
+def describe_table5(table5, small: str = "ResNet-18", reference: str = "ResNet-50") -> list[str]:
+    """Sentences from our Table 5 (index: model names; columns ``kind`` — ``"network"`` for un-pruned ones —,
+    ``mAP``, ``MACs_M``): the survey's Fig. 3 question — does a pruned ``reference`` beat the ``small`` network
+    at a similar cost? — answered from the measured rows: the best pruned model against ``small`` (mAP and
+    multiply-adds), how many pruned models beat it, and where ``reference`` itself stands."""
+    for name in (small, reference):
+        if name not in table5.index:
+            raise KeyError(f"{name!r} is not a row of the table (rows: {list(table5.index)})")
+    pr = table5[table5["kind"] != "network"]
+    if pr.empty:
+        raise ValueError("the table has no pruned rows (kind != 'network')")
+    s, ref = table5.loc[small], table5.loc[reference]
+    best = pr["mAP"].idxmax()
+    b = pr.loc[best]
+    diff = float(b["mAP"] - s["mAP"])
+    n_win = int((pr["mAP"] > s["mAP"]).sum())
+    return [f"best pruned {reference}: {best}, mAP {b['mAP']:.1f} at {b['MACs_M']:.0f} M multiply-adds; {small}: "
+            f"mAP {s['mAP']:.1f} at {s['MACs_M']:.0f} M → the pruned model is {abs(diff):.1f} points "
+            f"{'above' if diff > 0 else 'below' if diff < 0 else 'level with'} {small}",
+            f"{n_win} of {len(pr)} pruned {reference}s beat {small}; the un-pruned {reference} itself: mAP "
+            f"{ref['mAP']:.1f} ({float(ref['mAP'] - s['mAP']):+.1f} points vs {small})"]

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 
 from ..data.transforms import denormalize
 
-__all__ = ["attention_mask", "apply_attention", "fmfb_attention", "plot_attention", "plot_views"]
+__all__ = ["attention_mask", "apply_attention", "fmfb_attention", "plot_attention", "plot_views",
+           "plot_model_responses"]
 
 
 def attention_mask(feature_map: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -119,3 +120,26 @@ def plot_views(images: Sequence, views: Sequence, show_crops: bool = True):
                     axes[r, c].set_title(f"{v.name}\n{v.height}×{v.width}", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_model_responses(models: Mapping[str, torch.nn.Module], images: torch.Tensor, max_images: int = 4,
+                         row_titles: Sequence[str] | None = None, title: str | None = None):
+    """Several models' response maps on the **same** images (e.g. before and after pruning): one row per image,
+    the image and then each model's ``‖x[:, :, i, j]‖₂`` over its last feature map
+    (:func:`reidbook.eval.attention.response_energy`), min–max normalised per map for display and upsampled
+    to the image. ``images``: normalised ``[B, 3, H, W]``; at most ``max_images`` rows."""
+    from ..eval.attention import response_energy
+    from .response import plot_maps, to_display
+
+    if not models:
+        raise ValueError("plot_model_responses needs at least one model")
+    images = images[:max_images]
+    size = tuple(images.shape[-2:])
+    maps = OrderedDict()
+    for name, m in models.items():
+        r = torch.from_numpy(response_energy(m, images))[:, None]
+        lo, hi = r.amin(dim=(2, 3), keepdim=True), r.amax(dim=(2, 3), keepdim=True)
+        r = (r - lo) / (hi - lo).clamp_min(1e-12)
+        maps[name] = F.interpolate(r, size=size, mode="bilinear", align_corners=False)[:, 0].clamp(0, 1).numpy()
+    return plot_maps(to_display(images.cpu()), maps,
+                     row_titles=None if row_titles is None else list(row_titles)[:len(images)], title=title)
