@@ -380,8 +380,11 @@ def tag_model(model: nn.Module, folder: Path) -> nn.Module:
     the weights it holds now; :func:`save_model` and :func:`load_model` do it. Only a tagged model whose
     weights are still these (:func:`entry_tag`) has its test features cached (:func:`cached_features`)."""
     folder = Path(folder)
-    tag = {"kind": folder.parent.name, "key": folder.name, "class": type(model).__qualname__,
-           "weights": weights_digest(model)}
+    try:
+        digest = weights_digest(model)
+    except (RuntimeError, TypeError):  # a tensor that has no plain bytes (e.g. quantised): not cacheable
+        return model
+    tag = {"kind": folder.parent.name, "key": folder.name, "class": type(model).__qualname__, "weights": digest}
     object.__setattr__(model, ENTRY_ATTR, tag)  # a plain attribute: not a parameter, copied by deepcopy
     return model
 
@@ -395,7 +398,10 @@ def entry_tag(model: nn.Module) -> dict | None:
         return None
     if any(m._forward_hooks or m._forward_pre_hooks for m in model.modules()):
         return None  # e.g. Grad-CAM's or a pruning mask's hooks change what forward returns
-    return tag if weights_digest(model) == tag.get("weights") else None
+    try:
+        return tag if weights_digest(model) == tag.get("weights") else None
+    except (RuntimeError, TypeError):
+        return None
 
 
 def items_digest(items) -> str:
