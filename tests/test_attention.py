@@ -167,5 +167,23 @@ def test_branch_attention_on_a_small_mgn():
     for r in rows:
         assert 0 <= r["on_person"] <= 1 and 0 < r["chance"] < 1
         assert sum(r["parts"].values()) == pytest.approx(1.0) and r["top_part"] != "background"
+    for r in rows:  # the chance level of the part shares: area shares within the stripe's rows
+        assert sum(r["parts_chance"].values()) == pytest.approx(1.0)
+        assert r["parts_chance"]["background"] == pytest.approx(1 - r["chance"])
     with pytest.raises(ValueError, match="one part map per image"):
         branch_attention(model, torch.randn(2, 3, 128, 64), [p])
+
+
+def test_attention_summaries_leave_out_empty_maps_and_count_them():
+    from reidbook.eval.attention import attention_summaries
+
+    p = _parts()
+    on = (p > 0).astype(float)
+    out = attention_summaries({"a": [on, np.zeros_like(on)], "b": [np.ones((16, 8)), on]}, [p, p])
+    assert out["a"]["n"] == 1 and out["a"]["empty"] == 1 and out["a"]["on_person"] == pytest.approx(1.0)
+    assert out["b"]["n"] == 2 and out["b"]["empty"] == 0
+    assert out["b"]["on_person"] == pytest.approx(((p > 0).mean() + 1) / 2)
+    with pytest.raises(ValueError, match="every map of 'c' is empty"):
+        attention_summaries({"c": [np.zeros_like(on)]}, [p])
+    with pytest.raises(ValueError, match="1 maps for 2 part maps"):
+        attention_summaries({"d": [on]}, [p, p])

@@ -57,6 +57,19 @@ def test_branch_responses_and_figure(model, images):
         response.branch_responses(torch.nn.Conv2d(3, 3, 1), images)
 
 
+def test_raw_branch_responses_are_the_unscaled_l2_norm(model, images):
+    raw = response.branch_responses(model, images, normalise=False)
+    with torch.no_grad():
+        maps = model.branch_maps(images)
+    shown = response.branch_responses(model, images)
+    g = maps["global"].norm(p=2, dim=1).flatten(1)
+    lo, hi = g.min(1).values.numpy()[:, None, None], g.max(1).values.numpy()[:, None, None]
+    # bilinear upsampling is linear: the raw map is the displayed one scaled back by the map's range
+    assert raw["global"].shape == (2, 64, 32)
+    assert np.allclose(raw["global"], lo + (hi - lo) * shown["global"], rtol=1e-4, atol=1e-5)
+    assert [response.branch_label(n) for n in raw] == ["Global", "Part-2", "Part-3"]
+
+
 @pytest.mark.parametrize("alpha", [0.0, 1.0])
 def test_overlay_at_the_alpha_extremes(alpha):
     img = np.full((4, 2, 3), 0.3)

@@ -33,8 +33,8 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["resize_map", "energy_share", "area_share", "energy_pointing_game", "pointing_hit", "part_shares",
-           "part_area_shares", "attention_summary", "stripe_attention", "branch_attention", "feature_map",
-           "response_energy", "map_agreement", "compare_attention", "images_and_parts"]
+           "part_area_shares", "attention_summary", "attention_summaries", "stripe_attention", "branch_attention",
+           "feature_map", "response_energy", "map_agreement", "compare_attention", "images_and_parts"]
 
 
 def _np(x, name: str) -> np.ndarray:
@@ -169,6 +169,22 @@ def attention_summary(saliencies: Sequence, part_maps: Sequence, tolerance: int 
 
 
 
+def attention_summaries(maps, part_maps: Sequence, tolerance: int = 0) -> dict[str, dict]:
+    """:func:`attention_summary` for each named set of maps (e.g. one Grad-CAM per MGN branch, ``{name: [B, H, W]}``)
+    over the same images' part maps. A map with no energy (an all-zero Grad-CAM: every gradient negative) says
+    nothing about where it looks: it is left out, and each summary counts them in ``"empty"``."""
+    out = {}
+    for name, batch in maps.items():
+        if len(batch) != len(part_maps):
+            raise ValueError(f"attention_summaries: {name!r} has {len(batch)} maps for {len(part_maps)} part maps")
+        keep = [i for i, m in enumerate(batch) if float(np.clip(_np(m, "saliency"), 0, None).sum()) > 0]
+        if not keep:
+            raise ValueError(f"attention_summaries: every map of {name!r} is empty (all zeros): nothing to measure")
+        out[name] = {**attention_summary([batch[i] for i in keep], [part_maps[i] for i in keep], tolerance),
+                     "empty": len(batch) - len(keep)}
+    return out
+
+
 def stripe_attention(saliency, parts, stripes: int) -> list[dict]:
     """On-person and per-part energy shares of each of ``stripes`` horizontal stripes of a map.
 
@@ -208,8 +224,9 @@ def branch_attention(model, images, part_maps: Sequence) -> list[dict]:
     the maps are resized to them). The energy of a branch's map is its response, ``‖x[:, :, i, j]‖₂``
     (MGN Fig. 2/5, before the per-map normalisation used for display). The Global branch is measured
     whole (``stripe`` 0); a Part-N branch per stripe, as its features pool them. Each row:
-    ``{"branch", "stripe", "on_person", "chance", "lift", "top_part", "top_part_share", "parts"}``
-    (``top_part``: the body part with the most energy, background excluded).
+    ``{"branch", "stripe", "on_person", "chance", "lift", "top_part", "top_part_share", "parts", "parts_chance"}``
+    (``top_part``: the body part with the most energy, background excluded; ``parts_chance``: each part's
+    area share within the stripe's rows, the chance level of ``parts``).
     """
     import torch
 
@@ -235,9 +252,10 @@ def branch_attention(model, images, part_maps: Sequence) -> list[dict]:
             parts = {q: float(np.mean([c["parts"][q] for c in cells])) for q in names}
             on, ch = float(np.mean([c["on_person"] for c in cells])), float(np.mean([c["chance"] for c in cells]))
             top = max(names[1:], key=lambda q: parts[q])
+            parts_chance = {q: float(np.mean([c["parts_chance"][q] for c in cells])) for q in names}
             rows.append({"branch": name, "stripe": 0 if n == 1 else i + 1, "on_person": on, "chance": ch,
                          "lift": on / ch if ch > 0 else float("nan"), "top_part": top,
-                         "top_part_share": parts[top], "parts": parts})
+                         "top_part_share": parts[top], "parts": parts, "parts_chance": parts_chance})
     return rows
 
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from ..models.mgn import MGN
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "to_display", "stripe_bounds", "response_map",
-           "branch_responses", "overlay", "plot_maps", "plot_response_maps"]
+           "branch_responses", "branch_label", "overlay", "plot_maps", "plot_response_maps"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -79,9 +79,13 @@ def response_map(feature_map: torch.Tensor, parts: int = 1, size: tuple[int, int
 
 
 @torch.no_grad()
-def branch_responses(model: torch.nn.Module, images: torch.Tensor) -> "OrderedDict[str, np.ndarray]":
+def branch_responses(model: torch.nn.Module, images: torch.Tensor,
+                     normalise: bool = True) -> "OrderedDict[str, np.ndarray]":
     """Response maps of every branch of an MGN ``model`` (:meth:`~reidbook.models.mgn.MGN.branch_maps`),
-    upsampled to the input size: ``{branch: [B, H, W] in [0, 1]}``. A branch's parts come from ``model.specs``."""
+    upsampled to the input size: ``{branch: [B, H, W] in [0, 1]}``. A branch's parts come from ``model.specs``.
+
+    ``normalise=False`` keeps the raw response ``‖x[:, :, i, j]‖₂`` (no per-map or per-stripe scaling):
+    the energy that :mod:`reidbook.eval.attention` measures, comparable across positions of one map."""
     if not isinstance(model, MGN):
         raise TypeError(f"{type(model).__name__} has no branches; response maps need a model that "
                         "returns its branches' output maps (reidbook.models.mgn.MGN)")
@@ -93,6 +97,10 @@ def branch_responses(model: torch.nn.Module, images: torch.Tensor) -> "OrderedDi
     finally:
         model.train(was)
     size = tuple(images.shape[2:])
+    if not normalise:
+        raw = ((name, m.detach().float().norm(p=2, dim=1)[:, None]) for name, m in maps.items())
+        return OrderedDict((name, F.interpolate(r, size=size, mode="bilinear", align_corners=False)[:, 0].cpu().numpy())
+                           for name, r in raw)
     return OrderedDict((name, response_map(m, model.specs[name].parts, size).cpu().numpy())
                        for name, m in maps.items())
 
@@ -147,11 +155,16 @@ def plot_maps(images: np.ndarray, maps: Mapping[str, np.ndarray], alpha: float =
 _LABELS = {"global": "Global"}
 
 
+def branch_label(name: str) -> str:
+    """A branch's name as the paper writes it: ``"global"`` → ``"Global"``, ``"part3"`` → ``"Part-3"``."""
+    return _LABELS.get(name, name.replace("part", "Part-"))
+
+
 def plot_response_maps(model: torch.nn.Module, images: torch.Tensor, alpha: float = 0.5,
                        row_titles: Sequence[str] | None = None, title: str | None = None):
     """MGN Fig. 5 for a batch of (normalised) images: image, then each branch's response map."""
     resp = branch_responses(model, images)
-    label = {n: _LABELS.get(n, n.replace("part", "Part-")) for n in resp}
+    label = {n: branch_label(n) for n in resp}
     maps = OrderedDict((label[n], v) for n, v in resp.items())
     parts = {label[n]: model.specs[n].parts for n in resp}
     return plot_maps(to_display(images), maps, alpha=alpha, parts=parts, row_titles=row_titles, title=title)
