@@ -114,3 +114,31 @@ def test_fmfb_attention_has_a_band_per_partial_view():
     assert list(rows) == ["holistic", "up1", "dn1", "student"]
     assert "band_share" in rows["up1"] and "band_share" in rows["dn1"] and "band_share" not in rows["holistic"]
     assert rows["up1"]["band_chance"] == pytest.approx(0.25)
+
+
+def _row(name, stripe=0, on=0.5, chance=0.4, top="torso", upper=0.5, band=None):
+    r = {"map": name, "feature": name if stripe == 0 else f"{name}_{stripe}", "stripe": stripe, "on_person": on,
+         "chance": chance, "lift": on / chance, "top_part": top, "top_part_share": 0.3, "upper_body": upper}
+    if band is not None:
+        r.update(band_share=band[0], band_chance=band[1], band_lift=band[0] / band[1])
+    return r
+
+
+def test_captions_follow_the_numbers():
+    from reidbook.eval.feature_attention import describe_fmfb_attention, describe_graftednet_attention
+
+    looks = [_row("fire_conv4f", on=0.8), _row("fire_conv5c", on=0.9),
+             _row("fire_conv5c_p3", 1, top="head"), _row("fire_conv5c_p3", 2), _row("fire_conv5c_p3", 3, top="legs")]
+    text = describe_graftednet_attention(looks, 8)
+    assert "80% (fire_conv4f) to 90% (fire_conv5c)" in text and "they respond on the body" in text
+    assert "head (30%" in text and text.index("head") < text.index("legs")
+    blind = [_row("fire_conv4f", on=0.41), _row("fire_conv5c", on=0.42)]
+    assert "does not (yet) look at the person" in describe_graftednet_attention(blind, 8)
+
+    fmfb = [_row("up1", upper=0.9, band=(0.6, 0.25)), _row("dn1", upper=0.2, band=(0.5, 0.25)),
+            _row("student", upper=0.5)]
+    text = describe_fmfb_attention(fmfb, 4)
+    assert "2 of the 2 partial" in text and "is reproduced here" in text and "do sit higher" in text
+    flat = [_row("up1", upper=0.5, band=(0.26, 0.25)), _row("dn1", upper=0.5, band=(0.25, 0.25))]
+    text = describe_fmfb_attention(flat, 4)
+    assert "not reproduced here" in text and "do not sit clearly higher" in text

@@ -25,7 +25,7 @@ import numpy as np
 from .attention import _energy, energy_share, part_area_shares, part_shares
 
 __all__ = ["NORMS", "UPPER_BODY", "channel_energy", "band_mask", "stripe_cells", "map_attention", "upper_body_share",
-           "graftednet_attention", "fmfb_attention"]
+           "graftednet_attention", "fmfb_attention", "describe_graftednet_attention", "describe_fmfb_attention"]
 
 NORMS = ("l1", "l2")
 #: Body parts above the hips (:data:`reidbook.data.PART_NAMES`): what an "Up" view's band mostly holds.
@@ -186,3 +186,62 @@ def fmfb_attention(student, images, part_maps: Sequence, views: Sequence) -> lis
     maps = _eval_maps(student, images, student.view_maps)
     bands = {v.name: (v.top, v.bottom) for v in views if v.partial and v.name in maps}
     return map_attention(maps, part_maps, norm="l1", bands=bands)
+
+
+# ------------------------------------------------------------------ captions generated from the measures
+LOOKS = 1.25  #: a map "looks at" a region when its energy share is at least 1.25× the region's area share
+
+
+def describe_graftednet_attention(rows: Sequence[dict], n_images: int) -> str:
+    """Chapter 03's caption from :func:`graftednet_attention`'s rows: on-person shares of the multi-level
+    features against chance, and the top body part of each stripe of the finest part feature."""
+    levels = [r for r in rows if r["stripe"] == 0]
+    parts = [r for r in rows if r["stripe"] > 0]
+    out = []
+    if levels:
+        lo, hi = min(levels, key=lambda r: r["on_person"]), max(levels, key=lambda r: r["on_person"])
+        out.append(f"Over {n_images} query images, the whole-map features put {lo['on_person']:.0%} "
+                   f"({lo['feature']}) to {hi['on_person']:.0%} ({hi['feature']}) of their response on the person, "
+                   f"who covers {levels[0]['chance']:.0%} of the pixels: "
+                   + ("they respond on the body." if lo["lift"] >= LOOKS else
+                      "some respond on the body (lift ≥ 1.25×), others barely more than a map that looks everywhere."
+                      if hi["lift"] >= LOOKS else
+                      "barely more than a map that looks everywhere — this model does not (yet) look at the person."))
+    if parts:
+        finest = [r for r in parts if r["map"] == parts[-1]["map"]]
+        out.append(f"The {len(finest)} stripes of {finest[0]['map']}, top to bottom, respond most on: "
+                   + "; ".join(f"{r['top_part']} ({r['top_part_share']:.0%} of the stripe's energy; "
+                               f"{r['on_person']:.0%} on the person vs {r['chance']:.0%} chance)"
+                               for r in finest) + ".")
+    return " ".join(out)
+
+
+def describe_fmfb_attention(rows: Sequence[dict], n_images: int) -> str:
+    """Chapter 04's caption from :func:`fmfb_attention`'s rows: does each partial view's FMFB sit in its own
+    band (Fig. 4), and do the Up views' FMFBs sit on the upper body more than the Dn views'?"""
+    by = {r["map"]: r for r in rows}
+    partial = [r for r in rows if "band_share" in r]
+    out = []
+    if partial:
+        inside = [r for r in partial if r["band_lift"] >= LOOKS]
+        out.append(f"Over {n_images} query images, {len(inside)} of the {len(partial)} partial views' FMFBs put "
+                   f"clearly more of their energy in their own band than its area share (≥ {LOOKS}×): "
+                   + ", ".join(f"{r['map']} {r['band_share']:.0%} vs {r['band_chance']:.0%}" for r in partial) + ".")
+        out.append("Fig. 4's pattern — each partial FMFB lights its own band — is "
+                   + ("reproduced here." if len(inside) == len(partial) else
+                      "partly reproduced here." if inside else "not reproduced here."))
+    ups = [by[k] for k in by if k.startswith("up")]
+    dns = [by[k] for k in by if k.startswith("dn")]
+    if ups and dns:
+        u = float(np.mean([r["upper_body"] for r in ups]))
+        d = float(np.mean([r["upper_body"] for r in dns]))
+        own = f", the student's own maps {by['student']['upper_body']:.0%}" if "student" in by else ""
+        out.append(f"Of their on-person energy, the Up views' FMFBs put {u:.0%} on head, torso and arms, the Dn "
+                   f"views' {d:.0%}{own}"
+                   + (": the Up views do sit higher on the body." if u > d + 0.05 else
+                      ": the Up views do not sit clearly higher on the body than the Dn views."))
+    if "student" in by:
+        s = by["student"]
+        out.append(f"The student's own maps put {s['on_person']:.0%} of their energy on the person "
+                   f"({s['chance']:.0%} chance).")
+    return " ".join(out)
