@@ -76,3 +76,99 @@ def test_budget_range_at_its_extremes(rule):
         plt.close(fig)
     with pytest.raises(ValueError, match="whole number ≥ 2"):
         budget_range_data(ev, rule, n=1)
+
+
+# ------------------------------------------------------------------ a Grad-CAM per exit, measured
+def _tiny_dare():
+    from reidbook.models import build_model
+
+    torch.manual_seed(0)
+    return build_model("dare", 6, profile="smoke").eval()
+
+
+def _person_parts(n: int, h: int = 64, w: int = 32) -> list[np.ndarray]:
+    """Part maps with a person in the middle columns: head, torso, legs bands (labels 1, 2, 4)."""
+    p = np.zeros((h, w), dtype=np.int64)
+    p[4:14, 12:20], p[14:36, 10:22], p[36:60, 11:21] = 1, 2, 4
+    return [p.copy() for _ in range(n)]
+
+
+def test_exit_embedding_is_the_exit_the_evaluation_uses():
+    from reidbook.eval.anytime import exit_slots
+    from reidbook.viz.gradcam import ExitEmbedding
+
+    model = _tiny_dare()
+    x = torch.randn(2, 3, 64, 32)
+    with torch.no_grad():
+        every = model.all_embeddings(x)
+        for s, slot in enumerate(exit_slots(model), start=1):
+            torch.testing.assert_close(ExitEmbedding(model, s)(x), every[slot])
+    assert isinstance(ExitEmbedding(model, 1).target_layer(), torch.nn.Module)
+    with pytest.raises(ValueError, match="exit must be in 1..4"):
+        ExitEmbedding(model, 5)
+    with pytest.raises(TypeError, match="anytime model"):
+        ExitEmbedding(torch.nn.Linear(2, 2), 1)
+
+
+def test_exit_attention_measures_every_exit_on_the_same_images():
+    from reidbook.viz.anytime import exit_attention, plot_exit_cams
+
+    model = _tiny_dare()
+    torch.manual_seed(1)
+    images, refs = torch.randn(3, 3, 64, 32), [torch.randn(3, 3, 64, 32) for _ in range(4)]
+    parts = _person_parts(3)
+    out = exit_attention(model, images, refs, parts)
+    assert list(out["cams"]) == model.exit_names()
+    for m in out["cams"].values():
+        assert m.shape == (3, 64, 32) and m.min() >= 0
+    t = out["table"]
+    assert list(t["exit"]) == model.exit_names() and ((t["n"] + t["empty"]) == 3).all()
+    measured = t[t["n"] > 0]
+    assert len(measured) > 0
+    chance = float((parts[0] > 0).mean())
+    np.testing.assert_allclose(measured["chance"], chance)   # the person's area share: a uniform map's share
+    assert ((measured["on_person"] >= 0) & (measured["on_person"] <= 1)).all()
+    body = measured[["head", "torso", "arms", "legs", "feet", "bag"]].sum(axis=1)
+    np.testing.assert_allclose(body, measured["on_person"])  # the parts tile the person
+    fig = plot_exit_cams(images, out["cams"], t, n_show=2)
+    assert len(fig.axes) == 2 * 5
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    with pytest.raises(ValueError, match="one part map per image"):
+        exit_attention(model, images, refs, parts[:2])
+
+
+def test_exit_top1_leaves_out_junk():
+    from reidbook.viz.anytime import exit_top1
+
+    ev = _toy_eval()
+    top = exit_top1(ev, [0, 1, 5])
+    assert top.shape == (3, 3)
+    for s in range(3):
+        for i, q in enumerate([0, 1, 5]):
+            d = ev.distmats[s, q].astype(float).copy()
+            d[(ev.g_pids == ev.q_pids[q]) & (ev.g_camids == ev.q_camids[q])] = np.inf
+            assert top[s, i] == int(d.argmin())
+    # a gallery item with the query's identity *and* camera is never the top-1
+    ev.g_camids[:] = 0
+    ev.q_camids[:] = 0
+    top = exit_top1(ev, range(4))
+    assert (ev.g_pids[top] != ev.q_pids[:4][None]).all()
+
+
+def test_describe_exit_attention_follows_the_numbers():
+    from reidbook.viz.anytime import describe_exit_attention
+
+    def table(shares, lifts, empty=(0, 0)):
+        return pd.DataFrame({"exit": ["stage 1", "fusion"], "n": [10 - e for e in empty], "empty": list(empty),
+                             "on_person": shares, "chance": [0.4, 0.4], "lift": lifts,
+                             "top_part": ["torso", "legs"], "top_part_share": [0.3, 0.2]})
+
+    up = describe_exit_attention(table([0.40, 0.60], [1.0, 1.5]))
+    assert "rises by 20 points" in up and "fusion puts at least 1.25× chance" in up and "stage 1: 40 %" in up
+    down = describe_exit_attention(table([0.60, 0.41], [1.5, 1.02]))
+    assert "falls by 19 points" in down and "stage 1 puts" in down
+    flat = describe_exit_attention(table([0.40, 0.41], [1.0, 1.02], empty=(0, 3)))
+    assert "stays within 2 points" in flat and "no exit puts" in flat and "3 empty CAMs" in flat
+    assert "nothing to measure" in describe_exit_attention(table([np.nan, np.nan], [np.nan, np.nan], (10, 10)))

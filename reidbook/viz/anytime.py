@@ -1,9 +1,12 @@
 """Figures of DaRe (paper 004): per-stage accuracy (Fig. 3/4), fusion weights, cost per exit, the
 anytime curve (Fig. 5), budgeted-stream curves (Fig. 6), per-stage rank lists (Fig. 7), easy and hard
-queries (Fig. 8), and the budget view behind chapter 07's slider.
+queries (Fig. 8), the budget view behind chapter 07's slider (and its static form over the whole range),
+and a Grad-CAM per exit measured against SynthReID's person masks (:func:`query_exit_attention`), with the
+sentence that reports it generated from the numbers (:func:`describe_exit_attention`).
 
 Pure functions: they take an :class:`reidbook.eval.anytime.AnytimeEval` (or tables made from one)
-and return a matplotlib ``Figure``; nothing here trains or extracts features.
+and return a matplotlib ``Figure``; nothing here trains. (The per-exit CAMs run the model forward and
+backward on a few query images, as :mod:`reidbook.viz.gradcam` does.)
 """
 from __future__ import annotations
 
@@ -15,7 +18,8 @@ from ..eval import anytime as A
 
 __all__ = ["plot_embedding_accuracy", "plot_fusion_weights", "plot_exit_costs", "plot_anytime",
            "plot_budgeted", "plot_exit_distribution", "plot_stage_ranklists", "plot_easy_hard",
-           "budget_view_data", "budget_view", "budget_range_data", "budget_range_view", "PAPER_FUSION_WEIGHTS"]
+           "budget_view_data", "budget_view", "budget_range_data", "budget_range_view", "exit_top1", "exit_attention",
+           "query_exit_attention", "plot_exit_cams", "describe_exit_attention", "PAPER_FUSION_WEIGHTS"]
 
 # §5.2: learnt w_s of DaRe(R)+RE on Market-1501 (the paper's numbers).
 PAPER_FUSION_WEIGHTS = (-0.54, -0.73, -0.77, -0.51)
@@ -383,3 +387,110 @@ def budget_range_view(ev: "A.AnytimeEval", curve=None, rule: str = "margin", n: 
     fig.suptitle(f"The budget slider's range ({rule} routing): {len(data)} budgets from C_1 = "
                  f"{ev.costs[0] / 1e6:.1f} M to C_S = {ev.costs[-1] / 1e6:.1f} M", fontsize=10)
     return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# What each exit looks at: a Grad-CAM per exit, measured against the person masks
+# ----------------------------------------------------------------------------------------------
+def exit_top1(ev: "A.AnytimeEval", queries) -> np.ndarray:
+    """``[S, n]``: the gallery index of each query's nearest gallery item under each exit's distances, with the
+    query's junk items (same identity and camera) left out as the protocol does."""
+    q = np.asarray(list(queries), dtype=np.int64)
+    junk = A.junk_mask(ev.q_pids[q], ev.g_pids, ev.q_camids[q], ev.g_camids)
+    return np.stack([np.where(junk, np.inf, d[q]).argmin(1) for d in ev.distmats])
+
+
+def exit_attention(model, images, references, part_maps, method: str = "gradcam") -> dict:
+    """A Grad-CAM per exit of ``model`` for ``images`` (:func:`reidbook.viz.gradcam.exit_cams`; ``references``:
+    one per exit, embeddings or images) measured against ``part_maps`` (one part-label map per image) with
+    :func:`reidbook.eval.attention.attention_summary`. Returns ``{"cams": {exit: [B, H, W]}, "table"}``; the
+    table has one row per exit: ``exit, n, empty, on_person, chance, lift, pointing_box, pointing_hit,
+    top_part, top_part_share`` and the energy share of every body part. An all-zero CAM (no region raises
+    the similarity) cannot be measured: it is left out and counted in ``empty``."""
+    import pandas as pd
+
+    from ..data.masks import PART_NAMES
+    from ..eval.attention import attention_summary
+    from .gradcam import exit_cams
+
+    if len(images) != len(part_maps) or len(part_maps) == 0:
+        raise ValueError(f"exit_attention: need one part map per image (≥ 1), got {len(images)} images and "
+                         f"{len(part_maps)} part maps")
+    cams = exit_cams(model, images, references, method)
+    rows = []
+    for name, maps in cams.items():
+        keep = [k for k in range(len(maps)) if float(maps[k].sum()) > 0]
+        row = {"exit": name, "n": len(keep), "empty": len(maps) - len(keep)}
+        if keep:
+            m = attention_summary([maps[k] for k in keep], [part_maps[k] for k in keep])
+            top = max(PART_NAMES[1:], key=lambda q: m["parts"][q])
+            row.update({k: m[k] for k in ("on_person", "chance", "lift", "pointing_box", "pointing_hit")},
+                       top_part=top, top_part_share=m["parts"][top], **{q: m["parts"][q] for q in PART_NAMES[1:]})
+        rows.append(row)
+    return {"cams": cams, "table": pd.DataFrame(rows)}
+
+
+def query_exit_attention(model, ev: "A.AnytimeEval", dataset, height: int, width: int, n: int = 32,
+                         method: str = "gradcam") -> dict:
+    """:func:`exit_attention` on the first ``n`` queries of ``ev`` (the same queries at every exit), each exit's
+    CAM explaining the cosine similarity to the query's top-1 gallery match *under that exit's distances*
+    (:func:`exit_top1`) — what retrieval at that exit used. ``dataset`` must have SynthReID's masks.
+    Returns ``{"queries", "images", "cams", "table"}``."""
+    import torch
+
+    from ..data import ImageDataset, build_transforms
+    from ..data.masks import load_part_map
+
+    if ev.query_items is None or ev.gallery_items is None:
+        raise ValueError("per-exit CAMs need the data set items: build the AnytimeEval with AnytimeEval.from_model")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n (queries measured) must be a whole number ≥ 1, got {n!r}")
+    queries = list(range(min(int(n), len(ev.q_pids))))
+    tf = build_transforms(height, width, is_train=False)
+    qset, gset = ImageDataset([ev.query_items[q] for q in queries], tf), ImageDataset(list(ev.gallery_items), tf)
+    images = torch.stack([qset[i][0] for i in range(len(queries))])
+    refs = [torch.stack([gset[int(g)][0] for g in top]) for top in exit_top1(ev, queries)]
+    parts = [load_part_map(dataset, ev.query_items[q]) for q in queries]
+    out = exit_attention(model, images, refs, parts, method)
+    return {"queries": queries, "images": images, **out}
+
+
+def plot_exit_cams(images, cams, table=None, n_show: int = 4, alpha: float = 0.5):
+    """The first ``n_show`` images, then one Grad-CAM per exit; column titles carry the measured on-person
+    share against chance (``table`` of :func:`exit_attention`) over all the measured images."""
+    from collections import OrderedDict
+
+    from .response import plot_maps, to_display
+
+    k = min(int(n_show), len(images))
+    titles = {}
+    if table is not None:
+        for r in table.itertuples():
+            titles[r.exit] = (f"{r.exit}\n{100 * r.on_person:.0f} % on person\n(chance {100 * r.chance:.0f} %)"
+                              if r.n else f"{r.exit}\n(all maps empty)")
+    maps = OrderedDict((titles.get(name, name), np.asarray(m[:k])) for name, m in cams.items())
+    return plot_maps(to_display(images[:k]), maps, alpha=alpha)
+
+
+def describe_exit_attention(table, lift_floor: float = 1.25, tol: float = 0.02) -> str:
+    """The sentences that report :func:`exit_attention`'s table, generated from its numbers: per exit the
+    on-person share against chance and the top body part; whether the share rises, falls or stays (within
+    ``tol``) from the first exit to the last; which exits look at the person clearly more than a uniform
+    map (``lift ≥ lift_floor``); and how many CAMs were empty."""
+    rows = [r for r in table.itertuples() if r.n]
+    if not rows:
+        return "Every CAM was empty (no region raised the similarity to the top-1 match): nothing to measure."
+    parts = "; ".join(f"{r.exit}: {100 * r.on_person:.0f} % on the person (chance {100 * r.chance:.0f} %, "
+                      f"{r.lift:.2f}×), mostly {r.top_part} ({100 * r.top_part_share:.0f} %)" for r in rows)
+    first, last = rows[0], rows[-1]
+    d = last.on_person - first.on_person
+    trend = (f"from {first.exit} to {last.exit} the on-person share "
+             + (f"rises by {100 * d:.0f} points" if d > tol else
+                f"falls by {100 * -d:.0f} points" if d < -tol else f"stays within {100 * tol:.0f} points"))
+    clear = [r.exit for r in rows if r.lift >= lift_floor]
+    looks = (f"{', '.join(clear)} put{'s' if len(clear) == 1 else ''} at least {lift_floor:g}× chance on the person"
+             if clear else f"no exit puts {lift_floor:g}× chance on the person: these maps do not single out the body")
+    empty = sum(int(r.empty) for r in table.itertuples())
+    tail = f" {empty} empty CAM{'s' if empty != 1 else ''} (no region raised the similarity) were left out." if empty \
+        else ""
+    return f"Grad-CAM per exit over {rows[0].n + rows[0].empty} queries — {parts}. Then {trend}; {looks}.{tail}"

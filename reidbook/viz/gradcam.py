@@ -10,6 +10,10 @@ For a multi-branch model (MGN) one CAM per branch: :class:`BranchEmbedding` wrap
 output is only that branch's part of the embedding (``f_g`` and its ``f_p``), and the CAM is taken at
 the last block of that branch. Each CAM thus explains one branch's embedding.
 
+For an anytime model (DaRe) one CAM per exit: :class:`ExitEmbedding` restricts the model to the
+embedding exit ``s`` answers with (``model.exit_embedding(model.anytime(x, upto=s))``), and the CAM is
+taken at the last block of stage ``s`` — the map that embedding is pooled from (:func:`exit_cams`).
+
 Note: the reference must differ from the image's own embedding — at ``f = f_ref`` the cosine is at its
 maximum and its gradient is zero (an empty CAM).
 """
@@ -25,7 +29,8 @@ from torch import nn
 
 from ..models.mgn import MGN
 
-__all__ = ["CosineSimilarityTarget", "BranchEmbedding", "embedding_cam", "branch_cams", "plot_branch_cams"]
+__all__ = ["CosineSimilarityTarget", "BranchEmbedding", "embedding_cam", "branch_cams", "plot_branch_cams",
+           "ExitEmbedding", "exit_cams"]
 
 
 class CosineSimilarityTarget:
@@ -109,3 +114,59 @@ def plot_branch_cams(model: nn.Module, images: torch.Tensor, references: torch.T
     cams = branch_cams(model, images, references)
     maps = OrderedDict((("Global" if n == "global" else n.replace("part", "Part-")), v) for n, v in cams.items())
     return plot_maps(to_display(images), maps, alpha=alpha, row_titles=row_titles, title=title)
+
+
+class ExitEmbedding(nn.Module):
+    """An anytime model (DaRe) restricted to exit ``s`` (1-based): ``x → model.exit_embedding(model.anytime(x, s))``
+    — stage ``s``'s embedding, or the fusion at the last exit. Stages after ``s`` are not run."""
+
+    def __init__(self, model: nn.Module, s: int):
+        super().__init__()
+        from ..models.base import is_anytime
+
+        if not is_anytime(model) or not hasattr(model, "stage_names"):
+            raise TypeError(f"{type(model).__name__} has no exits over backbone stages; ExitEmbedding needs an "
+                            "anytime model with stage_names (DaRe, reidbook.models.dare)")
+        if not 1 <= int(s) <= model.num_exits:
+            raise ValueError(f"exit must be in 1..{model.num_exits}, got {s}")
+        self.model, self.s = model, int(s)
+        self.train(model.training)  # so that restoring the wrapper's mode restores the model's
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.exit_embedding(self.model.anytime(x, upto=self.s))
+
+    def target_layer(self) -> nn.Module:
+        """The last block of stage ``s`` of the backbone (the map that exit's head pools). At the last exit
+        the fused embedding also depends on the earlier stages' embeddings; the CAM at this layer shows
+        the part of its gradient that flows through the last stage."""
+        from ..models.base import stage_modules_of
+
+        layer = stage_modules_of(self.model.backbone)[self.model.stage_names[self.s - 1]][-1]
+        children = list(layer.children()) if isinstance(layer, nn.Sequential) else []
+        return children[-1] if children else layer
+
+
+def exit_cams(model: nn.Module, images: torch.Tensor, references: Sequence[torch.Tensor],
+              method: str = "gradcam") -> "OrderedDict[str, np.ndarray]":
+    """One Grad-CAM per exit of an anytime model: ``{exit name: [B, H, W]}`` for ``images`` ``[B, 3, H, W]``.
+
+    ``references``: one entry per exit, each either reference embeddings ``[B, D]`` / ``[D]`` *at that exit*
+    or reference images ``[B, 3, H, W]`` (embedded at that exit, in eval mode) — e.g. each query's top-1
+    gallery match under that exit's distances, so that every CAM explains what that exit's retrieval used.
+    """
+    if len(references) != model.num_exits:
+        raise ValueError(f"exit_cams needs one reference per exit ({model.num_exits}), got {len(references)}")
+    out = OrderedDict()
+    for s, (name, ref) in enumerate(zip(model.exit_names(), references), start=1):
+        wrapper = ExitEmbedding(model, s)
+        if ref.dim() == 4:
+            was = model.training
+            model.eval()
+            try:
+                with torch.no_grad():
+                    p = next(model.parameters())
+                    ref = wrapper(ref.to(p.device, p.dtype))
+            finally:
+                model.train(was)
+        out[name] = embedding_cam(wrapper, images, ref, wrapper.target_layer(), method)
+    return out
