@@ -145,3 +145,27 @@ def test_slider_carries_the_grid_as_its_static_form():
     assert slider.min == 0.0 and slider.max == 0.9
     plain = pruning_slider(m, criteria="l1", input_size=SIZE, latency=False)
     assert "ratio 0.50" in plain.html and "<img" in plain.html   # no grid: the figure at the start
+
+
+def test_spread_and_fpgm_sentences_follow_the_numbers():
+    import pandas as pd
+
+    from reidbook.prune.measure import describe_spread
+    from reidbook.viz.pruning import describe_fpgm
+
+    lines = describe_spread(_toy_grid().frame())
+    assert len(lines) == 3 and lines[0].startswith("at ratio 0.25: after the cut the criteria span 2.0 mAP points "
+                                                   "(l1 best, fpgm worst); after fine-tuning 2.0 points")
+    assert lines[0].endswith("about as far apart")
+    closer = [{"method": "l1", "ratio": 0.5, "mAP": 30.0, "mAP_finetuned": 44.0},
+              {"method": "taylor", "ratio": 0.5, "mAP": 10.0, "mAP_finetuned": 43.0}]
+    assert describe_spread(closer)[0].endswith("1.0 points (l1 best, taylor worst) — closer together")
+    assert describe_spread(closer[:1]) == []           # one criterion: nothing to compare
+    names = ["l1", "l2", "fpgm"]
+    m = pd.DataFrame([[1, .9, .8], [.9, 1, .75], [.8, .75, 1]], index=names, columns=names)
+    assert describe_fpgm(m) == "FPGM agrees with L1 at ρ = 0.80 and L2 at ρ = 0.75: it ranks channels much like the " \
+                               "norms: on this model the filters far from the others are mostly the large ones."
+    m.loc["fpgm", ["l1", "l2"]] = [0.1, 0.2]
+    assert "largely independently" in describe_fpgm(m)
+    with pytest.raises(KeyError, match="no 'fpgm'"):
+        describe_fpgm(m.drop(index="fpgm"))

@@ -11,6 +11,7 @@ from ..eval.subset import evaluation_subset  # noqa: F401  (moved to reidbook.ev
 from .api import check_one_shot, prune
 
 __all__ = ["pruning_numbers", "check_slider_range", "recovery", "describe_recovery", "recovery_lines",
+           "describe_spread",
            "evaluation_subset"]
 
 
@@ -101,4 +102,35 @@ def recovery_lines(rows, unpruned: float, what: str = "mAP") -> list[str]:
         if ft is None or (isinstance(ft, float) and math.isnan(ft)):
             continue
         out.append(f"{r['method']} at ratio {r['ratio']}: " + describe_recovery(r[what], ft, unpruned, what))
+    return out
+
+
+def describe_spread(rows, what: str = "mAP") -> list[str]:
+    """How far apart the criteria are at each ratio, after the cut and after fine-tuning — one sentence per ratio
+    measured for at least two criteria, generated from ``rows`` (a ``DataFrame`` or dicts with ``method``,
+    ``ratio``, ``what`` and ``what + "_finetuned"``). This is what the survey's conclusion (after retraining the
+    criteria end up close, its Tables 5–7) is compared with."""
+    import math
+
+    records = rows.to_dict("records") if hasattr(rows, "to_dict") else list(rows)
+    out = []
+    for ratio in sorted({r["ratio"] for r in records}):
+        cell = [r for r in records if r["ratio"] == ratio]
+        ft = [r for r in cell if not (r.get(f"{what}_finetuned") is None
+                                       or (isinstance(r[f"{what}_finetuned"], float)
+                                           and math.isnan(r[f"{what}_finetuned"])))]
+        if len(cell) < 2:
+            continue
+        cut = max(cell, key=lambda r: r[what]), min(cell, key=lambda r: r[what])
+        text = (f"at ratio {ratio:g}: after the cut the criteria span {cut[0][what] - cut[1][what]:.1f} {what} points "
+                f"({cut[0]['method']} best, {cut[1]['method']} worst)")
+        if len(ft) >= 2:
+            best = max(ft, key=lambda r: r[f"{what}_finetuned"])
+            worst = min(ft, key=lambda r: r[f"{what}_finetuned"])
+            gap_cut, gap_ft = cut[0][what] - cut[1][what], best[f"{what}_finetuned"] - worst[f"{what}_finetuned"]
+            trend = "closer together" if gap_ft < gap_cut - 0.5 else "further apart" if gap_ft > gap_cut + 0.5 else \
+                "about as far apart"
+            text += (f"; after fine-tuning {gap_ft:.1f} points ({best['method']} best, {worst['method']} worst) — "
+                     f"{trend}")
+        out.append(text)
     return out

@@ -2,7 +2,8 @@
 
 * :func:`score_distributions` / :func:`score_distributions_grid` — each criterion's channel scores, layer by layer;
 * :func:`rank_agreement` / :func:`plot_agreement` / :func:`agreement_findings` — how much two criteria agree on
-  *which* channels matter (Spearman rank correlation per layer, averaged) as a heat map and as sentences;
+  *which* channels matter (Spearman rank correlation per layer, averaged) as a heat map and as sentences
+  (:func:`describe_fpgm`: FPGM against the norms, generated from the matrix);
 * :func:`plot_one_shot` — one-shot pruning's mAP against multiply-adds, with and without fine-tuning;
 * :func:`plot_widths` — per-layer widths before/after pruning;
 * :func:`plot_sensitivity` — Li et al.'s one-layer-at-a-time sensitivity scan;
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 
 __all__ = ["short_name", "score_distributions", "score_distributions_grid", "rank_agreement", "plot_agreement",
-           "agreement_findings", "plot_one_shot", "plot_strategy_internals", "plot_widths",
+           "agreement_findings", "describe_fpgm", "plot_one_shot", "plot_strategy_internals", "plot_widths",
            "plot_sensitivity", "plot_macs_vs_latency", "plot_pruning", "plot_tradeoff_grid",
            "plot_tradeoff", "plot_reconstruction",
            "plot_strategy_curves", "plot_scenarios"]
@@ -149,6 +150,26 @@ def agreement_findings(matrix, top: int = 3) -> list[str]:
         if m is not None:
             out.append(f"mean ρ {label}: {m:.2f} ({n} pair{'s' if n > 1 else ''})")
     return out
+
+
+def describe_fpgm(matrix, norms=("l1", "l2")) -> str:
+    """A sentence generated from a :func:`rank_agreement` matrix: how closely FPGM (which ranks by redundancy, the
+    distance to the other filters, not by size) follows the norm criteria on this model. Thresholds on the mean ρ
+    with the norms: ≥ 0.7 "much like the norms", ≥ 0.3 "only partly", else "largely independently"."""
+    names = list(matrix.index)
+    if "fpgm" not in names:
+        raise KeyError(f"the agreement matrix has no 'fpgm' row; it has {names}")
+    here = [n for n in norms if n in names and n != "fpgm"]
+    if not here:
+        raise KeyError(f"the agreement matrix has none of the norm criteria {list(norms)}; it has {names}")
+    rhos = {n: float(matrix.loc["fpgm", n]) for n in here}
+    mean = sum(rhos.values()) / len(rhos)
+    how = ("much like the norms: on this model the filters far from the others are mostly the large ones"
+           if mean >= 0.7 else
+           "only partly like the norms: redundancy and size pick different channels in many layers" if mean >= 0.3
+           else "largely independently of the norms: redundancy and size pick different channels")
+    with_ = " and ".join(f"{n.upper()} at ρ = {r:.2f}" for n, r in rhos.items())
+    return f"FPGM agrees with {with_}: it ranks channels {how}."
 
 
 def score_distributions_grid(scores_by_method: dict, methods, normalise: bool = True):
