@@ -142,3 +142,17 @@ def test_captions_follow_the_numbers():
     flat = [_row("up1", upper=0.5, band=(0.26, 0.25)), _row("dn1", upper=0.5, band=(0.25, 0.25))]
     text = describe_fmfb_attention(flat, 4)
     assert "not reproduced here" in text and "do not sit clearly higher" in text
+
+
+def test_graftednet_response_figure_has_a_column_per_map():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from reidbook.models import build_model
+    from reidbook.viz.grafting import feature_response_figure
+
+    model = build_model("graftednet", 5, profile="smoke")
+    fig = feature_response_figure(model, torch.randn(2, 3, 64, 32))
+    assert len(fig.axes) == 2 * (1 + 4 + 2)          # image, four levels, fire_conv5c in 2 and in 3 stripes
+    assert model.training

@@ -7,6 +7,8 @@
 * :func:`curves_figure` — training-loss curves of several runs (with / without accompanying learning).
 * :func:`metric_bars` — mAP / rank-1 bars of several runs (Table 2's ablation).
 * :func:`cost_figure` — Table 3 as a picture: latency against parameters, one point per model.
+* :func:`feature_response_figure` — where GraftedNet's features respond: the four levels' response maps and
+  ``fire_conv5c``'s 2- and 3-stripe part maps over the images (MGN Fig. 5's definition, per map / per stripe).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 __all__ = ["stage_params_figure", "group_conv_mask", "group_conv_figure", "curves_figure", "metric_bars",
-           "cost_figure", "RESNET_COLOUR", "FIRE_COLOUR"]
+           "cost_figure", "feature_response_figure", "RESNET_COLOUR", "FIRE_COLOUR"]
 
 RESNET_COLOUR = "#4c72b0"  # Fig. 1's blue bars
 FIRE_COLOUR = "#a0522d"    # Fig. 1's brown bars
@@ -165,3 +167,34 @@ def cost_figure(table, latency_column: str | None = None, highlight: str | None 
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def feature_response_figure(model, images, title: str | None = None, alpha: float = 0.5):
+    """One row per image: the image, the response map (``‖x[:, :, i, j]‖₂``, normalised per map) of each
+    multi-level feature's map, and ``fire_conv5c``'s map normalised per stripe for the 2- and 3-stripe part
+    features (stripe bounds drawn). ``images``: the model's normalised input ``[B, 3, H, W]``; ``model``: a
+    :class:`reidbook.models.graftednet.GraftedNet`. The energy that :mod:`reidbook.eval.feature_attention`
+    measures is the same response before the normalisation."""
+    import torch
+
+    from .response import plot_maps, response_map, to_display
+
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            prm = next(model.parameters())
+            maps = model.forward_all(images.to(prm.device, prm.dtype))["maps"]
+    finally:
+        model.train(was)
+    size = tuple(images.shape[-2:])
+    heat, parts = {}, {}
+    for n in model.feature_names:
+        if "_p" not in n:
+            heat[n] = response_map(maps[n], 1, size).cpu().numpy()
+    if model.part_based:
+        for k in (2, 3):
+            label = f"fire_conv5c, {k} stripes"
+            heat[label] = response_map(maps["fire_conv5c"], k, size).cpu().numpy()
+            parts[label] = k
+    return plot_maps(to_display(images.cpu()), heat, alpha=alpha, parts=parts, title=title)
