@@ -171,3 +171,24 @@ def test_new_contenders_are_known():
     assert C.CONTENDERS["mgn_pruned_l1_c1"][2] == "mgn" and C.CONTENDERS["mgn_kd_r18"][2] == "mgn"
     with pytest.raises(ValueError, match="MGN-distilled"):
         C.is_cached("mgn_kd_r18", "smoke")
+
+
+@pytest.mark.slow
+def test_mgn_compressed_smoke():
+    """MGN pruned (backbone and branches, one-shot L1 to C1) and distilled into ResNet-18 in smoke: both smaller
+    than MGN, the student trained on exactly as many images as its control, and both loaded again from the zoo."""
+    cs = C.collect("smoke", include=["mgn", "mgn_pruned_l1_c1", "resnet18", "mgn_kd_r18"])
+    t = C.measure(cs, rounds=1, repeats=1)
+    assert t.loc["mgn_pruned_l1_c1", "MACs_M"] <= 0.5 * t.loc["mgn", "MACs_M"] + 1e-6
+    assert t.loc["mgn_kd_r18", "params_M"] < 0.5 * t.loc["mgn", "params_M"]
+    assert t.loc["mgn_kd_r18", "images_seen"] == t.loc["resnet18", "images_seen"] > 0
+    assert t.loc["mgn_pruned_l1_c1", "images_seen"] > t.loc["mgn", "images_seen"]   # MGN's + its fine-tuning
+    assert t[["mAP", "rank1"]].notna().all().all()
+    again = {c.key: c for c in C.collect("smoke", include=["mgn_pruned_l1_c1", "mgn_kd_r18"])}
+    x = torch.randn(2, 3, 64, 32)
+    with torch.no_grad():
+        for c in cs[1:]:
+            if c.key in again:
+                torch.testing.assert_close(again[c.key].model(x), c.model(x))
+    bg = C.background_table(cs, "smoke")
+    assert list(bg.index) == list(t.index) and bg.filter(like="mAP").notna().all().all()
