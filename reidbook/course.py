@@ -320,10 +320,17 @@ def _mark_timed_out(executed: Path, index: int, message: str) -> None:
 
 
 def _to_html(executed: Path) -> str:
+    """Export an executed chapter to HTML beside it; returns the page's name.
+
+    The page has no kernel behind it, so the widgets' saved state (which the kernel client may have stored
+    in the notebook's metadata) is left out: nbconvert then shows each widget's next representation — a
+    :class:`reidbook.widgets._common.WithStatic` widget's static form — instead of a view that needs the
+    widget manager's JavaScript from the internet and a kernel to move."""
     import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(executed), as_version=4)
+    nb.metadata.pop("widgets", None)
     body, _ = HTMLExporter().from_notebook_node(nb)
     # a chapter links the glossary as GLOSSARY.md (right in JupyterLab); the exported page links its HTML
     body = re.sub(r'href="(?:\./)?GLOSSARY\.md(#[^"]*)?"', lambda m: f'href="GLOSSARY.html{m[1] or ""}"', body)

@@ -81,3 +81,29 @@ def test_index_shows_reading_and_run_time_and_failed_chapters(tmp_path):
     assert 'class="fail">failed' in page and "cell 32 (widget cell" in page
     meta = json.loads((tmp_path / "course.json").read_text())
     assert [c["reading_minutes"] for c in meta["chapters"]] == [7.6, 11.4]
+
+
+def test_exported_page_shows_a_widgets_static_form_even_when_its_state_was_saved(tmp_path):
+    """The kernel client may save widget state in the executed chapter; the page has no kernel, so the
+    export leaves the state out and nbconvert shows the next representation: WithStatic's static HTML."""
+    import nbformat
+
+    from reidbook.course import _to_html
+
+    view = {"version_major": 2, "version_minor": 0, "model_id": "abc123"}
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("quiz('01')")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={
+        "application/vnd.jupyter.widget-view+json": view, "text/plain": "VBox(...)",
+        "text/html": "<div class='reidbook-quiz'>STATIC QUIZ</div>"})]
+    nb.cells = [cell]
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {
+        "version_major": 2, "version_minor": 0,
+        "state": {"abc123": {"model_name": "VBoxModel", "model_module": "@jupyter-widgets/controls",
+                             "model_module_version": "2.0.0", "state": {}}}}}
+    path = tmp_path / "00_x.ipynb"
+    nbformat.write(nb, str(path))
+    page = (tmp_path / _to_html(path)).read_text()
+    assert "STATIC QUIZ" in page
+    assert "application/vnd.jupyter.widget-view+json" not in page
+    assert nbformat.read(str(path), as_version=4).metadata["widgets"]  # the executed notebook is left as it was
