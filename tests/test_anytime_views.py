@@ -172,3 +172,45 @@ def test_describe_exit_attention_follows_the_numbers():
     flat = describe_exit_attention(table([0.40, 0.41], [1.0, 1.02], empty=(0, 3)))
     assert "stays within 2 points" in flat and "no exit puts" in flat and "3 empty CAMs" in flat
     assert "nothing to measure" in describe_exit_attention(table([np.nan, np.nan], [np.nan, np.nan], (10, 10)))
+
+
+# ------------------------------------------------------------------ chapter 07's sentences follow the numbers
+def _emb(maps):
+    return pd.DataFrame({"embedding": ["stage 1", "stage 2", "stage 3", "stage 4", "fusion"], "mAP": maps})
+
+
+def test_describe_deep_supervision_and_fusion_weights():
+    from reidbook.viz.anytime import describe_deep_supervision, describe_fusion_weights
+
+    text = describe_deep_supervision(_emb([0.20, 0.3, 0.5, 0.4, 0.55]), _emb([0.05, 0.1, 0.3, 0.42, 0.50]))
+    assert "stage 1 reaches 20.0 % mAP against 5.0 %" in text and "better by 15.0 points" in text
+    assert "stage 3 beats stage 4" in text and "at least as good as the best single stage, stage 3" in text
+    text = describe_deep_supervision(_emb([0.05, 0.3, 0.3, 0.4, 0.35]), _emb([0.10, 0.1, 0.3, 0.42, 0.50]))
+    assert "worse by 5.0 points" in text and "does not beat" in text and "is below the best single stage" in text
+    assert "the fusion leans on it" in describe_fusion_weights([-0.1, -0.2, -0.6, -0.1], _emb([.1, .2, .5, .4, .6]))
+    assert "do not follow accuracy" in describe_fusion_weights([-0.9, -0.2, -0.1, -0.1], _emb([.1, .2, .5, .4, .6]))
+
+
+def test_describe_exit_costs_anytime_routing_and_easy_hard():
+    from reidbook.viz.anytime import describe_anytime, describe_easy_hard, describe_exit_costs, describe_routing
+
+    text = describe_exit_costs(np.array([510, 1200, 2100, 2600]) * 1e6, (500, 1200, 2000, 2600), [1e6, 2e6, 3e6, 4e6],
+                               [1.0, 2.0, 3.0, 4.0])
+    assert "between +0.0 % and +5.0 %" in text
+    assert "R² = 1.00" in text and "time follows" in text
+    ev, other = _toy_eval(), _toy_eval(seed=1)
+    other.costs = np.array([2.0, 5.0, 9.0])
+    budgets = np.linspace(0, 10, 11)
+    d, o = A.anytime_curve(ev, budgets), A.anytime_curve(other, budgets)
+    text = describe_anytime(ev, other, d, o)
+    assert "2.5× as much" in text
+    ahead = int((o.rank1 > d.rank1).sum())
+    assert f"answers better at {ahead} " in text and "Over 11 budgets" in text
+    curve = A.budgeted_curve(ev, A.budget_grid(ev.costs, 5, include_exits=True))
+    text = describe_routing(ev, curve)
+    assert "lie on the straight lines" in text and "Margin routing is above random at" in text
+    assert "Margin against distance" in text
+    kinds = pd.DataFrame({"stage 1": [0.6, 0.1], "stage 4 (fusion)": [0.2, 0.7]}, index=["easy", "hard"])
+    assert "does send the easy ones out earlier" in describe_easy_hard(kinds)
+    assert "does not send" in describe_easy_hard(kinds.iloc[::-1].set_axis(["easy", "hard"]))
+    assert describe_easy_hard("no difficulty labels") == "no difficulty labels"

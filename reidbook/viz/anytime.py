@@ -19,7 +19,9 @@ from ..eval import anytime as A
 __all__ = ["plot_embedding_accuracy", "plot_fusion_weights", "plot_exit_costs", "plot_anytime",
            "plot_budgeted", "plot_exit_distribution", "plot_stage_ranklists", "plot_easy_hard",
            "budget_view_data", "budget_view", "budget_range_data", "budget_range_view", "exit_top1", "exit_attention",
-           "query_exit_attention", "plot_exit_cams", "describe_exit_attention", "PAPER_FUSION_WEIGHTS"]
+           "query_exit_attention", "plot_exit_cams", "describe_exit_attention", "describe_deep_supervision",
+           "describe_fusion_weights", "describe_exit_costs", "describe_anytime", "describe_routing",
+           "describe_easy_hard", "PAPER_FUSION_WEIGHTS"]
 
 # §5.2: learnt w_s of DaRe(R)+RE on Market-1501 (the paper's numbers).
 PAPER_FUSION_WEIGHTS = (-0.54, -0.73, -0.77, -0.51)
@@ -494,3 +496,138 @@ def describe_exit_attention(table, lift_floor: float = 1.25, tol: float = 0.02) 
     tail = f" {empty} empty CAM{'s' if empty != 1 else ''} (no region raised the similarity) were left out." if empty \
         else ""
     return f"Grad-CAM per exit over {rows[0].n + rows[0].empty} queries — {parts}. Then {trend}; {looks}.{tail}"
+
+
+# ----------------------------------------------------------------------------------------------
+# Chapter 07's sentences, generated from its numbers (nothing typed in that the run computes)
+# ----------------------------------------------------------------------------------------------
+def _pts(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def describe_deep_supervision(with_ds, without_ds, metric: str = "mAP") -> str:
+    """Fig. 3/4 in words: two ``AnytimeEval.per_embedding()`` tables (with deep supervision, fusion loss only).
+    Says how stage 1 and the fusion move without the per-stage losses, whether stage 3 beats stage 4 and
+    whether the fusion beats the best single stage — each as this run has it."""
+    a, b = with_ds.set_index("embedding")[metric], without_ds.set_index("embedding")[metric]
+    names = list(a.index)
+    first, fusion, stages = names[0], names[-1], names[:-1]
+    best = max(stages, key=lambda n: a[n])
+    d1, df = a[first] - b[first], a[fusion] - b[fusion]
+    word = lambda d: "better" if d > 0.005 else ("worse" if d < -0.005 else "about the same")  # noqa: E731
+    out = [f"With deep supervision {first} reaches {_pts(a[first])} % {metric} against {_pts(b[first])} % with the "
+           f"fusion loss only ({word(d1)} by {abs(100 * d1):.1f} points), and the fusion {_pts(a[fusion])} % against "
+           f"{_pts(b[fusion])} % ({word(df)} by {abs(100 * df):.1f} points)."]
+    if len(stages) >= 4:
+        s3, s4 = stages[2], stages[3]
+        out.append(f"{s3} {'beats' if a[s3] > a[s4] else 'does not beat'} {s4} ({_pts(a[s3])} vs {_pts(a[s4])} %);")
+    beats = a[fusion] >= a[best]
+    out.append(f"the fusion {'is at least as good as' if beats else 'is below'} the best single stage, {best} "
+               f"({_pts(a[fusion])} vs {_pts(a[best])} %).")
+    return " ".join(out)
+
+
+def describe_fusion_weights(weights, per_embedding, metric: str = "mAP") -> str:
+    """Whether the stage with the largest learnt ``|w_s|`` (Eq. 1) is the most accurate single stage, as in the
+    paper's weights (§5.2)."""
+    w = np.abs(np.asarray(weights, dtype=float))
+    acc = per_embedding.set_index("embedding")[metric]
+    stages = list(acc.index)[: len(w)]
+    big, best = stages[int(w.argmax())], max(stages, key=lambda n: acc[n])
+    share = w / w.sum()
+    return (f"The largest |w_s| here is {big}'s ({100 * share.max():.0f} % of Σ|w|); the most accurate single stage is "
+            f"{best} ({_pts(acc[best])} % {metric})" + (": the fusion leans on it, as in the paper." if big == best else
+                                                         ": unlike the paper's, the weights do not follow accuracy."))
+
+
+def describe_exit_costs(costs_full, paper_macs_m, macs_here, latency_ms) -> str:
+    """Our measured multiply-adds against the paper code's table (ratio range per exit) and how well a straight
+    line in multiply-adds explains the measured latency (R² of the least-squares fit)."""
+    ratio = np.asarray(costs_full, dtype=float) / 1e6 / np.asarray(paper_macs_m, dtype=float) - 1
+    m, t = np.asarray(macs_here, dtype=float) / 1e6, np.asarray(latency_ms, dtype=float)
+    k, c = np.polyfit(m, t, 1)
+    resid = t - (k * m + c)
+    r2 = 1 - float(resid @ resid) / max(float(((t - t.mean()) ** 2).sum()), 1e-300)
+    return (f"Our torchvision-style ResNet-50 measures between {100 * ratio.min():+.1f} % and "
+            f"{100 * ratio.max():+.1f} % of the paper code's multiply-adds per exit (from "
+            f"{float(costs_full[0]) / 1e6:.0f} to {float(costs_full[-1]) / 1e6:.0f} M). Latency against "
+            f"multiply-adds: {k:.3f} ms per M plus {c:.2f} ms, "
+            f"R² = {r2:.2f}" + (" — time follows multiply-adds here." if r2 >= 0.9 else
+                                " — a weak fit on this (busy?) machine: time does not simply follow multiply-adds "
+                                "here."))
+
+
+def _ranges(budgets: np.ndarray, mask: np.ndarray) -> list[tuple[float, float]]:
+    out, start = [], None
+    for i, m in enumerate(mask):
+        if m and start is None:
+            start = i
+        if start is not None and (not m or i == len(mask) - 1):
+            end = i if m else i - 1
+            out.append((float(budgets[start]), float(budgets[end])))
+            start = None
+    return out
+
+
+def describe_anytime(ev: "A.AnytimeEval", ev_other: "A.AnytimeEval", dare_curve, other_curve,
+                     other: str = "the sequential ensemble", metric: str = "rank1") -> str:
+    """Fig. 5 in words: what DaRe's second exit costs against the other model's, at how many budgets of the two
+    curves (one grid) each model answers better, where, and which of the two full models is more accurate."""
+    b = np.asarray(dare_curve["budget"], dtype=float)
+    d, o = np.asarray(dare_curve[metric], dtype=float), np.asarray(other_curve[metric], dtype=float)
+    ahead, behind = o > d, d > o
+    where = ", ".join(f"{lo / 1e6:.0f}–{hi / 1e6:.0f} M" for lo, hi in _ranges(b, ahead)) or "nowhere"
+    name = "Rank-1" if metric == "rank1" else metric
+    full_d = ev.results[-1].rank(1) if metric == "rank1" else ev.results[-1].mAP
+    full_o = ev_other.results[-1].rank(1) if metric == "rank1" else ev_other.results[-1].mAP
+    out = []
+    if len(ev.costs) > 1 and len(ev_other.costs) > 1:
+        out.append(f"DaRe's second exit costs {ev.costs[1] / 1e6:.1f} M multiply-adds, {other}'s "
+                   f"{ev_other.costs[1] / 1e6:.1f} M ({ev_other.costs[1] / ev.costs[1]:.1f}× as much).")
+    out.append(f"Over {len(b)} budgets, {other} answers better at {int(ahead.sum())} ({where}) and DaRe at "
+               f"{int(behind.sum())}; with every exit affordable, DaRe's {name} is {_pts(full_d)} % and {other}'s "
+               f"{_pts(full_o)} %.")
+    return " ".join(out)
+
+
+def describe_routing(ev: "A.AnytimeEval", curve, metric: str = "rank1") -> str:
+    """Fig. 6 in words: whether random routing's curve is the straight line between the single exits (largest
+    deviation), and, for each confidence rule, at how many budgets between ``C_1`` and ``C_S`` it lies above
+    or below random routing (:func:`reidbook.eval.anytime.routing_gaps`), and margin against distance."""
+    name = "Rank-1" if metric == "rank1" else metric
+    dev = A.chord_deviation(ev, curve, metric)
+    out = []
+    if np.isfinite(dev):
+        out.append("Random routing's points lie on the straight lines between the single exits (largest deviation "
+                   f"{100 * dev:.2f} points)." if dev < 1e-6 else
+                   f"Random routing's points are off the straight lines by up to {100 * dev:.2f} points "
+                   "(simulated coins).")
+        gaps = A.routing_gaps(curve, metric)
+        for r in gaps.itertuples():
+            out.append(f"{r.rule.capitalize()} routing is above random at {r.above} of {r.budgets} budgets between C_1 "
+                       f"and C_S and below at {r.below} (mean {100 * r.mean_gap:+.1f} {name} points).")
+    rules = set(curve["rule"])
+    if {"margin", "distance"} <= rules:
+        g = A.routing_gaps(curve, metric, against="distance").set_index("rule")
+        if "margin" in g.index:
+            r = g.loc["margin"]
+            out.append(f"Margin against distance: above at {r.above}, below at {r.below} of {r.budgets} budgets "
+                       f"(mean {100 * r.mean_gap:+.1f} points).")
+    return " ".join(out)
+
+
+def describe_easy_hard(exit_by_kind) -> str:
+    """Whether the routing sent SynthReID's *easy* identities' queries out earlier than its *hard* ones: the
+    share of each kind that left at the first exit and at the last (a crosstab, rows = kinds, normalised)."""
+    if not hasattr(exit_by_kind, "loc"):
+        return str(exit_by_kind)
+    t = exit_by_kind
+    first, last = t.columns[0], t.columns[-1]
+    parts = [f"{100 * t.loc[k, first]:.0f} % of the {k} identities' queries left at {first} and "
+             f"{100 * t.loc[k, last]:.0f} % needed {last}" for k in t.index]
+    verdict = ""
+    if {"easy", "hard"} <= set(t.index):
+        earlier = t.loc["easy", first] > t.loc["hard", first]
+        verdict = (" The routing does send the easy ones out earlier." if earlier else
+                   " The routing does not send the easy ones out earlier than the hard ones.")
+    return "; ".join(parts) + "." + verdict
