@@ -124,18 +124,22 @@ def test_untagged_hooked_or_shuffled_or_opted_out_extractions_run_the_model(tmp_
     extract_features(model, _loader(split), device="cpu")
     extract_features(model, _loader(split, shuffle=True), device="cpu")  # not in dataset order
     assert model.calls == 8
+    dropped = DataLoader(ImageDataset(split, build_transforms(H, W, is_train=False)), batch_size=4, drop_last=True)
+    f, _, _ = extract_features(model, dropped, device="cpu")  # not the whole split
+    assert model.calls == 10 and len(f) == 4
+    assert len(extract_features(model, _loader(split), device="cpu")[0]) == 6 and model.calls == 10
     extract_features(model, _loader(split), device="cpu", cache=False)
-    assert model.calls == 12
+    assert model.calls == 14
     monkeypatch.setenv("REIDBOOK_FEATURE_CACHE", "0")
     extract_features(model, _loader(split), device="cpu")
-    assert model.calls == 16
+    assert model.calls == 18
     monkeypatch.delenv("REIDBOOK_FEATURE_CACHE")
     handle = model.conv.register_forward_hook(lambda m, i, o: o * 2)  # e.g. Grad-CAM, a pruning mask
     hooked, _, _ = extract_features(model, _loader(split), device="cpu")
     handle.remove()
-    assert model.calls == 20
+    assert model.calls == 22
     cached, _, _ = extract_features(model, _loader(split), device="cpu")
-    assert model.calls == 20 and not torch.allclose(hooked, cached)
+    assert model.calls == 22 and not torch.allclose(hooked, cached)
 
 
 def test_evaluate_model_reuses_the_features_of_a_stored_model(tmp_path, split):

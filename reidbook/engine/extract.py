@@ -35,14 +35,16 @@ def _embed(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def _split_of(loader):
     """``(items, transform description)`` when ``loader`` reads an :class:`~reidbook.data.ImageDataset` in
     its own order with a transform whose description is stable (the cacheable case), else ``None``."""
-    from torch.utils.data import DataLoader, SequentialSampler
+    from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
     from ..data import ImageDataset
 
     if not isinstance(loader, DataLoader) or type(loader.dataset) is not ImageDataset:
         return None
-    if not isinstance(loader.sampler, SequentialSampler):
-        return None
+    batches = loader.batch_sampler
+    if (not isinstance(loader.sampler, SequentialSampler) or type(batches) is not BatchSampler
+            or batches.sampler is not loader.sampler or batches.drop_last):
+        return None  # shuffled, subset or truncated: not the whole split in order
     transform = " ".join(repr(loader.dataset.transform).split())
     if " at 0x" in transform:  # a lambda or an object without a description: no stable key
         return None
