@@ -3,12 +3,22 @@
 :func:`collect` gathers the course's models from the zoo for a profile (training what is missing):
 the baseline, MGN, GraftedNet, the Factorized-Distillation student, the baseline pruned to the survey's
 C1 and C2 (one-shot ℓ1 + short fine-tuning), PCB and PCB pruned with PSFP on its backbone (BFE, survey
-Table 8), and DaRe at each of its four exits. Each is taken in its **deployed form**
+Table 8), DaRe at each of its four exits — and **MGN compressed with the course's own tools**: its backbone
+and branches pruned one-shot (ℓ1 to C1, :func:`pruned` with ``base="mgn"``, then the same short fine-tuning)
+and distilled into a ResNet-18 (:func:`mgn_student`, :mod:`reidbook.distill.kd`), beside that ResNet-18
+trained without a teacher (:func:`resnet18`, its equal-budget control). Each is taken in its **deployed form**
 (:func:`reidbook.export.deployed_model`). :func:`measure` adds parameters (those the test-time forward
 uses), multiply-adds and CPU latency — every model measured **in one run, interleaved** (round-robin,
 so machine load affects all alike), batch 1, one thread. :func:`paper_rows` holds the papers' own
 numbers (Market-1501, single query, no re-ranking) with the table they come from; :func:`with_paper`
-puts them beside ours, labelled as the papers'.
+puts them beside ours, labelled as the papers'. Every row says its training budget (``images_seen``: the
+images its own trainings showed the optimiser, a compressed model's base model's included).
+
+Beside accuracy and cost: :func:`background_table` (mAP under SynthReID's background swap, per model),
+:func:`attention_and_background` / :func:`describe_attention` (measured attention, sentences generated from
+it), :func:`departures_of` (every compared model's departures from its paper), :func:`mgn_compression` (MGN's
+compressions in numbers), and the claims ledger's views (:func:`ledger_state`, :func:`budget_matched`,
+:func:`claims_summary`: the budget-matched comparisons when ``assets/claims/<profile>.json`` exists).
 
 Same test split: every accuracy is measured on ``zoo.dataset(profile, data, seed)``'s query and gallery,
 by the function that trained the model (the zoo's :func:`reidbook.eval.evaluate_model`, FD's
@@ -20,6 +30,7 @@ key — which includes the data set's fingerprint — matches.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +44,9 @@ from .prune.strategies import C1, C2
 from .utils import atomic_write_json, say
 
 __all__ = ["Contender", "PAPER", "collect", "is_cached", "pruned", "dare_exits", "inference_params", "measure",
-           "paper_rows",
-           "with_paper", "FINETUNE", "CONTENDERS"]
+           "paper_rows", "with_paper", "FINETUNE", "CONTENDERS", "resnet18", "mgn_student", "STUDENT_OVERRIDES",
+           "background_table", "LEDGER_MODELS", "ledger_state", "budget_matched", "claims_summary", "departures_of",
+           "mgn_compression", "attention_and_background", "describe_attention"]
 
 # Fine-tuning after one-shot pruning (and PSFP's soft-pruning epochs): a per-profile budget, kept with the
 # presets (reidbook/presets/finetune.py); re-exported here for chapter 08's prose.
@@ -524,3 +536,137 @@ def claims_summary(ledger) -> tuple[str, "object"]:
     sentence = (f"{len(verdicts)} claims in the ledger: " +
                 ", ".join(f"{n} {v}" for v, n in counts.most_common()) + ".")
     return sentence, df
+
+
+# ----------------------------------------------------------------------------------------------
+# Sentences and tables the chapter prints (every number in them computed here, from the run)
+# ----------------------------------------------------------------------------------------------
+def _compression_departures(profile: str) -> list:
+    from .presets.departures import Departure
+
+    epochs, iters = FINETUNE[profile]
+    tune = f"{epochs} epoch(s)" + (f", at most {iters} iterations each" if iters else "")
+    return [
+        ("pruned models", Departure("fine-tuning after pruning", "30 epochs (survey §4)", tune,
+                                    "a short fine-tune that fits the chapter's time budget (compare.FINETUNE)")),
+        ("ResNet-18 ← MGN", Departure("distillation loss", "activation maps of chosen layers, γ = 3000 (Tung & Mori "
+                                      "2019, CIFAR-10)", "the final embeddings, γ = 100 (reidbook.distill.kd)",
+                                      "a re-ID network's output is its embedding; γ sized against the student's "
+                                      "own loss")),
+        ("ResNet-18 ← MGN", Departure("teacher input", "the student's images", "the student's batch resized to "
+                                      "MGN's input size", "MGN was trained at its own input size")),
+    ]
+
+
+def departures_of(profile: str, keys) -> "object":
+    """The departures from the papers of every model in ``keys`` (contender keys), as one table: the
+    presets' own (:mod:`reidbook.presets.departures`) for the trained models, plus how the compressed
+    models' procedures depart from theirs (fine-tuning budget, the distillation loss). Columns: model,
+    what, paper, ours, why, measured effect."""
+    import pandas as pd
+
+    from .presets import departures_table, get_preset
+    from .presets.fd import distill_preset
+
+    presets = {"baseline": "baseline", "mgn": "mgn", "pcb": "pcb", "graftednet": "graftednet"}
+    frames, seen = [], set()
+    for key in keys:
+        name = "dare" if str(key).startswith("dare_exit") else "fd" if key == "fd_student" else presets.get(key)
+        if name is None or name in seen:
+            continue
+        seen.add(name)
+        preset = distill_preset(profile) if name == "fd" else get_preset(name, profile)
+        if name == "fd" and not preset.departures:
+            from .presets.fd_departures import fd_departures
+
+            preset = preset.replace(departures=fd_departures(profile, "distill"))
+        frames.append(departures_table(preset).assign(model=name))
+    extra = [(m, d) for m, d in _compression_departures(profile)
+             if (m == "pruned models" and any(k in _PRUNED for k in keys)) or (m != "pruned models" and
+                                                                                 "mgn_kd_r18" in keys)]
+    if extra:
+        frames.append(pd.DataFrame([{"model": m, "what": d.what, "paper": d.paper, "ours": d.ours, "why": d.why,
+                                     "measured effect": d.effect or "—"} for m, d in extra]))
+    if not frames:
+        return pd.DataFrame(columns=["model", "what", "paper", "ours", "why", "measured effect"])
+    df = pd.concat(frames, ignore_index=True)
+    return df[["model", "what", "paper", "ours", "why", "measured effect"]]
+
+
+def mgn_compression(table) -> tuple["object", str]:
+    """MGN and what the course made of it — pruned (``mgn_pruned_l1_c1``), distilled (``mgn_kd_r18``) and the
+    student's control (``resnet18``) — as ``(rows of table, Markdown)``; every number in the text is read from
+    ``table`` (from :func:`measure`). Rows that are missing are left out of the text."""
+    keys = [k for k in ("mgn", "mgn_pruned_l1_c1", "resnet18", "mgn_kd_r18") if k in table.index]
+    rows = table.loc[keys, ["label", "mAP", "rank1", "params_M", "MACs_M", "latency_ms", "images_seen"]]
+    if "mgn" not in keys:
+        return rows, "MGN is not in the table: nothing to compare its compressions with."
+    m = table.loc["mgn"]
+    out = []
+    if "mgn_pruned_l1_c1" in keys:
+        p = table.loc["mgn_pruned_l1_c1"]
+        out.append(f"**Pruned** (one-shot L1 over MGN's backbone and branches, then fine-tuned): "
+                   f"{p['MACs_M'] / m['MACs_M']:.0%} of MGN's multiply-adds and {p['params_M'] / m['params_M']:.0%} "
+                   f"of its parameters, mAP {p['mAP']:.1f} % against MGN's {m['mAP']:.1f} % "
+                   f"({p['mAP'] - m['mAP']:+.1f} points).")
+    if "mgn_kd_r18" in keys:
+        s = table.loc["mgn_kd_r18"]
+        text = (f"**Distilled** into a ResNet-18: {s['params_M'] / m['params_M']:.0%} of MGN's parameters and "
+                f"{s['MACs_M'] / m['MACs_M']:.0%} of its multiply-adds, mAP {s['mAP']:.1f} % "
+                f"({s['mAP'] - m['mAP']:+.1f} points against MGN).")
+        if "resnet18" in keys:
+            c = table.loc["resnet18"]
+            same = math.isclose(float(s["images_seen"]), float(c["images_seen"]))
+            budget = (f"the same {int(c['images_seen']):,} training images" if same else
+                      f"{s['images_seen']:,.0f} vs {c['images_seen']:,.0f} training images (unequal)")
+            text += (f" The same ResNet-18 without a teacher ({budget}) reaches {c['mAP']:.1f} %: the teacher adds "
+                     f"{s['mAP'] - c['mAP']:+.1f} points in this run (one seed).")
+        out.append(text)
+    return rows, "\n\n".join(out)
+
+
+def attention_and_background(att, bg) -> "object":
+    """One table per model (indexed by label): :func:`reidbook.viz.compare.attention_table`'s on-person shares,
+    chance and map agreement beside :func:`background_table`'s mAP, swapped-background mAP and drop (in %)."""
+    a = att.copy()
+    for col in ("on_person_response", "chance_query", "on_person_gradcam", "chance_match"):
+        a[col] = 100 * a[col]
+    b = bg.set_index("label")[["mAP", "mAP_swap", "drop"]].rename(
+        columns={"mAP": "mAP (query)", "mAP_swap": "mAP (swapped background)", "drop": "drop (points)"})
+    return a.join(b, how="left")
+
+
+def describe_attention(joined, reference: str) -> str:
+    """Sentences generated from :func:`attention_and_background`'s table: which model puts the most and the
+    least of its response on the person (against chance), which leans most and least on the background
+    (the mAP drop under the swap), whether the two measures go together across models (Spearman's ρ), and
+    how the maps of compressed models agree with the ``reference``'s."""
+    from scipy.stats import spearmanr
+
+    j = joined.dropna(subset=["on_person_response"])
+    if j.empty:
+        return "No model's response could be measured."
+    hi, lo = j["on_person_response"].idxmax(), j["on_person_response"].idxmin()
+    chance = float(j["chance_query"].mean())
+    out = [f"On the person (chance {chance:.0f} % of the pixels): most **{hi}** "
+           f"({j.loc[hi, 'on_person_response']:.0f} % of its response energy), least **{lo}** "
+           f"({j.loc[lo, 'on_person_response']:.0f} %); {int((j['on_person_response'] > chance).sum())} of {len(j)} "
+           "models are above chance."]
+    d = j.dropna(subset=["drop (points)"])
+    if len(d):
+        most, least = d["drop (points)"].idxmax(), d["drop (points)"].idxmin()
+        out.append(f"Background reliance: swapping the query's background costs **{most}** "
+                   f"{d.loc[most, 'drop (points)']:.1f} mAP points (the most) and **{least}** "
+                   f"{d.loc[least, 'drop (points)']:.1f} (the least).")
+        if len(d) >= 3:
+            rho = float(spearmanr(d["on_person_response"], d["drop (points)"]).statistic)
+            way = ("models that look more at the person lose less to the swap" if rho < -0.3 else
+                   "models that look more at the person lose *more* to the swap" if rho > 0.3 else
+                   "the two measures hardly go together across models")
+            out.append(f"Across the {len(d)} models, Spearman's ρ between on-person share and drop is {rho:+.2f}: "
+                       f"{way}.")
+    others = j.drop(index=reference, errors="ignore")["agreement_response"].dropna()
+    if len(others):
+        out.append(f"Agreement with {reference}'s response maps: highest **{others.idxmax()}** "
+                   f"({others.max():+.2f}), lowest **{others.idxmin()}** ({others.min():+.2f}).")
+    return " ".join(out)

@@ -192,3 +192,46 @@ def test_mgn_compressed_smoke():
                 torch.testing.assert_close(again[c.key].model(x), c.model(x))
     bg = C.background_table(cs, "smoke")
     assert list(bg.index) == list(t.index) and bg.filter(like="mAP").notna().all().all()
+
+
+def _mgn_table():
+    return pd.DataFrame({
+        "label": ["MGN", "MGN pruned", "R18", "R18 ← MGN"], "mAP": [50.0, 44.0, 40.0, 43.5],
+        "rank1": [70.0, 65.0, 60.0, 62.0], "params_M": [10.0, 5.0, 2.0, 2.0], "MACs_M": [400.0, 190.0, 90.0, 90.0],
+        "latency_ms": [9.0, 6.0, 2.0, 2.0], "images_seen": [4000.0, 5000.0, 3000.0, 3000.0]},
+        index=["mgn", "mgn_pruned_l1_c1", "resnet18", "mgn_kd_r18"])
+
+
+def test_mgn_compression_sentences_are_computed():
+    rows, text = C.mgn_compression(_mgn_table())
+    assert list(rows.index) == ["mgn", "mgn_pruned_l1_c1", "resnet18", "mgn_kd_r18"]
+    assert "48% of MGN's multiply-adds and 50% of its parameters, mAP 44.0 % against MGN's 50.0 % (-6.0 points)" in text
+    assert "the same 3,000 training images" in text and "reaches 40.0 %: the teacher adds +3.5 points" in text
+    t = _mgn_table()
+    t.loc["mgn_kd_r18", "images_seen"] = 6000.0
+    assert "(unequal)" in C.mgn_compression(t)[1]
+    assert "nothing to compare" in C.mgn_compression(t.drop(index="mgn"))[1]
+
+
+def test_describe_attention_reads_the_table():
+    att = pd.DataFrame({"on_person_response": [0.5, 0.7, 0.3], "chance_query": [0.4, 0.4, 0.4],
+                        "on_person_gradcam": [0.5, 0.6, 0.2], "chance_match": [0.4, 0.4, 0.4],
+                        "agreement_response": [1.0, 0.8, 0.1], "agreement_gradcam": [1.0, 0.5, 0.2]},
+                       index=pd.Index(["Ref", "A", "B"], name="model"))
+    bg = pd.DataFrame({"label": ["Ref", "A", "B"], "mAP": [50.0, 55.0, 30.0], "mAP_swap": [45.0, 54.0, 10.0],
+                       "drop": [5.0, 1.0, 20.0]}, index=["ref", "a", "b"])
+    j = C.attention_and_background(att, bg)
+    assert j.loc["A", "on_person_response"] == pytest.approx(70.0) and j.loc["B", "drop (points)"] == 20.0
+    text = C.describe_attention(j, "Ref")
+    assert "most **A** (70 %" in text and "least **B** (30 %)" in text and "2 of 3 models are above chance" in text
+    assert "costs **B** 20.0 mAP points" in text and "**A** 1.0 (the least)" in text
+    assert "ρ between on-person share and drop is -1.00: models that look more at the person lose less" in text
+    assert "highest **A** (+0.80), lowest **B** (+0.10)" in text
+
+
+def test_departures_of_the_compared_models():
+    d = C.departures_of("quick", ["baseline", "mgn", "mgn_pruned_l1_c1", "mgn_kd_r18", "dare_exit1", "dare_exit4"])
+    assert {"baseline", "mgn", "dare", "pruned models", "ResNet-18 ← MGN"} <= set(d["model"])
+    assert (d["model"] == "dare").sum() == len(__import__("reidbook.presets", fromlist=["get_preset"])
+                                               .get_preset("dare", "quick").departures)   # DaRe's once, not per exit
+    assert list(d.columns) == ["model", "what", "paper", "ours", "why", "measured effect"]
