@@ -235,3 +235,29 @@ def test_departures_of_the_compared_models():
     assert (d["model"] == "dare").sum() == len(__import__("reidbook.presets", fromlist=["get_preset"])
                                                .get_preset("dare", "quick").departures)   # DaRe's once, not per exit
     assert list(d.columns) == ["model", "what", "paper", "ours", "why", "measured effect"]
+
+
+def test_budget_matched_and_claims_summary_from_a_ledger():
+    from reidbook.claims.ledger import Ledger
+
+    def cfg(label, model, mean, seen):
+        return {"label": label, "model": model, "metric": None, "mean": mean, "std": 0.01, "values": [mean] * 3,
+                "images_seen": [seen] * 3, "cpu_seconds": 60.0}
+
+    claims = {
+        "mgn.vs_baseline": {"paper": "mgn", "where": "Table 5", "statement": "MGN beats the baseline.", "metric": "mAP",
+                            "status": "runnable", "budget": {"equal": True}, "verdict": {"verdict": "reproduced"},
+                            "configs": [cfg("MGN", "mgn", 0.5, 4096), cfg("baseline", "baseline", 0.45, 4096)]},
+        "x.unequal": {"paper": "fd", "where": "T3", "statement": "Unequal.", "metric": "mAP", "status": "runnable",
+                      "budget": {"equal": False}, "verdict": {"verdict": "inconclusive"},
+                      "configs": [cfg("a", "fd_student", 0.5, 1), cfg("b", "fd_student", 0.4, 2)]},
+        "y.not": {"paper": "dare", "where": "F5", "statement": "Not runnable.", "metric": "mAP",
+                  "status": "not runnable: too slow", "configs": []},
+    }
+    ledger = Ledger({"settings": {"profile": "quick", "seeds": [0, 1, 2]}, "provenance": {}, "claims": claims})
+    bm = C.budget_matched(ledger)
+    assert list(bm["claim"]) == ["mgn.vs_baseline"] * 2                 # only equal budgets
+    assert bm["mean"].tolist() == pytest.approx([50.0, 45.0]) and bm["images_seen"].tolist() == [4096, 4096]
+    sentence, df = C.claims_summary(ledger)
+    assert sentence == "3 claims in the ledger: 1 reproduced, 1 inconclusive, 1 not runnable."
+    assert list(df["verdict"]) == ["reproduced", "inconclusive", "not runnable"]
