@@ -357,8 +357,9 @@ def _recovery_outcome(recovered: float) -> int:
 
 RECOVERY = Prediction(
     id="05.recovery",
-    prompt="L1 removes three quarters of every unit's channels and mAP falls. Then the pruned model is fine-tuned for "
-           "a fraction of an epoch at a tenth of the training learning rate. How much of the mAP it lost comes back?",
+    prompt="L1 removes the grid's largest share of every unit's channels (three quarters in quick) and mAP falls. Then "
+           "the pruned model is fine-tuned for a fraction of an epoch at a tenth of the training learning rate. How "
+           "much of the mAP it lost comes back?",
     options=("almost none (less than 5 %)", "part of it (5–50 %)", "most of it (50–95 %)", "all of it (95 % or more)"),
     outcome=_recovery_outcome,
     why="The kept channels still compute what they computed before the cut; what is lost is the removed channels' "
