@@ -120,3 +120,20 @@ def test_label_smoothing_still_on_is_named():
     same = ctx["zoo"].get("baseline", "smoke", "synth", 0)           # the preset itself: ε = 0.1
     v = check("01.label_smoothing", same, **ctx)
     assert not v.ok and "still smooths" in v.why
+
+
+@pytest.mark.parametrize("chapter", ["00_data_and_evaluation", "01_baseline"])
+def test_chapters_cite_no_design_and_01_prints_its_departures_before_training(chapter):
+    """Chapter 01 shows its preset's departures (issue 18) before the first zoo.get; neither chapter cites DESIGN.md,
+    which a learner does not have; chapter 01 picks its rank-list queries with reidbook.eval.picks."""
+    import json
+    from pathlib import Path
+
+    nb = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / f"{chapter}.ipynb").read_text())
+    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    assert not any("DESIGN.md" in "".join(c["source"]) for c in nb["cells"])
+    if chapter == "01_baseline":
+        shows = [i for i, s in enumerate(code) if "departures_table(preset)" in s]
+        trains = [i for i, s in enumerate(code) if "zoo.get(" in s]
+        assert shows and trains and shows[0] < trains[0]
+        assert any("pick_queries(" in s for s in code) and not any("order[len(order) // 2]" in s for s in code)
