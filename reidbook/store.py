@@ -396,8 +396,8 @@ def entry_tag(model: nn.Module) -> dict | None:
     tag = getattr(model, ENTRY_ATTR, None)
     if not isinstance(tag, dict) or tag.get("class") != type(model).__qualname__:
         return None
-    if any(m._forward_hooks or m._forward_pre_hooks for m in model.modules()):
-        return None  # e.g. Grad-CAM's or a pruning mask's hooks change what forward returns
+    if any(m._forward_hooks or m._forward_pre_hooks or "forward" in vars(m) for m in model.modules()):
+        return None  # hooks (Grad-CAM's, a pruning mask's) or a replaced forward change what the model returns
     try:
         return tag if weights_digest(model) == tag.get("weights") else None
     except (RuntimeError, TypeError):

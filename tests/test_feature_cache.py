@@ -140,6 +140,9 @@ def test_untagged_hooked_or_shuffled_or_opted_out_extractions_run_the_model(tmp_
     assert model.calls == 22
     cached, _, _ = extract_features(model, _loader(split), device="cpu")
     assert model.calls == 22 and not torch.allclose(hooked, cached)
+    model.conv.forward = lambda x: torch.zeros(x.shape[0], 4, x.shape[2], x.shape[3])  # a patched layer
+    patched, _, _ = extract_features(model, _loader(split), device="cpu")
+    assert model.calls == 26 and not torch.allclose(patched, cached)
 
 
 def test_evaluate_model_reuses_the_features_of_a_stored_model(tmp_path, split):
