@@ -137,3 +137,15 @@ def test_chapters_cite_no_design_and_01_prints_its_departures_before_training(ch
         trains = [i for i, s in enumerate(code) if "zoo.get(" in s]
         assert shows and trains and shows[0] < trains[0]
         assert any("pick_queries(" in s for s in code) and not any("order[len(order) // 2]" in s for s in code)
+
+
+def test_a_run_loaded_from_the_cache_compares_equal_to_a_fresh_one():
+    """The zoo rebuilds a cached run's preset from JSON (lists where the preset has tuples): not a 'change'."""
+    import json
+
+    from reidbook.presets import Preset
+
+    ctx = _ctx("01.lighter_backbone")
+    good = EXERCISES["01.lighter_backbone"].solution(**ctx)
+    good.preset = Preset(**json.loads(json.dumps(good.preset.to_dict())))
+    assert check("01.lighter_backbone", good, **ctx).ok

@@ -223,8 +223,11 @@ _NOT_A_RUN = "my_answer should be the trained run that zoo.get(...) returns (it 
 
 
 def _differences(preset, want) -> list[str]:
-    """The preset fields in which ``preset`` differs from ``want``."""
-    a, b = preset.to_dict(), want.to_dict()
+    """The preset fields in which ``preset`` differs from ``want`` (compared as the zoo stores them, JSON: a run
+    loaded from the cache has lists where a fresh preset has tuples)."""
+    import json
+
+    a, b = (json.loads(json.dumps(p.to_dict(), default=str)) for p in (preset, want))
     return sorted(k for k in a if a[k] != b.get(k))
 
 
