@@ -367,7 +367,8 @@ table.cells{{border-collapse:collapse;font-size:85%}}
 table.cells td,table.cells th{{padding:1px 8px;text-align:left}}td.num{{text-align:right}}</style></head><body>
 <h1>reidbook — compressing person re-identification models</h1>
 <p>Executed with profile <b>{html.escape(profile)}</b> on data <b>{html.escape(data)}</b>;
-{len(runs)} chapters, {total / 60:.1f} minutes in all, {time.strftime('%Y-%m-%d %H:%M')}.
+{len(runs)} chapters, {total / 60:.1f} minutes of running in all (about
+{sum(r.reading_minutes for r in runs):.0f} minutes of reading), {time.strftime('%Y-%m-%d %H:%M')}.
 Before them: {prep / 60:.1f} minutes of preparation ({html.escape(prep_items)}).
 Reading time counts each chapter's prose at {WORDS_PER_MINUTE} words a minute; run time is measured.</p>
 {glossary}

@@ -77,7 +77,7 @@ def test_index_shows_reading_and_run_time_and_failed_chapters(tmp_path):
     page = write_index(runs, tmp_path, "quick", "synth").read_text()
     assert "read in about 8 min" in page and "ran in 61 s" in page
     assert "read in about 11 min" in page and "ran in 300 s" in page
-    assert "200 words a minute" in page
+    assert "200 words a minute" in page and "about\n19 minutes of reading" in page
     assert 'class="fail">failed' in page and "cell 32 (widget cell" in page
     meta = json.loads((tmp_path / "course.json").read_text())
     assert [c["reading_minutes"] for c in meta["chapters"]] == [7.6, 11.4]
