@@ -150,3 +150,19 @@ def test_chapter06_prediction_outcome_and_exercise_contexts():
     assert ex.solution(conv=conv, n_keep=32) == (32, 64 * 32 * 9)
     assert ex.check((32, 64 * 32 * 9), conv=conv, n_keep=32).ok
     assert not ex.check((32, 32 * 9), conv=conv, n_keep=32).ok
+
+
+def test_describe_reconstruction_and_single_scenario_tables():
+    from reidbook.prune.verdicts import describe_reconstruction, describe_scenarios
+
+    recs = [{"unit": "a", "err_plain": 0.4, "err_recon": 0.1}, {"unit": "b", "err_plain": 0.2, "err_recon": 0.25},
+            {"unit": "c", "err_plain": 0.3, "err_recon": 0.2}, {"unit": "fine-tune", "loss": 1.0}]
+    lines = describe_reconstruction(recs)
+    assert lines[0] == ("least squares lowered the next layer's relative error at 2 of 3 units (median 0.300 → 0.200 "
+                        "on the calibration samples)")
+    assert lines[1] == "hardest unit after reconstruction: b (0.200 → 0.250)"
+    assert describe_reconstruction([{"unit": "a", "err_plain": 0.4}]) == ["no unit was reconstructed (selection only)"]
+    # chapter 06 in quick: only scenario 3 (section 2's models) — nothing to compare, said so
+    only3 = pd.DataFrame({"scenario": [3, 3], "method": ["l1", "psfp"], "target": [0.5, 0.5], "mAP": [4.0, 5.0]})
+    assert describe_scenarios(only3, source="ours: ") == [
+        "ours: only scenario 3 measured for each method and target at this profile: no scenarios to compare"]

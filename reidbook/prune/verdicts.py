@@ -13,7 +13,7 @@ A chapter states what it measured by printing these, never by typing an outcome 
 from __future__ import annotations
 
 __all__ = ["scenario_winners", "describe_scenarios", "survey_claims", "describe_latency", "describe_strategy_internals",
-           "describe_attention_change", "describe_table5"]
+           "describe_attention_change", "describe_table5", "describe_reconstruction"]
 
 
 def scenario_winners(df, value: str = "mAP", digits: int = 1):
@@ -38,8 +38,13 @@ def scenario_winners(df, value: str = "mAP", digits: int = 1):
 def describe_scenarios(df, value: str = "mAP", source: str = "", digits: int = 1) -> list[str]:
     """Sentences generated from :func:`scenario_winners` (values shown with ``digits`` decimals): the best
     scenario(s) per method and target, and — when several methods or targets were measured — whether one
-    scenario is best for all of them."""
+    scenario is best for all of them. A table in which no method and target has two scenarios says so
+    (one sentence naming the scenarios measured) instead of comparing anything."""
     win = scenario_winners(df, value, digits)
+    if win.empty and len(df):
+        measured = sorted({int(s) for s in df["scenario"]})
+        return [f"{source}only scenario{'s' if len(measured) > 1 else ''} " + ", ".join(map(str, measured))
+                + " measured for each method and target at this profile: no scenarios to compare"]
 
     def best(b):
         return f"scenario {b[0]} is best" if len(b) == 1 else "scenarios " + " and ".join(map(str, b)) + " tie"
@@ -204,3 +209,20 @@ def describe_table5(table5, small: str = "ResNet-18", reference: str = "ResNet-5
             f"{'above' if diff > 0 else 'below' if diff < 0 else 'level with'} {small}",
             f"{n_win} of {len(pr)} pruned {reference}s beat {small}; the un-pruned {reference} itself: mAP "
             f"{ref['mAP']:.1f} ({float(ref['mAP'] - s['mAP']):+.1f} points vs {small})"]
+
+
+def describe_reconstruction(records) -> list[str]:
+    """Sentences from a layer-wise report's ``iterations`` (:func:`~reidbook.prune.strategies.prune_layerwise`,
+    records with ``err_plain`` and ``err_recon``): at how many units the least-squares step lowered the next
+    layer's relative error on the calibration samples, and the median error before and after."""
+    import statistics
+
+    recs = [r for r in records if "err_plain" in r and "err_recon" in r]
+    if not recs:
+        return ["no unit was reconstructed (selection only)"]
+    lower = sum(r["err_recon"] < r["err_plain"] for r in recs)
+    before, after = statistics.median(r["err_plain"] for r in recs), statistics.median(r["err_recon"] for r in recs)
+    worst = max(recs, key=lambda r: r["err_recon"])
+    return [f"least squares lowered the next layer's relative error at {lower} of {len(recs)} units (median "
+            f"{before:.3f} → {after:.3f} on the calibration samples)",
+            f"hardest unit after reconstruction: {worst['unit']} ({worst['err_plain']:.3f} → {worst['err_recon']:.3f})"]
