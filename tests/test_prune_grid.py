@@ -62,6 +62,7 @@ def test_slider_numbers_and_figures_from_the_grid():
     assert mid["mAP_cut"] == 30.0 and mid["mAP"] == 45.0
     fig = plot_pruning(mid)
     assert len(fig.axes) == 3 and fig.axes[1].get_title() == "mAP after fine-tuning: 45.0"
+    assert fig.axes[2].get_title() == "l1 at 0.5: mAP 30.0 cut → 45.0 fine-tuned"
     assert len(plot_pruning(pruning_numbers(m, "l2", 0.5, SIZE, scores=score_channels(m, "l2"), latency=False,
                                             grid=g)).axes) == 2          # a criterion the grid lacks: cost only
     small = plot_tradeoff_grid(g)

@@ -287,7 +287,11 @@ def plot_pruning(numbers: dict):
     if "mAP" in numbers:
         a2.set_title(f"mAP after fine-tuning: {numbers['mAP']:.1f}", fontsize=9)
     if curve:
-        _tradeoff_panel(a3, curve, numbers["criterion"])
+        title = numbers["criterion"]
+        if "mAP_cut" in numbers:
+            title += (f" at {numbers['grid_ratio']:g}: mAP {numbers['mAP_cut']:.1f} cut → "
+                      f"{numbers['mAP']:.1f} fine-tuned")
+        _tradeoff_panel(a3, curve, title)
         a3.axvline(numbers["macs_ratio"], color="0.3", lw=1, ls=":", label="this ratio")
         a3.legend(fontsize=6, loc="lower right")
     fig.tight_layout()
