@@ -7,7 +7,13 @@ by model key with ``label``, ``family``, ``mAP``, ``rank1``, ``params_M``, ``MAC
 * :func:`plot_pareto` — accuracy against parameters, multiply-adds and latency, the front joined;
 * :func:`budget_table` / :func:`budget_guide` — for budgets given as fractions of a reference model's
   cost, the most accurate model that fits, written out as a short guide. Every sentence of the guide is
-  computed from the table; nothing in it is typed by hand.
+  computed from the table; nothing in it is typed by hand. With an ``images_seen`` column the guide ends
+  with the equal-budget caveat (:func:`budget_caveat`: which picks trained on more images than the reference);
+* :func:`budget_pick` / :func:`budget_range` / :func:`plot_budget_range` — the budget slider's pure
+  functions (chapter 08's :func:`reidbook.widgets.budget_guide_slider`): the pick at one budget fraction and
+  cost axis, and the picks over the whole range (its static form);
+* :func:`inspection_maps` / :func:`attention_table` — response maps and Grad-CAMs of every model on the
+  same images, and their on-person shares measured against SynthReID's masks.
 """
 from __future__ import annotations
 
