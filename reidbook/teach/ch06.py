@@ -115,29 +115,34 @@ RECON = Exercise(
 # ----------------------------------------------------------------------------------------------
 # 3 · Auto-Balanced's λ factors (survey Eq. 6)
 # ----------------------------------------------------------------------------------------------
-def _lambda_cases():
-    import torch
+def _lambda_reference(m, n_keep):
+    from ..prune.criteria.weights import auto_balanced_lambda, auto_balanced_split
 
-    m = torch.tensor([0.2, 0.9, 1.4, 1.6, 3.0, 7.5], dtype=torch.float64)
-    return [(m, 1.5, m < 1.5), (m, 1.0, m < 1.0)]
+    weak, theta = auto_balanced_split(m.view(-1, 1, 1, 1), n_keep)   # a 1×1×1 filter's ℓ1 norm is |value|
+    return auto_balanced_lambda(m, theta, weak), weak, theta
 
 
 def _lambda_check(answer):
     import torch
 
-    from ..prune.criteria.weights import auto_balanced_lambda
-
-    for m, theta, weak in _lambda_cases():
-        ref = auto_balanced_lambda(m, theta, weak)
-        got = torch.as_tensor(answer(m, theta, weak), dtype=torch.float64)
+    m = torch.tensor([1.4, 7.5, 0.2, 3.0, 0.9, 1.6], dtype=torch.float64)   # not sorted, on purpose
+    for n_keep in (3, 1, 5):
+        ref, weak, theta = _lambda_reference(m, n_keep)
+        got = torch.as_tensor(answer(m.clone(), n_keep), dtype=torch.float64)
         if got.shape != ref.shape:
             return wrong(f"return one λ per filter: {tuple(ref.shape)} values, got {tuple(got.shape)}.")
-        if not torch.allclose(got, ref, atol=1e-6):
-            if torch.allclose(got[weak], ref[weak], atol=1e-6):
-                return wrong(f"the weak set P is right; the strong set R is not (got {got[~weak].tolist()[:3]} …): "
-                             "its λ is negative, −1 − log(M_j/θ), so the penalty *grows* the strong filters.")
-            return wrong(f"with θ = {theta} you give {[round(v, 3) for v in got.tolist()]}; Eq. 6 gives "
-                         f"{[round(v, 3) for v in ref.tolist()]}.")
+        if torch.allclose(got, ref, atol=1e-6):
+            continue
+        if (got[weak] > 0).all() and (got[~weak] < 0).all():
+            return wrong(f"keeping {n_keep}: the split is right but the values are not (θ = {theta:g}, the midpoint "
+                         "between the weakest kept and the strongest pruned norm; then Eq. 6).")
+        if torch.allclose(got[weak], ref[weak], atol=1e-6):
+            return wrong(f"keeping {n_keep}: the weak set P is right; the strong set R is not (got "
+                         f"{[round(v, 3) for v in got[~weak].tolist()]}): its λ is negative, −1 − log(M_j/θ), so the "
+                         "penalty *grows* the strong filters.")
+        return wrong(f"keeping {n_keep} of norms {m.tolist()} you give {[round(v, 3) for v in got.tolist()]}; the "
+                     f"weak set is the {len(m) - n_keep} smallest norms, θ = {theta:g}, and Eq. 6 gives "
+                     f"{[round(v, 3) for v in ref.tolist()]}.")
     return right("weak filters get λ ≥ 1 (the weaker, the harder they are pushed to zero), strong ones λ ≤ −1 (a "
                  "negative penalty that grows them, the more the stronger): with τ = −α·S(P)/S(R) the two terms "
                  "cancel in value but not in gradient.")
@@ -146,9 +151,13 @@ def _lambda_check(answer):
 def _lambda_solution():
     import torch
 
-    def my_lambda(m, theta, weak):
-        lam_weak = 1.0 + torch.log(theta / m)        # Eq. 6, W_j ∈ P
-        lam_strong = -1.0 - torch.log(m / theta)     # Eq. 6, W_j ∈ R
+    def my_lambda(m, n_keep):
+        order = torch.argsort(m, descending=True)
+        weak = torch.ones(len(m), dtype=torch.bool)
+        weak[order[:n_keep]] = False                         # keep the n_keep largest ℓ1 norms (set R)
+        theta = 0.5 * float(m[order[n_keep - 1]] + m[order[n_keep]])   # between kept and pruned (Eq. 3–5)
+        lam_weak = 1.0 + torch.log(theta / m)                # Eq. 6, W_j ∈ P
+        lam_strong = -1.0 - torch.log(m / theta)             # Eq. 6, W_j ∈ R
         return torch.where(weak, lam_weak, lam_strong)
     return my_lambda
 
@@ -156,17 +165,21 @@ def _lambda_solution():
 def _lambda_wrong():
     import torch
 
-    def my_lambda(m, theta, weak):
-        return 1.0 + torch.log(theta / m)            # one formula for both sets
+    def my_lambda(m, n_keep):
+        theta = float(m.median())                            # not where the cut falls
+        return 1.0 + torch.log(theta / m)                    # and one formula for both sets
     return my_lambda
 
 
 LAMBDA = Exercise(
-    id="06.balanced_lambda", title="Auto-Balanced's λ factors",
-    prompt="Write my_lambda(m, theta, weak) → a tensor of λ_j (survey Eq. 6): m holds the filters' ℓ1 norms M_j, "
-           "theta the threshold θ, weak a boolean mask of the weak set P (the rest is R).",
-    hint="Two formulas, one per set, both logarithms of the ratio between M_j and θ; the strong set's λ is negative "
-         "(torch.where picks per filter).",
+    id="06.balanced_lambda", title="Auto-Balanced's split and λ factors",
+    prompt="Write my_lambda(m, n_keep) → a tensor of λ_j: m holds a layer's filters' ℓ1 norms M_j (in no "
+           "particular order), the layer keeps its n_keep strongest filters (set R) and prunes the rest (set P). Put "
+           "the threshold θ midway between the weakest kept and the strongest pruned norm (Eq. 3–5), then give "
+           "every filter its factor of Eq. 6.",
+    hint="Sort the norms to find which filters are kept and where θ falls; Eq. 6 has one formula per set, both "
+         "logarithms of the ratio between M_j and θ, and the strong set's λ is negative (torch.where picks per "
+         "filter).",
     check=_lambda_check, solution=_lambda_solution, wrong=_lambda_wrong)
 
 
