@@ -214,3 +214,18 @@ def test_describe_exit_costs_anytime_routing_and_easy_hard():
     assert "does send the easy ones out earlier" in describe_easy_hard(kinds)
     assert "does not send" in describe_easy_hard(kinds.iloc[::-1].set_axis(["easy", "hard"]))
     assert describe_easy_hard("no difficulty labels") == "no difficulty labels"
+
+
+def test_chapter_07_reads_every_dare_claim_of_the_registry():
+    """The claims section names real claim ids (a renamed id would only print "not in the ledger"), and all
+    of DaRe's claims appear in it."""
+    import json
+    import re
+    from pathlib import Path
+
+    from reidbook.claims.registry import CLAIMS
+
+    nb = Path(__file__).resolve().parents[1] / "notebooks" / "07_dare.ipynb"
+    code = "\n".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code")
+    used = set(re.findall(r'"(dare\.[a-z0-9_]+)"', code))
+    assert used == {c.id for c in CLAIMS if c.id.startswith("dare.")}
