@@ -369,7 +369,7 @@ RECOVERY = Prediction(
 QUIZ = (
     Question("Which filters does FPGM remove first?",
              ("the filters with the smallest L1 norm",
-              "the filters nearest the geometric median of their layer's filters: the others can replace them",
+              "the filters nearest the geometric median of their layer’s filters: the others can replace them",
               "the filters whose activations have the lowest entropy",
               "the filters farthest from all the others"), 1,
              "FPGM (He et al. 2019) scores a filter by its summed distance to the others; a small sum means it sits "
@@ -381,7 +381,7 @@ QUIZ = (
              "needs images and labels; L1, FPGM and SIMC read the weights only."),
     Question("Surgery removes half of conv1's filters inside a bottleneck. What else must change for the block to "
              "run?",
-             ("nothing", "bn1's entries and conv2's input channels, for the same indices",
+             ("nothing", "bn1’s entries and conv2’s input channels, for the same indices",
               "conv3's output channels", "the block's input width"), 1,
              "A removed output channel of conv1 disappears from bn1 and from the input of conv2; the block's input "
              "and output keep their width (the residual stream is untouched in the default scope)."),
@@ -392,7 +392,7 @@ QUIZ = (
              "and thinner convolutions use the CPU less efficiently (section 7 measures it)."),
     Question("Why does the agreement plot not show Auto-Balanced, PSFP and Play-and-Prune as rows?",
              ("they were too slow to score",
-              "their channel scores are L1's or L2's by construction, so a ρ = 1 with the norms would be no finding",
+              "their channel scores are L1’s or L2’s by construction, so a ρ = 1 with the norms would be no finding",
               "they disagree with every other criterion", "they need a GPU"), 1,
              "The three are training procedures: they rank channels by ℓ1 (Auto-Balanced, Play-and-Prune) or ℓ2 "
              "(PSFP) and differ in how they train before the cut (chapter 06). Their rows would repeat the norms'."),
