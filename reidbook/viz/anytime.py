@@ -483,7 +483,8 @@ def describe_exit_attention(table, lift_floor: float = 1.25, tol: float = 0.02) 
     if not rows:
         return "Every CAM was empty (no region raised the similarity to the top-1 match): nothing to measure."
     parts = "; ".join(f"{r.exit}: {100 * r.on_person:.0f} % on the person (chance {100 * r.chance:.0f} %, "
-                      f"{r.lift:.2f}×), mostly {r.top_part} ({100 * r.top_part_share:.0f} %)" for r in rows)
+                      f"{r.lift:.2f}×), most on the {r.top_part} ({100 * r.top_part_share:.0f} % of its energy)"
+                      for r in rows)
     first, last = rows[0], rows[-1]
     d = last.on_person - first.on_person
     trend = (f"from {first.exit} to {last.exit} the on-person share "
@@ -514,16 +515,23 @@ def describe_deep_supervision(with_ds, without_ds, metric: str = "mAP") -> str:
     first, fusion, stages = names[0], names[-1], names[:-1]
     best = max(stages, key=lambda n: a[n])
     d1, df = a[first] - b[first], a[fusion] - b[fusion]
-    word = lambda d: "better" if d > 0.005 else ("worse" if d < -0.005 else "about the same")  # noqa: E731
+    def word(d: float) -> str:
+        if abs(d) <= 0.005:
+            return f"about the same: {abs(100 * d):.1f} points apart"
+        return f"{'better' if d > 0 else 'worse'} by {abs(100 * d):.1f} points"
+
     out = [f"With deep supervision {first} reaches {_pts(a[first])} % {metric} against {_pts(b[first])} % with the "
-           f"fusion loss only ({word(d1)} by {abs(100 * d1):.1f} points), and the fusion {_pts(a[fusion])} % against "
-           f"{_pts(b[fusion])} % ({word(df)} by {abs(100 * df):.1f} points)."]
+           f"fusion loss only ({word(d1)}), and the fusion {_pts(a[fusion])} % against {_pts(b[fusion])} % "
+           f"({word(df)})."]
+    beats = a[fusion] >= a[best]
+    fusion_vs_best = (f"the fusion {'is at least as good as' if beats else 'is below'} the best single stage, {best} "
+                      f"({_pts(a[fusion])} vs {_pts(a[best])} %).")
     if len(stages) >= 4:
         s3, s4 = stages[2], stages[3]
-        out.append(f"{s3} {'beats' if a[s3] > a[s4] else 'does not beat'} {s4} ({_pts(a[s3])} vs {_pts(a[s4])} %);")
-    beats = a[fusion] >= a[best]
-    out.append(f"the fusion {'is at least as good as' if beats else 'is below'} the best single stage, {best} "
-               f"({_pts(a[fusion])} vs {_pts(a[best])} %).")
+        out.append(f"{s3.capitalize()} {'beats' if a[s3] > a[s4] else 'does not beat'} {s4} ({_pts(a[s3])} vs "
+                   f"{_pts(a[s4])} %); {fusion_vs_best}")
+    else:
+        out.append(fusion_vs_best[0].upper() + fusion_vs_best[1:])
     return " ".join(out)
 
 
@@ -611,8 +619,8 @@ def describe_routing(ev: "A.AnytimeEval", curve, metric: str = "rank1") -> str:
         g = A.routing_gaps(curve, metric, against="distance").set_index("rule")
         if "margin" in g.index:
             r = g.loc["margin"]
-            out.append(f"Margin against distance: above at {r.above}, below at {r.below} of {r.budgets} budgets "
-                       f"(mean {100 * r.mean_gap:+.1f} points).")
+            out.append(f"Margin against distance: above at {int(r.above)}, below at {int(r.below)} of "
+                       f"{int(r.budgets)} budgets (mean {100 * r.mean_gap:+.1f} points).")
     return " ".join(out)
 
 
