@@ -204,8 +204,8 @@ def describe_table5(table5, small: str = "ResNet-18", reference: str = "ResNet-5
     b = pr.loc[best]
     diff = float(b["mAP"] - s["mAP"])
     n_win = int((pr["mAP"] > s["mAP"]).sum())
-    return [f"best pruned {reference}: {best}, mAP {b['mAP']:.1f} at {b['MACs_M']:.0f} M multiply-adds; {small}: "
-            f"mAP {s['mAP']:.1f} at {s['MACs_M']:.0f} M → the pruned model is {abs(diff):.1f} points "
+    return [f"best pruned {reference}: {best}, mAP {b['mAP']:.1f} at {b['MACs_M']:.3g} M multiply-adds; {small}: "
+            f"mAP {s['mAP']:.1f} at {s['MACs_M']:.3g} M → the pruned model is {abs(diff):.1f} points "
             f"{'above' if diff > 0 else 'below' if diff < 0 else 'level with'} {small}",
             f"{n_win} of {len(pr)} pruned {reference}s beat {small}; the un-pruned {reference} itself: mAP "
             f"{ref['mAP']:.1f} ({float(ref['mAP'] - s['mAP']):+.1f} points vs {small})"]

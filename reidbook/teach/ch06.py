@@ -261,8 +261,8 @@ PRUNED_VS_SMALL = Prediction(
              "ResNet-18, by more than 1 mAP point"),
     outcome=_pruned_vs_small,
     why="The survey's pruned ResNet-50s start from a network trained for epochs on ImageNet and fine-tuned for tens "
-        "of epochs; ours get a few dozen iterations after the cut. The verdicts of section 6 say which of the two "
-        "halves of that difference — the starting network or the retraining — decides it here.")
+        "of epochs; ours get the short budget printed in the setup cell. The verdicts of section 6 say which of the "
+        "two halves of that difference — the starting network or the retraining — decides it here.")
 
 QUIZ = (
     Question("PCB's test feature is pooled *before* its local conv (LC). What does pruning LC + FC besides the "
