@@ -650,8 +650,8 @@ def describe_attention(joined, reference: str) -> str:
     chance = float(j["chance_query"].mean())
     out = [f"On the person (chance {chance:.0f} % of the pixels): most **{hi}** "
            f"({j.loc[hi, 'on_person_response']:.0f} % of its response energy), least **{lo}** "
-           f"({j.loc[lo, 'on_person_response']:.0f} %); {int((j['on_person_response'] > chance).sum())} of {len(j)} "
-           "models are above chance."]
+           f"({j.loc[lo, 'on_person_response']:.0f} %); {int((j['on_person_response'] > 1.1 * chance).sum())} of "
+           f"{len(j)} models put more than 1.1× chance on the person."]
     d = j.dropna(subset=["drop (points)"])
     if len(d):
         most, least = d["drop (points)"].idxmax(), d["drop (points)"].idxmin()
