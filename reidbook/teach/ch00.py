@@ -288,7 +288,7 @@ NAIVE_VS_CHANCE = Prediction(
              "somewhat better (1.25× to 3×)", "far better (over 3×)"),
     outcome=_naive_outcome,
     why="A matcher that sees the whole crop matches whatever fills it: when backgrounds or a camera's colour cast "
-        "dominate, strangers from the same camera look closest. The two diagnostics below say which it is.")
+        "dominate, strangers from the same camera look closest. The two diagnostics above say which it is.")
 
 
 # ----------------------------------------------------------------------------- quiz

@@ -421,8 +421,9 @@ WHICH_LOSS = Prediction(
     prompt="Same network, same data, same schedule; only the loss differs. Which run reaches the highest mAP?",
     options=("softmax alone (IDE)", "triplet alone (TriNet)", "both together (BoT)"),
     outcome=_which_loss_outcome,
-    why="On Market-1501 the BoT paper finds the combination best. One run per loss cannot separate an effect from "
-        "seed noise: the claims ledger below compares them over several seeds.")
+    why="The combination gives the feature an identity signal and a distance signal at once; over a short budget the "
+        "softmax often converges faster than the triplet loss. One run per loss cannot separate an effect from seed "
+        "noise: the claims ledger below compares them over several seeds.")
 
 
 # ----------------------------------------------------------------------------- quiz
