@@ -249,3 +249,23 @@ def test_reliance_from_features_known_values():
     assert r["mAP"] == pytest.approx(1.0) and r["mAP_swap"] == pytest.approx(0.5)  # the match drops to rank 2
     assert r["drop"] == pytest.approx(0.5) and r["relative_drop"] == pytest.approx(0.5)
     assert r["rank1"] == 1.0 and r["rank1_swap"] == 0.0
+
+
+def test_describe_reliance_reads_the_sign_of_the_drop():
+    from reidbook.eval.background import describe_reliance
+
+    def r(m, m_swap, same=0.5, same_swap=0.2):
+        return {"mAP": m, "mAP_swap": m_swap, "drop": m - m_swap, "top1_same_camera": same,
+                "top1_same_camera_swap": same_swap}
+
+    text = describe_reliance({"A": r(0.40, 0.30), "B": r(0.42, 0.418), "C": r(0.30, 0.35)})
+    assert ("A: 40.0 → 30.0 % mAP with the background swapped (-10.0 points) — part of what it matches is "
+            "background.") in text
+    assert "B: 42.0 → 41.8 % mAP" in text and "contributes little" in text
+    assert "C: 30.0 → 35.0 % mAP with the background swapped (+5.0 points) — its own camera's background" in text
+    assert "for 50% of the queries, 20% after the swap" in text
+    assert text.endswith("The swap moves B's mAP least.")
+    assert "least" not in describe_reliance({"A": r(0.4, 0.3)})
+    with pytest.raises(ValueError, match="no results"):
+        describe_reliance({})
+

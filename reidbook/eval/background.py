@@ -20,7 +20,8 @@ import numpy as np
 from .distance import compute_distmat
 from .metrics import evaluate_rank
 
-__all__ = ["naive_histogram_metrics", "top1_same_camera", "background_reliance", "reliance_from_features"]
+__all__ = ["naive_histogram_metrics", "top1_same_camera", "background_reliance", "reliance_from_features",
+           "describe_reliance"]
 
 
 def _arrays(items: Sequence[tuple]) -> tuple[list, np.ndarray, np.ndarray]:
@@ -112,3 +113,33 @@ def background_reliance(model, dataset, height: int, width: int, device="auto", 
     qs, _, _ = embed(swapped, "swapped query features")
     gf, g_pids, g_camids = embed(dataset.gallery, "gallery features")
     return reliance_from_features(qf, qs, gf, q_pids, g_pids, q_camids, g_camids, metric=metric)
+
+
+def describe_reliance(results, points: float = 1.0) -> str:
+    """One sentence per model from :func:`background_reliance` results ``{name: dict}``, read by sign:
+
+    * the mAP falls by more than ``points``: part of what the model matches is background;
+    * it moves by at most ``points``: the background contributes little;
+    * it *rises* by more than ``points``: the query's own camera background was misleading the model
+      (strangers on the same background ranked high; the same-camera top-1 rate is quoted).
+
+    With two or more models, a last sentence names the one whose mAP the swap moves least.
+    """
+    if not results:
+        raise ValueError("describe_reliance: no results to describe")
+    out = []
+    for name, r in results.items():
+        head = (f"{name}: {100 * r['mAP']:.1f} → {100 * r['mAP_swap']:.1f} % mAP with the background swapped "
+                f"({-100 * r['drop']:+.1f} points)")
+        if abs(100 * r["drop"]) <= points:
+            out.append(f"{head} — the background contributes little to its matches.")
+        elif r["drop"] > 0:
+            out.append(f"{head} — part of what it matches is background.")
+        else:
+            out.append(f"{head} — its own camera's background was misleading it: the top match is a stranger from the "
+                       f"query's camera for {r['top1_same_camera']:.0%} of the queries, "
+                       f"{r['top1_same_camera_swap']:.0%} after the swap.")
+    if len(results) > 1:
+        steady = min(results, key=lambda k: abs(results[k]["drop"]))
+        out.append(f"The swap moves {steady}'s mAP least.")
+    return " ".join(out)
