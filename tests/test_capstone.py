@@ -223,7 +223,8 @@ def test_describe_attention_reads_the_table():
     j = C.attention_and_background(att, bg)
     assert j.loc["A", "on_person_response"] == pytest.approx(70.0) and j.loc["B", "drop (points)"] == 20.0
     text = C.describe_attention(j, "Ref")
-    assert "most **A** (70 %" in text and "least **B** (30 %)" in text and "2 of 3 models put more than 1.1× chance on the person" in text
+    assert "most **A** (70 %" in text and "least **B** (30 %)" in text
+    assert "2 of 3 models put more than 1.1× chance on the person" in text
     assert "costs **B** 20.0 mAP points" in text and "**A** 1.0 (the least)" in text
     assert "ρ between on-person share and drop is -1.00: models that look more at the person lose less" in text
     assert "highest **A** (+0.80), lowest **B** (+0.10)" in text
