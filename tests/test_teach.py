@@ -3,6 +3,7 @@ it; every chapter's quiz has five well-formed questions; every prediction's outc
 widgets carry a static form that shows the questions without widget state."""
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -67,7 +68,7 @@ def test_quiz_and_prediction_widgets_carry_their_static_form():
     for chapter, qs in QUIZZES.items():
         bundle = quiz(chapter)._repr_mimebundle_()
         assert "application/vnd.jupyter.widget-view+json" in bundle
-        assert all(q.options[q.answer] in bundle["text/html"] or "&" in q.options[q.answer] for q in qs)
+        assert all(html.escape(q.options[q.answer]) in bundle["text/html"] for q in qs)
     for pid in PREDICTIONS:
         bundle = predict(pid)._repr_mimebundle_()
         assert "Predict first" in bundle["text/html"]
