@@ -105,8 +105,8 @@ def test_departures_table_and_zoo_key():
         declare({"full": p}, quick=())
 
 
-@pytest.mark.parametrize("chapter", ["02_mgn", "03_graftednet", "04_factorized_distillation", "06_pruning_in_practice",
-                                     "07_dare"])
+@pytest.mark.parametrize("chapter", ["02_mgn", "03_graftednet", "04_factorized_distillation", "05_pruning_criteria",
+                                     "06_pruning_in_practice", "07_dare"])
 def test_chapters_print_their_departures_and_do_not_cite_design(chapter):
     """Each model chapter shows its preset's departures in its settings section (a cell calling
     ``departures_table`` before the first training), and cites no DESIGN.md (a learner does not have it)."""
