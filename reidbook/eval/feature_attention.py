@@ -268,7 +268,8 @@ def describe_reliance(results: Mapping[str, Mapping[str, float]]) -> str:
                    "some of its matching rests on the background" if rel > 0.1 else
                    "the swap even helps it: its own camera's background was misleading it" if rel < -0.1 else
                    "little of its matching rests on the background")
-        out.append(f"{name}: mAP {r['mAP']:.1%} on the query, {r['mAP_swap']:.1%} with the backgrounds swapped "
+        out.append(f"{name[:1].upper() + name[1:]}: mAP {r['mAP']:.1%} on the query, {r['mAP_swap']:.1%} with the "
+                   f"backgrounds swapped "
                    f"({-100 * r['drop']:+.1f} points) — {verdict}.")
     names = list(results)
     if len(names) > 1:
