@@ -266,6 +266,9 @@ def test_describe_reliance_reads_the_sign_of_the_drop():
     assert "for 50% of the queries, 20% after the swap" in text
     assert text.endswith("The swap moves B's mAP least.")
     assert "least" not in describe_reliance({"A": r(0.4, 0.3)})
+    assert describe_reliance({"baseline": r(0.4, 0.3)}).startswith("Baseline: 40.0 → 30.0 % mAP")
+    bare = {"mAP": 0.3, "mAP_swap": 0.35, "drop": -0.05}      # a table's columns without the same-camera rates
+    assert describe_reliance({"x": bare}).endswith("its own camera's background was misleading it.")
     with pytest.raises(ValueError, match="no results"):
         describe_reliance({})
 

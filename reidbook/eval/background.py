@@ -123,22 +123,26 @@ def describe_reliance(results, points: float = 1.0) -> str:
     * it *rises* by more than ``points``: the query's own camera background was misleading the model
       (strangers on the same background ranked high; the same-camera top-1 rate is quoted).
 
-    With two or more models, a last sentence names the one whose mAP the swap moves least.
+    With two or more models, a last sentence names the one whose mAP the swap moves least. A sentence that
+    starts with a model's name capitalises it ("baseline" → "Baseline: …").
     """
     if not results:
         raise ValueError("describe_reliance: no results to describe")
     out = []
     for name, r in results.items():
-        head = (f"{name}: {100 * r['mAP']:.1f} → {100 * r['mAP_swap']:.1f} % mAP with the background swapped "
+        head = (f"{name[:1].upper() + name[1:]}: {100 * r['mAP']:.1f} → {100 * r['mAP_swap']:.1f} % mAP with the "
+                "background swapped "
                 f"({-100 * r['drop']:+.1f} points)")
         if abs(100 * r["drop"]) <= points:
             out.append(f"{head} — the background contributes little to its matches.")
         elif r["drop"] > 0:
             out.append(f"{head} — part of what it matches is background.")
-        else:
+        elif "top1_same_camera" in r and "top1_same_camera_swap" in r:
             out.append(f"{head} — its own camera's background was misleading it: the top match is a stranger from the "
                        f"query's camera for {r['top1_same_camera']:.0%} of the queries, "
                        f"{r['top1_same_camera_swap']:.0%} after the swap.")
+        else:
+            out.append(f"{head} — its own camera's background was misleading it.")
     if len(results) > 1:
         steady = min(results, key=lambda k: abs(results[k]["drop"]))
         out.append(f"The swap moves {steady}'s mAP least.")
