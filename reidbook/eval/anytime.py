@@ -22,6 +22,9 @@ after ``C_s`` multiply-adds (``C_1 < … < C_S``, cumulative). Two settings (§4
   expected accuracy is the chord between the two single exits (:func:`random_chord`): the straight
   lines of Fig. 6. ``random_eq3`` (not in the paper) draws blind exits from Eq. (3)'s distribution
   instead: the same exit fractions as ``distance``/``margin``, so it isolates what the confidence adds.
+  A curve drawn through a budget grid is that straight line only if the grid holds the exits' costs
+  (:func:`budget_grid` with ``include_exits=True``); :func:`chord_deviation` measures it, and
+  :func:`routing_gaps` counts the budgets at which each rule lies above or below random routing.
 
 Rules where the paper is silent (and why):
   * The threshold at stage ``s`` is the running ``(1 − q_s)``-quantile of the confidences earlier
