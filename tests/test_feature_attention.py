@@ -168,17 +168,3 @@ def test_fmfb_caption_ignores_nan_bands_of_dataframe_records():
     records = pd.DataFrame(rows).to_dict("records")          # holistic/student get band_share = NaN
     text = describe_fmfb_attention(records, 4)
     assert "2 of the 2 partial" in text and "nan" not in text
-
-
-def test_reliance_caption():
-    from reidbook.eval.feature_attention import describe_reliance
-
-    a = {"mAP": 0.5, "mAP_swap": 0.25, "drop": 0.25, "relative_drop": 0.5}
-    b = {"mAP": 0.5, "mAP_swap": 0.5, "drop": 0.0, "relative_drop": 0.0}
-    c = {"mAP": 0.5, "mAP_swap": 0.6, "drop": -0.1, "relative_drop": -0.2}
-    text = describe_reliance({"A": a, "B": b})
-    assert "much of its matching rests on the background" in text and "-25.0 points" in text
-    assert "little of its matching" in text and "A relies more on the background" in text
-    assert "misleading" in describe_reliance({"C": c})
-    with pytest.raises(ValueError):
-        describe_reliance({})

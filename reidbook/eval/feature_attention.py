@@ -25,8 +25,7 @@ import numpy as np
 from .attention import _energy, energy_share, part_area_shares, part_shares
 
 __all__ = ["NORMS", "UPPER_BODY", "channel_energy", "band_mask", "stripe_cells", "map_attention", "upper_body_share",
-           "graftednet_attention", "fmfb_attention", "describe_graftednet_attention", "describe_fmfb_attention",
-           "describe_reliance"]
+           "graftednet_attention", "fmfb_attention", "describe_graftednet_attention", "describe_fmfb_attention"]
 
 NORMS = ("l1", "l2")
 #: Body parts above the hips (:data:`reidbook.data.PART_NAMES`): what an "Up" view's band mostly holds.
@@ -250,34 +249,4 @@ def describe_fmfb_attention(rows: Sequence[dict], n_images: int) -> str:
         s = by["student"]
         out.append(f"The student's own maps put {s['on_person']:.0%} of their energy on the person "
                    f"({s['chance']:.0%} chance).")
-    return " ".join(out)
-
-
-def describe_reliance(results: Mapping[str, Mapping[str, float]]) -> str:
-    """A caption for :func:`reidbook.eval.background_reliance` results of one or more models (``{name: result}``):
-    each model's mAP on the query and on the background-swapped query, what that says, and — for two or
-    more models — whether the first relies on the background less or more than the others (a difference
-    of more than 5 % of mAP in the relative drop). The swap can also *raise* mAP (a model misled by its
-    own camera's background); the caption says so rather than calling that "no reliance"."""
-    if not results:
-        raise ValueError("describe_reliance: no results")
-    out = []
-    for name, r in results.items():
-        rel = r["relative_drop"]
-        verdict = ("much of its matching rests on the background" if rel > 0.25 else
-                   "some of its matching rests on the background" if rel > 0.1 else
-                   "the swap even helps it: its own camera's background was misleading it" if rel < -0.1 else
-                   "little of its matching rests on the background")
-        out.append(f"{name[:1].upper() + name[1:]}: mAP {r['mAP']:.1%} on the query, {r['mAP_swap']:.1%} with the "
-                   f"backgrounds swapped "
-                   f"({-100 * r['drop']:+.1f} points) — {verdict}.")
-    names = list(results)
-    if len(names) > 1:
-        first = results[names[0]]["relative_drop"]
-        for other in names[1:]:
-            d = first - results[other]["relative_drop"]
-            out.append(f"Against {other}, {names[0]} " + ("relies less on the background" if d < -0.05 else
-                                                         "relies more on the background" if d > 0.05 else
-                                                         "relies on the background about as much")
-                       + f" (relative drops {first:+.0%} vs {results[other]['relative_drop']:+.0%}).")
     return " ".join(out)
