@@ -233,3 +233,12 @@ def test_chapter_07_reads_every_dare_claim_of_the_registry():
     code = "\n".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code")
     used = set(re.findall(r'"(dare\.[a-z0-9_]+)"', code))
     assert used == {c.id for c in CLAIMS if c.id.startswith("dare.")}
+
+
+def test_the_margin_vs_random_prediction_is_revealed_from_the_gap():
+    from reidbook.teach import PREDICTIONS, _load_all, reveal_text
+
+    _load_all()
+    p = PREDICTIONS["07.margin_vs_random"]
+    assert [p.outcome(gap=g) for g in (0.05, 0.011, 0.0, -0.009, -0.05)] == [0, 0, 1, 1, 2]
+    assert reveal_text("07.margin_vs_random", p.outcome(gap=0.05), picked=0).startswith(f"This run: “{p.options[0]}”")
