@@ -386,6 +386,9 @@ def tag_model(model: nn.Module, folder: Path) -> nn.Module:
         return model
     tag = {"kind": folder.parent.name, "key": folder.name, "class": type(model).__qualname__, "weights": digest}
     object.__setattr__(model, ENTRY_ATTR, tag)  # a plain attribute: not a parameter, copied by deepcopy
+    from .engine.extract import set_feature_cache
+
+    set_feature_cache(cached_features)  # the engine, below the store, reads the cache through this hook
     return model
 
 

@@ -10,7 +10,9 @@ the store (a zoo model, tagged by :func:`reidbook.store.tag_model`) and the load
 :class:`reidbook.data.ImageDataset` in order, the features are kept in the store keyed by the model entry
 (and its weights' digest), the split, the input transform and ``flip``/``normalize``
 (:func:`reidbook.store.cached_features`); the next chapter that evaluates that model on that split reads
-them. Anything else (a pruned or fine-tuned model, a custom loader) is extracted as before.
+them. Anything else (a pruned or fine-tuned model, a custom loader) is extracted as before. The engine sits
+below the store and does not import it: the store installs its cache here (:func:`set_feature_cache`)
+when it tags a model, so only a process that loaded or saved a stored model uses it.
 """
 from __future__ import annotations
 
@@ -20,7 +22,16 @@ from torch import nn
 
 from ..utils import progress, resolve_device
 
-__all__ = ["extract_features"]
+__all__ = ["extract_features", "set_feature_cache"]
+
+# ``fn(model, items, options, compute) -> (features, pids, camids)``, installed by the store (None: no cache)
+_FEATURE_CACHE = None
+
+
+def set_feature_cache(fn) -> None:
+    """Install the per-model feature cache (:func:`reidbook.store.cached_features`; ``None`` removes it)."""
+    global _FEATURE_CACHE
+    _FEATURE_CACHE = fn
 
 
 def _embed(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -75,13 +86,11 @@ def extract_features(model: nn.Module, loader, device: str | torch.device = "aut
         ``(features [N, D] float32 CPU tensor, pids [N] int64 array, camids [N] int64 array)`` in
         dataset order when the indices form a permutation of ``0..N-1``, else in loader order.
     """
-    split = _split_of(loader) if cache else None
+    split = _split_of(loader) if cache and _FEATURE_CACHE is not None else None
     if split is not None:
-        from ..store import cached_features
-
         items, transform = split
-        return cached_features(model, items, {"transform": transform, "flip": bool(flip), "normalize": bool(normalize)},
-                               lambda: _extract(model, loader, device, flip, normalize, desc, channels_last))
+        return _FEATURE_CACHE(model, items, {"transform": transform, "flip": bool(flip), "normalize": bool(normalize)},
+                              lambda: _extract(model, loader, device, flip, normalize, desc, channels_last))
     return _extract(model, loader, device, flip, normalize, desc, channels_last)
 
 
