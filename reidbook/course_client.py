@@ -37,9 +37,11 @@ ENGINE_NAME = "reidbook"
 
 # A widget cell calls one of reidbook.widgets' sliders or ipywidgets' interact: it draws once, in seconds.
 WIDGET_CALL = re.compile(r"(?<![\w.])(?:\w+_slider|interact(?:ive)?(?:_output)?)\s*\(")
-# A training cell trains or fine-tunes, or loads something the zoo may have to train first.
+# A training cell trains or fine-tunes, or loads something the zoo may have to train first (chapter 08's
+# compare.collect gathers every contender, training those the zoo lacks: 300 s ran out on it in quick).
 TRAINING_CALL = re.compile(r"\bzoo\.(?:get|cached)\(|\bfit(?:_preset)?\(|\btrain\w*\(|\bdistill\w*\(|"
-                           r"\bprune\w*\(|\bprepare_\w+\(|\bstudent\w*\(|\bteachers?\w*\(")
+                           r"\bprune\w*\(|\bprepare_\w+\(|\bstudent\w*\(|\bteachers?\w*\(|"
+                           r"\bcollect\(|\bfine_?tune\w*\(")
 
 # Seconds per cell kind and profile; None = no limit (full trains for hours on a researcher's GPU).
 CELL_LIMITS: dict[str, dict[str, int | None]] = {

@@ -47,6 +47,7 @@ def test_cell_kinds_and_limits(monkeypatch):
     assert cell_kind("pruning_slider(model, criteria=('l1',))") == "widget"
     assert cell_kind('entry = zoo.get("dare", PROFILE)') == "training"
     assert cell_kind("history = fit_preset(model, ds.train, preset)") == "training"
+    assert cell_kind("contenders = compare.collect(PROFILE, DATA, SEED)") == "training"  # trains what is missing
     assert cell_kind("fig = V.plot_anytime(curves)") == "other"
     assert cell_timeout("budget_slider(ev)", {}, "quick") == CELL_LIMITS["quick"]["widget"] == 60
     assert cell_timeout('zoo.get("mgn")', {}, "quick") == 900
