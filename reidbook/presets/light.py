@@ -31,7 +31,7 @@ PRESETS = {
     ),
     "quick": Preset(
         model="light", profile="quick", model_options={"arch": "squeezenet1_0"},
-        height=128, width=64, train_aug={"flip": True, "pad": 5, "random_crop": True, "random_erasing": 0.5},
+        height=96, width=48, train_aug={"flip": True, "pad": 4, "random_crop": True, "random_erasing": 0.5},
         P=8, K=4, epochs=10,
         optimizer={"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4,
                    "lr_groups": {"backbone": 0.01, "neck": 0.05, "classifier": 0.05}},
