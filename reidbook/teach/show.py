@@ -131,15 +131,14 @@ def reveal_text(id_: str, outcome: int, picked: int | None = None) -> str:
     return said + you + (f" {p.why}" if p.why else "")
 
 
-def reveal(id_: str, **values) -> str:
+def reveal(id_: str, **values) -> None:
     """Reveal prediction ``id_``: compute the outcome from the chapter's ``values`` and compare it with the
-    learner's pick (if :func:`predict` was shown in this kernel). Returns the sentence (and prints it)."""
+    learner's pick (if :func:`predict` was shown in this kernel), and print the sentence (returns nothing, so
+    a cell ending in ``reveal(...)`` shows it once; :func:`reveal_text` gives the sentence as a value)."""
     from . import _load_all
 
     _load_all()
     p = PREDICTIONS[id_]
     outcome = int(p.outcome(**values))
     pick = _PICKS.get(id_)
-    text = reveal_text(id_, outcome, getattr(pick, "value", None))
-    print(text)
-    return text
+    print(reveal_text(id_, outcome, getattr(pick, "value", None)))
