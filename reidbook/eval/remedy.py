@@ -109,8 +109,8 @@ def describe_paper_attention(lifts: Mapping[str, float], figure: str = "MGN's Fi
     if all(v >= strong for v in lifts.values()):
         verdict = "is reproduced in this run: every branch's response prefers the person"
     elif on:
-        verdict = f"is partly reproduced in this run: only {', '.join(on)} clearly prefer{'s' if len(on) == 1 else ''} " \
-                  "the person"
+        verb = "prefers" if len(on) == 1 else "prefer"
+        verdict = f"is partly reproduced in this run: only {', '.join(on)} clearly {verb} the person"
     else:
         verdict = "is not reproduced in this run: no branch's response prefers the person clearly"
     return f"{figure} {verdict} (lifts {listed}; {strong:g} or more = on the body, below {weak:g} = about uniform)."
