@@ -90,3 +90,16 @@ def test_every_chapter_links_the_glossary(path):
     assert re.search(r"\]\((?:\./)?GLOSSARY\.md(?:#[\w-]+)?\)", prose), (
         f"{path.name}: link the course glossary from the chapter's prose, e.g. "
         "'Terms are defined in the [glossary](GLOSSARY.md).'")
+
+
+def test_every_glossary_anchor_a_chapter_links_exists():
+    anchors = {_slug(h) for h in glossary_entries()}
+    broken = []
+    for path in find_chapters():
+        nb = nbformat.read(str(path), as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                broken += [f"{path.name}: #{a}" for a in re.findall(r"GLOSSARY\.md#([\w-]+)", cell.source)
+                           if a not in anchors]
+    assert not broken, ("links to glossary entries that do not exist (an anchor is the GitHub slug of a '### ' "
+                        f"heading): {broken}")
