@@ -58,6 +58,10 @@ def _moved(before: float, after: float, tol: float, unit: str, scale: float = 10
                      f"{scale * before:{fmt}} → {scale * after:{fmt}}{unit}")
 
 
+def _pts(v: float) -> str:
+    return f"{v:g} point" + ("" if v == 1 else "s")
+
+
 def describe_remedy(before: Mapping, after: Mapping, fix: str = "random erasing", model: str = "the baseline",
                     points: float = 1.0, share_points: float = 2.0) -> str:
     """Sentences on what ``fix`` changed, from two :func:`attention_and_reliance` rows (without, with the fix).
@@ -81,8 +85,10 @@ def describe_remedy(before: Mapping, after: Mapping, fix: str = "random erasing"
     cap = model[:1].upper() + model[1:]
     if m_word == s_word == "stays" and r_word == "same":
         return (f"Nothing moved: with {fix}, {model}'s mAP ({m_txt}), its on-person share ({s_txt}; chance "
-                f"{100 * after['chance']:.0f} %) and {swap} all stay within the tolerances ({points:g} points of mAP, "
-                f"{share_points:g} points of share). In this run {fix} does not change what {model} matches on.")
+                f"{100 * after['chance']:.0f} %) and the mAP change under the background swap "
+                f"({100 * before['swap_change']:+.1f} → {100 * after['swap_change']:+.1f} points) all stay within the "
+                f"tolerances ({_pts(points)} of mAP, {_pts(share_points)} of share). In this run {fix} does not change "
+                f"what {model} matches on.")
     out = [f"With {fix}, {model}'s mAP {m_word} ({m_txt}).",
            f"{cap}'s on-person share {s_word} ({s_txt}; chance {100 * after['chance']:.0f} %, lift "
            f"{before['lift']:.2f} → {after['lift']:.2f})"

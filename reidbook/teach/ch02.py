@@ -401,6 +401,23 @@ ON_PERSON = Prediction(
         "person's share of the pixels.")
 
 
+def _erasing_outcome(share_without: float, share_with: float, points: float = 2.0) -> int:
+    gap = 100 * (float(share_with) - float(share_without))
+    return 0 if gap > points else (2 if gap < -points else 1)
+
+
+ERASING = Prediction(
+    id="02.erasing",
+    prompt="Two baselines are trained the same way except for random erasing (a random rectangle of each training "
+           "image overwritten with noise: p = 0.5 for one, never for the other). On the same query images, how will "
+           "the share of the response's energy on the person of the one with erasing compare?",
+    options=("it rises by more than 2 points", "it moves by at most 2 points",
+             "it falls by more than 2 points"),
+    outcome=_erasing_outcome,
+    why="Erasing hides random patches, person and background alike; whether that pushes a model onto the person "
+        "depends on what else can carry the match. One seed each: a small move is within seed-to-seed noise.")
+
+
 # ----------------------------------------------------------------------------------------------
 # Quiz
 # ----------------------------------------------------------------------------------------------
@@ -436,4 +453,4 @@ QUIZ = [
 ]
 
 _register("02", exercises=[COUNT_PART4, PART6_ROWS, SHARE_REDUCTIONS, LOSS_TERMS, TRIPLET_EFFECT, RERANK],
-          quiz=QUIZ, predictions=[VS_BASELINE, ON_PERSON])
+          quiz=QUIZ, predictions=[VS_BASELINE, ON_PERSON, ERASING])
