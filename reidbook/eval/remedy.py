@@ -4,7 +4,7 @@ row, and the sentences that read two such rows (before and after the fix) and a 
 The fix chapter 02 tries is **random erasing** (Zhong et al., "Random Erasing Data Augmentation", AAAI 2020,
 Sec. 3.1: with probability ``p`` a random rectangle of a training image is overwritten with random values,
 so no single region — a background patch included — can carry the match; BoT, Luo et al., CVPR-W 2019,
-Sec. 3.3, trains with ``p = 0.5``). The row measures what the fix is supposed to move:
+Sec. 3.2, trains with ``p = 0.5``). The row measures what the fix is supposed to move:
 
 * ``mAP`` and ``mAP_swap`` — the model's mAP on the query and on the background-swapped query
   (:func:`reidbook.eval.background.background_reliance`), and ``swap_change = mAP_swap - mAP``: how much
