@@ -106,3 +106,13 @@ def test_describe_paper_attention_verdicts():
     assert "is not reproduced" in describe_paper_attention({"Global": 1.02, "Part-2": 0.98, "Part-3": 1.05})
     with pytest.raises(ValueError, match="no lifts"):
         describe_paper_attention({})
+
+
+def test_chapter02_erasing_prediction_reads_the_share_change():
+    from reidbook.teach import PREDICTIONS, _load_all
+
+    _load_all()
+    outcome = PREDICTIONS["02.erasing"].outcome
+    assert outcome(share_without=0.40, share_with=0.45) == 0      # rises by 5 points
+    assert outcome(share_without=0.40, share_with=0.41) == 1      # within 2 points
+    assert outcome(share_without=0.40, share_with=0.30) == 2      # falls by 10 points
