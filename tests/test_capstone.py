@@ -262,3 +262,10 @@ def test_budget_matched_and_claims_summary_from_a_ledger():
     sentence, df = C.claims_summary(ledger)
     assert sentence == "3 claims in the ledger: 1 reproduced, 1 inconclusive, 1 not runnable."
     assert list(df["verdict"]) == ["reproduced", "inconclusive", "not runnable"]
+
+
+def test_the_parity_exercise_uses_the_export_tolerance():
+    from reidbook import export
+    from reidbook.teach import ch08
+
+    assert ch08.TOLERANCE == export.TOLERANCE
