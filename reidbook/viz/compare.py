@@ -273,23 +273,32 @@ def plot_budget_range(table, fractions: Sequence[float] = tuple(np.geomspace(0.0
     fraction (log scale; a step wherever the pick changes, labelled with the new pick). ``mark=(fraction,
     axis)`` draws the slider's position as a vertical line on that axis's panel."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     bt = budget_table(table, reference, fractions, axes, accuracy)
     fig, axs = plt.subplots(1, len(axes), figsize=(4.2 * len(axes), 3.4), squeeze=False, sharey=True)
     for ax, cost in zip(axs[0], axes):
         d = bt[bt["axis"] == cost]
         ax.step(d["fraction"], d["accuracy"], where="post", color="tab:blue")
-        prev = None
+        prev, n_picks = None, 0
         for _, r in d.iterrows():
             if _key_or_none(r["best"]) is not None and r["best"] != prev:
                 ax.plot(r["fraction"], r["accuracy"], "o", color="tab:blue", ms=4)
+                # successive picks' labels alternate below and above the step, so close picks do not collide
                 ax.annotate(textwrap.fill(str(r["label"]), 18), (r["fraction"], r["accuracy"]), fontsize=6,
-                            xytext=(3, -9), textcoords="offset points")
+                            xytext=(3, -9 if n_picks % 2 == 0 else 5), textcoords="offset points",
+                            va="top" if n_picks % 2 == 0 else "bottom")
+                n_picks += 1
             prev = r["best"]
         ax.axvline(1.0, color="k", lw=0.8, ls=":", alpha=0.6)
         if mark is not None and mark[1] == cost:
             ax.axvline(mark[0], color="tab:red", lw=1.2)
         ax.set_xscale("log")
+        # a log axis spanning about one decade labels its minor ticks too, and they collide: fixed, plain ticks
+        ticks = [t for t in (0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0) if min(fractions) <= t <= max(fractions)]
+        ax.set_xticks(ticks)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(f"budget: fraction of the reference's {AXES.get(cost, cost).split(' (')[0]}")
         ax.grid(alpha=0.3)
     axs[0, 0].set_ylabel(f"{'Rank-1' if accuracy == 'rank1' else accuracy} of the pick (%)")
