@@ -194,7 +194,7 @@ def feature_response_figure(model, images, title: str | None = None, alpha: floa
             heat[n] = response_map(maps[n], 1, size).cpu().numpy()
     if model.part_based:
         for k in (2, 3):
-            label = f"fire_conv5c, {k} stripes"
+            label = f"fire_conv5c\n{k} stripes"  # two lines: the panel titles are narrow
             heat[label] = response_map(maps["fire_conv5c"], k, size).cpu().numpy()
             parts[label] = k
     return plot_maps(to_display(images.cpu()), heat, alpha=alpha, parts=parts, title=title)
