@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from support.toy_table import toy_table
 from torch import nn
 
 from reidbook import compare as C
@@ -14,16 +15,8 @@ from reidbook.viz import compare as VC
 
 
 def _table():
-    """A hand-made table whose fronts and budget answers are known."""
-    return pd.DataFrame({
-        "label": ["Ref", "Small", "Tiny", "Worse", "Big"],
-        "family": ["reference", "pruning", "anytime", "pruning", "multi-branch"],
-        "mAP": [60.0, 58.0, 40.0, 50.0, 70.0],
-        "rank1": [80.0, 79.0, 60.0, 81.0, 85.0],
-        "params_M": [10.0, 4.0, 1.0, 5.0, 30.0],
-        "MACs_M": [100.0, 40.0, 20.0, 30.0, 300.0],
-        "latency_ms": [10.0, 6.0, 2.0, 3.0, 25.0],
-    }, index=["ref", "small", "tiny", "worse", "big"])
+    """A hand-made table whose fronts and budget answers are known (tests/support/toy_table.py)."""
+    return toy_table()
 
 
 def test_pareto_front_hand_made():
