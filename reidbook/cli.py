@@ -428,7 +428,7 @@ def cmd_course(args) -> int:
     from .course import run_course
 
     run_course(args.profile, args.data, args.out, chapters=args.chapters or None, device=args.device, seed=args.seed,
-               timings=args.timings)
+               timings=args.timings, lanes=args.lanes)
     return 0
 
 
@@ -558,6 +558,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chapters", nargs="*", default=None, help="only chapters whose file name starts with these")
     p.add_argument("--timings", action="store_true",
                    help="print each chapter's time per cell (always kept in OUT/index.html and OUT/course.json)")
+    p.add_argument("--lanes", type=positive_int_arg("--lanes"), default=None,
+                   help="trainings and chapters run side by side, each with cores/LANES threads (default: 2 on a "
+                        "CPU with ≥ 2 cores, 1 on a GPU)")
     p.set_defaults(func=cmd_course)
 
     for name in _EXTERNAL:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import json
 import os
 import re
 import time
@@ -215,9 +216,29 @@ def run_chapter(path: str | os.PathLike, out_dir: str | os.PathLike, profile: st
         if not run.ok and state["cell"] is not None and "timed out" in run.error:
             _mark_timed_out(executed, state["cell"], run.error)
     run.events = [{**e, "cell": _source_index(executed, e["cell"])} for e in events] if executed.exists() else events
+    if executed.exists():
+        run.extra["trained"] = trained_in(executed)
     if html_export and executed.exists():
         run.html = _to_html(executed)
     return run
+
+
+# What the store prints when it trains rather than loads (reidbook.zoo, .pretrain, .distill.pipeline, .compare).
+_TRAINED = re.compile(r"^\[(?:zoo|fd|compare)\] (?:training|pre-training|distilling) (.+?)(?: on | ->|$)", re.M)
+
+
+def trained_in(executed: str | os.PathLike) -> list[str]:
+    """What an executed chapter trained itself (not loaded from the zoo), from its printed messages: after
+    ``reidbook course``'s preparation this is empty unless :func:`reidbook.course_plan.course_jobs` missed it."""
+    import nbformat
+
+    nb = nbformat.read(str(executed), as_version=4)
+    found = []
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "stream":
+                found += [m.group(1).strip() for m in _TRAINED.finditer(o.get("text", ""))]
+    return list(dict.fromkeys(found))
 
 
 # The kernel_info request at the end of a chapter and kernel start-up: seconds.
@@ -340,12 +361,21 @@ def _to_html(executed: Path) -> str:
 
 
 def write_index(runs: list[ChapterRun], out_dir: str | os.PathLike, profile: str, data: str,
-                prepared: dict[str, float] | None = None) -> Path:
-    """The course map: one card per chapter with goals, links, run time and status."""
+                prepared: dict[str, float] | None = None, wall: dict | None = None) -> Path:
+    """The course map: one card per chapter with goals, links, run time and status; ``wall`` holds the
+    wall-clock seconds of the preparation and the chapters and how many ran side by side (``lanes``)."""
     out_dir = Path(out_dir)
     total = sum(r.seconds for r in runs)
     prep = sum((prepared or {}).values())
     prep_items = ", ".join(f"{k} {v:.0f} s" for k, v in (prepared or {}).items()) or "nothing"
+    wall = wall or {}
+    clock = ""
+    if "prepare" in wall:
+        lanes = wall.get("lanes", 1)
+        clock = (f"Wall clock: {wall['prepare'] / 60:.1f} min of preparation"
+                 + (f" and {wall['chapters'] / 60:.1f} min of chapters" if "chapters" in wall else "")
+                 + (f", {lanes} side by side (each with its share of the cores); the times below are each "
+                    "item's own" if lanes > 1 else "") + ".")
     glossary = ('<p>Words you meet in the chapters: <a href="GLOSSARY.html">the glossary</a>.</p>'
                 if (out_dir / "GLOSSARY.html").is_file() else "")
     cards = []
@@ -354,11 +384,14 @@ def write_index(runs: list[ChapterRun], out_dir: str | os.PathLike, profile: str
         link = f'<a href="{html.escape(r.html)}">read</a>' if r.html else ""
         nb = f'<a href="{html.escape(r.notebook)}">notebook</a>'
         status = "ok" if r.ok else f'<span class="fail">failed</span><pre>{html.escape(r.error[-1500:])}</pre>'
+        trained = r.extra.get("trained") or []
+        trained_html = (f'<p class="meta">trained in the chapter (not prepared): {html.escape("; ".join(trained))}</p>'
+                        if trained else "")
         cards.append(f"""<section class="card"><h2>{html.escape(r.title)}</h2>
 <p class="meta">{html.escape(r.name)} · profile <b>{html.escape(r.profile)}</b> · {_reading(r)} · """
                      f"""ran in {r.seconds:.0f} s"""
                      f""" · {status} · {link} {nb}</p>
-<ul>{goals}</ul>{_events_html(r)}{_timings_html(r)}</section>""")
+<ul>{goals}</ul>{trained_html}{_events_html(r)}{_timings_html(r)}</section>""")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>reidbook — the course</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:920px;margin:2em auto;padding:0 1em;color:#222}}
 .card{{border:1px solid #ddd;border-radius:8px;padding:0.6em 1.2em;margin:1em 0}}.meta{{color:#555}}
@@ -369,14 +402,14 @@ table.cells td,table.cells th{{padding:1px 8px;text-align:left}}td.num{{text-ali
 <p>Executed with profile <b>{html.escape(profile)}</b> on data <b>{html.escape(data)}</b>;
 {len(runs)} chapters, {total / 60:.1f} minutes of running in all (about
 {sum(r.reading_minutes for r in runs):.0f} minutes of reading), {time.strftime('%Y-%m-%d %H:%M')}.
-Before them: {prep / 60:.1f} minutes of preparation ({html.escape(prep_items)}).
+Before them: {prep / 60:.1f} minutes of preparation ({html.escape(prep_items)}). {html.escape(clock)}
 Reading time counts each chapter's prose at {WORDS_PER_MINUTE} words a minute; run time is measured.</p>
 {glossary}
 {''.join(cards)}</body></html>"""
     target = out_dir / "index.html"
     atomic_write_text(target, page)
     atomic_write_json(out_dir / "course.json", {"profile": profile, "data": data, "total_seconds": total,
-                                                 "prepare_seconds": prepared or {},
+                                                 "prepare_seconds": prepared or {}, "wall_seconds": wall,
                                                  "chapters": [asdict(r) for r in runs]})
     return target
 
@@ -421,51 +454,112 @@ def format_timings(runs: list[ChapterRun]) -> str:
 def run_course(profile: str = "quick", data: str = "synth", out: str | os.PathLike = "build/course",
                chapters: list[str] | None = None, device: str = "auto", seed: int = 0,
                notebooks: str | os.PathLike | None = None, html_export: bool = True,
-               prepare: bool = True, timings: bool = False) -> list[ChapterRun]:
-    """Execute every chapter in order under ``profile`` and write ``out/index.html``.
+               prepare: bool = True, timings: bool = False, lanes: int | None = None) -> list[ChapterRun]:
+    """Execute every chapter under ``profile`` and write ``out/index.html``.
+
+    First the preparation: in smoke and quick, :func:`reidbook.course_plan.prepare_in_lanes` (SynthReID,
+    then the backbones, FD's teachers and every model the chapters train, ``lanes`` side by side); in
+    ``full``, SynthReID only. Then the chapters, ``lanes`` at a time (each kernel with ``cores / lanes``
+    threads), the longest first; each loads what was prepared and trains what was not (listed on its card).
+    ``lanes`` defaults to :func:`reidbook.course_plan.lanes_for` (2 on a CPU with ≥ 2 cores, 1 on a GPU).
 
     A failing chapter (an error, or a cell past its time limit) is recorded with its cell and shown on
     the index page, and the rest still run; the function raises ``RuntimeError`` at the end if any
     chapter failed, so ``make course`` exits non-zero. Every chapter's per-cell time table is kept in the
     index page (and ``course.json``); ``timings=True`` also prints it (``reidbook course --timings``).
     """
+    from .course_plan import lanes_for
     from .presets import check_profile
 
     check_profile(profile)
     out = Path(out)
-    runs: list[ChapterRun] = []
     paths = find_chapters(notebooks, chapters)
+    lanes = lanes_for(device, lanes)
     prepared: dict[str, float] = {}
+    wall: dict = {"lanes": lanes}
+    t0 = time.perf_counter()
     if prepare:
         from . import zoo
+        from .course_plan import prepare_in_lanes
 
-        say(f"[reidbook course] preparing SynthReID and the source-domain backbones ({profile}) …")
-        prepared = zoo.prepare_course(profile, seed, device)
-        if profile != "full":  # full trains its ResNet-101 teachers in chapter 04, on the researcher's GPU
-            from .distill.pipeline import prepare_teachers
-
-            say(f"[reidbook course] training the Factorized Distillation teachers ({profile}) …")
-            prepared.update(prepare_teachers(profile, data, seed, device))
-        say(f"[reidbook course] prepared in {sum(prepared.values()):.0f} s")
+        if profile == "full":  # ImageNet backbones; every model trains in its chapter, on the researcher's GPU
+            prepared = zoo.prepare_course(profile, seed, device)
+        else:
+            say(f"[reidbook course] preparing SynthReID, the source-domain backbones, FD's teachers and the "
+                f"chapters' models ({profile}, {lanes} side by side) …")
+            prepared = prepare_in_lanes(profile, data, seed, device, lanes=lanes)
+        say(f"[reidbook course] prepared in {time.perf_counter() - t0:.0f} s")
+    wall["prepare"] = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)
     write_glossary(out, notebooks)  # before the chapters: their pages link it
-    for path in paths:
-        say(f"[reidbook course] {path.stem} ({profile}) …")
-        run = run_chapter(path, out, profile, data, device, seed, html_export=html_export)
-        say(f"[reidbook course] {path.stem}: {'ok' if run.ok else 'FAILED'} in {run.seconds:.0f} s")
-        if not run.ok:
-            print(f"[reidbook course] {run.error}", flush=True)
-        for e in run.events:
-            print(f"[reidbook course] {path.stem}: cell {e.get('cell')}: {e.get('kind')} after {e.get('seconds')} s "
-                  "(see the index page)", flush=True)
-        runs.append(run)
-        write_index(runs, out, profile, data, prepared)
-    index = write_index(runs, out, profile, data, prepared)
-    print(f"[reidbook course] wrote {index.resolve()} ({sum(r.seconds for r in runs) / 60:.1f} min of chapters, "
-          f"{sum(prepared.values()) / 60:.1f} min of preparation)")
+    t1 = time.perf_counter()
+    runs = _run_chapters(paths, out, profile, data, device, seed, html_export, lanes, prepared, wall)
+    wall["chapters"] = time.perf_counter() - t1
+    wall["total"] = time.perf_counter() - t0
+    index = write_index(runs, out, profile, data, prepared, wall)
+    print(f"[reidbook course] wrote {index.resolve()} in {wall['total'] / 60:.1f} min: "
+          f"{wall['prepare'] / 60:.1f} min of preparation, {wall['chapters'] / 60:.1f} min of chapters "
+          f"({lanes} at a time; {sum(r.seconds for r in runs) / 60:.1f} chapter-minutes)")
     if timings:
         print(format_timings(runs), flush=True)
     failed = [r.name for r in runs if not r.ok]
     if failed:
         raise RuntimeError(f"chapters failed: {', '.join(failed)} — see {index} and the executed notebooks in {out}")
     return runs
+
+
+def _report(run: ChapterRun) -> None:
+    say(f"[reidbook course] {run.name}: {'ok' if run.ok else 'FAILED'} in {run.seconds:.0f} s")
+    if not run.ok:
+        print(f"[reidbook course] {run.error}", flush=True)
+    for e in run.events:
+        print(f"[reidbook course] {run.name}: cell {e.get('cell')}: {e.get('kind')} after {e.get('seconds')} s "
+              "(see the index page)", flush=True)
+    if run.extra.get("trained"):
+        say(f"[reidbook course] {run.name} trained what the preparation had not: {'; '.join(run.extra['trained'])}")
+
+
+def _chapter_order(paths: list[Path], out: Path) -> list[Path]:
+    """Longest first (by the last run's times in ``out/course.json``, if any), so lanes finish together."""
+    try:
+        last = {c["name"]: c["seconds"] for c in json.loads((out / "course.json").read_text())["chapters"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return list(paths)
+    return sorted(paths, key=lambda p: -last.get(p.stem, 0.0))
+
+
+def _run_chapters(paths, out, profile, data, device, seed, html_export, lanes, prepared, wall) -> list[ChapterRun]:
+    """Every chapter, ``lanes`` at a time (one chapter per worker process, whose kernel inherits its threads)."""
+    done: dict[str, ChapterRun] = {}
+
+    def record(run: ChapterRun) -> None:
+        _report(run)
+        done[run.name] = run
+        write_index([done[p.stem] for p in paths if p.stem in done], out, profile, data, prepared, wall)
+
+    if lanes == 1 or len(paths) == 1:
+        for path in paths:
+            say(f"[reidbook course] {path.stem} ({profile}) …")
+            record(run_chapter(path, out, profile, data, device, seed, html_export=html_export))
+        return [done[p.stem] for p in paths]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from .cli import threads_per_job
+    from .course_plan import _init_worker
+
+    order = _chapter_order(paths, out)
+    say(f"[reidbook course] chapters, {lanes} at a time: {', '.join(p.stem for p in order)}")
+    with ProcessPoolExecutor(lanes, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+                             initargs=(threads_per_job(lanes), False)) as pool:
+        futures = {pool.submit(run_chapter, p, out, profile, data, device, seed, None, html_export): p for p in order}
+        for fut in as_completed(futures):
+            path = futures[fut]
+            try:
+                record(fut.result())
+            except Exception as exc:  # noqa: BLE001 - the worker itself died: a failed chapter, not a lost course
+                title, goals = chapter_info(path)
+                record(ChapterRun(name=path.stem, title=title, goals=goals, notebook=path.name, ok=False,
+                                  error=f"the chapter's worker process failed: {type(exc).__name__}: {exc}",
+                                  profile=profile))
+    return [done[p.stem] for p in paths]

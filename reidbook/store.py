@@ -8,7 +8,9 @@ A finished entry is a folder of its files and, written last (:func:`commit`), ``
 the configuration and the SHA-256 of every file. :func:`check_entry` checks both: a folder whose
 ``entry.json`` is missing (an interrupted run), whose files do not match their hashes (corruption) or
 whose configuration differs (a hash collision or a hand edit) is not an entry. :func:`cached` is the
-generic train-or-load over these rules.
+generic train-or-load over these rules. Two processes that need the same entry at once (``reidbook course``
+runs its trainings and chapters side by side) do not both train it: :func:`building` holds an exclusive
+lock on the entry while it is checked and built, so the second waits, then loads what the first wrote.
 
 One saved-model format for every trained network (zoo runs, FD teachers and students, pruned models'
 metrics): :func:`save_model` writes ``model.pt`` (the CPU ``state_dict``), ``metrics.json``,
@@ -25,6 +27,7 @@ size and flip/normalise options, however many chapters evaluate it.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -46,7 +49,7 @@ from .utils import atomic_torch_save, atomic_write_json, cache_dir, file_sha256,
 __all__ = ["StoreError", "STORE_VERSION", "SYNTH_NAMES", "synthreid", "dataset", "data_key", "data_fingerprint",
            "config_key", "cache_root", "entry_dir", "check_entry", "commit", "invalidate", "cached", "check_writable",
            "is_main_process", "save_model", "load_model", "SavedModel", "MARKER", "weights_digest", "tag_model",
-           "entry_tag", "items_digest", "cached_features", "feature_cache_enabled", "features_config"]
+           "entry_tag", "items_digest", "cached_features", "feature_cache_enabled", "features_config", "building"]
 
 STORE_VERSION = 1  # bump when the on-disk format or the training procedure changes meaning (was ZOO_VERSION)
 MARKER = "entry.json"
@@ -244,6 +247,38 @@ def check_writable(folder: Path | None = None) -> Path:
     return base
 
 
+@contextlib.contextmanager
+def building(folder: Path):
+    """Hold an exclusive lock on entry ``folder`` while it is checked and (re)built.
+
+    The lock is ``fcntl.flock`` on a sibling file ``.<key>.lock`` (released by the kernel if the process
+    dies, so a killed run never leaves a stale lock). A second process asking for the same entry says it
+    waits, waits, then finds the entry finished and loads it. Entries are built in dependency order (a
+    pruned model needs its base model, a model its backbone; never the reverse), so locks nest without
+    cycles. No lock under ``torchrun`` with several processes (every rank builds the entry together; a
+    lock would deadlock them) nor where ``fcntl`` does not exist (Windows).
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; concurrent runs may train an entry twice (atomic writes)
+        fcntl = None
+    if fcntl is None or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        yield
+        return
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"[zoo] waiting: another process is building {folder}")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _default_save(obj: Any, folder: Path) -> list[str]:
     atomic_torch_save(obj, folder / "artefact.pt")
     return ["artefact.pt"]
@@ -265,8 +300,13 @@ def cached(kind: str, config: dict, train_fn: Callable[[], Any], load_fn: Callab
     :func:`entry_dir` gives the folder in advance (for checkpoints).
     """
     folder = entry_dir(kind, config)
-    load_fn = load_fn or _default_load
-    save_fn = save_fn or _default_save
+    with building(folder):
+        return _cached_locked(kind, config, folder, train_fn, load_fn or _default_load, save_fn or _default_save,
+                              retrain)
+
+
+def _cached_locked(kind, config, folder, train_fn, load_fn, save_fn, retrain):
+    """:func:`cached`'s body, run while the entry's lock is held."""
     if not retrain:
         entry, why = check_entry(folder, kind, config)
         if entry is not None:

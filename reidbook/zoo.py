@@ -38,6 +38,7 @@ from .store import (
     MARKER,
     STORE_VERSION,
     StoreError,
+    building,
     cached,
     check_entry,
     check_writable,
@@ -302,15 +303,16 @@ def get(name: str, profile: str = "quick", data: str = "synth", seed: int = 0, d
     _check_epochs(preset)
     config = _run_config(name, preset, data, seed, _pretrained_key(name, preset, pretrained, seed))
     folder = entry_dir(name, config)
-    if not retrain:
-        entry, why = check_entry(folder, name, config)
-        if entry is not None:
-            try:
-                return load_entry(folder)
-            except ZooError as exc:
-                why = str(exc)
-        invalidate(folder, why)
-    return train_entry(name, preset, data, seed, device, pretrained, folder=folder, resume=not retrain)
+    with building(folder):  # a second process asking for this entry now waits, then loads it
+        if not retrain:
+            entry, why = check_entry(folder, name, config)
+            if entry is not None:
+                try:
+                    return load_entry(folder)
+                except ZooError as exc:
+                    why = str(exc)
+            invalidate(folder, why)
+        return train_entry(name, preset, data, seed, device, pretrained, folder=folder, resume=not retrain)
 
 
 def entry_path(name: str, profile: str = "quick", data: str = "synth", seed: int = 0, pretrained="auto",
