@@ -370,12 +370,12 @@ def write_index(runs: list[ChapterRun], out_dir: str | os.PathLike, profile: str
     prep_items = ", ".join(f"{k} {v:.0f} s" for k, v in (prepared or {}).items()) or "nothing"
     wall = wall or {}
     clock = ""
-    if "prepare" in wall:
+    if "total" in wall:
         lanes = wall.get("lanes", 1)
-        clock = (f"Wall clock: {wall['prepare'] / 60:.1f} min of preparation"
-                 + (f" and {wall['chapters'] / 60:.1f} min of chapters" if "chapters" in wall else "")
-                 + (f", {lanes} side by side (each with its share of the cores); the times below are each "
-                    "item's own" if lanes > 1 else "") + ".")
+        clock = (f"Wall clock: {wall['total'] / 60:.1f} min in all"
+                 + (f", preparation and chapters {lanes} side by side (each with its share of the cores; a "
+                    "chapter starts when what it loads is prepared); the times here are each item's own"
+                    if lanes > 1 else "") + ".")
     glossary = ('<p>Words you meet in the chapters: <a href="GLOSSARY.html">the glossary</a>.</p>'
                 if (out_dir / "GLOSSARY.html").is_file() else "")
     cards = []
@@ -457,18 +457,20 @@ def run_course(profile: str = "quick", data: str = "synth", out: str | os.PathLi
                prepare: bool = True, timings: bool = False, lanes: int | None = None) -> list[ChapterRun]:
     """Execute every chapter under ``profile`` and write ``out/index.html``.
 
-    First the preparation: in smoke and quick, :func:`reidbook.course_plan.prepare_in_lanes` (SynthReID,
-    then the backbones, FD's teachers and every model the chapters train, ``lanes`` side by side); in
-    ``full``, SynthReID only. Then the chapters, ``lanes`` at a time (each kernel with ``cores / lanes``
-    threads), the longest first; each loads what was prepared and trains what was not (listed on its card).
-    ``lanes`` defaults to :func:`reidbook.course_plan.lanes_for` (2 on a CPU with ≥ 2 cores, 1 on a GPU).
+    In smoke and quick the preparation (:func:`reidbook.course_plan.course_jobs`: the source-domain
+    backbones, FD's teachers and every model the chapters train) and the chapters are one plan of jobs run
+    ``lanes`` side by side, each lane with ``cores / lanes`` threads (:func:`reidbook.course_plan.run_jobs`):
+    a chapter starts as soon as what it loads is prepared (:func:`reidbook.course_plan.chapter_jobs`), and
+    trains whatever was not (listed on its card). In ``full`` only SynthReID is prepared (ImageNet
+    backbones; each model trains in its chapter, on the GPU). ``lanes`` defaults to
+    :func:`reidbook.course_plan.lanes_for` (2 on a CPU with ≥ 2 cores; 1, in order, on a GPU).
 
     A failing chapter (an error, or a cell past its time limit) is recorded with its cell and shown on
     the index page, and the rest still run; the function raises ``RuntimeError`` at the end if any
     chapter failed, so ``make course`` exits non-zero. Every chapter's per-cell time table is kept in the
     index page (and ``course.json``); ``timings=True`` also prints it (``reidbook course --timings``).
     """
-    from .course_plan import lanes_for
+    from .course_plan import chapter_jobs, course_jobs, lanes_for, run_jobs
     from .presets import check_profile
 
     check_profile(profile)
@@ -478,34 +480,53 @@ def run_course(profile: str = "quick", data: str = "synth", out: str | os.PathLi
     prepared: dict[str, float] = {}
     wall: dict = {"lanes": lanes}
     t0 = time.perf_counter()
+    prep_jobs = []
     if prepare:
         from . import zoo
-        from .course_plan import prepare_in_lanes
 
-        if profile == "full":  # ImageNet backbones; every model trains in its chapter, on the researcher's GPU
+        say(f"[reidbook course] generating SynthReID ({profile}) …")
+        if profile == "full":
             prepared = zoo.prepare_course(profile, seed, device)
         else:
-            say(f"[reidbook course] preparing SynthReID, the source-domain backbones, FD's teachers and the "
-                f"chapters' models ({profile}, {lanes} side by side) …")
-            prepared = prepare_in_lanes(profile, data, seed, device, lanes=lanes)
-        say(f"[reidbook course] prepared in {time.perf_counter() - t0:.0f} s")
-    wall["prepare"] = time.perf_counter() - t0
+            from .store import synthreid
+
+            synthreid(profile, seed)
+            prepared["SynthReID"] = time.perf_counter() - t0
+            prep_jobs = course_jobs(profile)
     out.mkdir(parents=True, exist_ok=True)
     write_glossary(out, notebooks)  # before the chapters: their pages link it
-    t1 = time.perf_counter()
-    runs = _run_chapters(paths, out, profile, data, device, seed, html_export, lanes, prepared, wall)
-    wall["chapters"] = time.perf_counter() - t1
+    runs: dict[str, ChapterRun] = {}
+
+    def on_done(job, seconds: float, result) -> None:
+        if not isinstance(result, ChapterRun):
+            prepared[job.name] = seconds
+            return
+        _report(result)
+        runs[result.name] = result
+        wall["total"] = time.perf_counter() - t0
+        write_index([runs[p.stem] for p in paths if p.stem in runs], out, profile, data, prepared, wall)
+
+    jobs = prep_jobs + chapter_jobs(paths, out, profile, html_export, prep_jobs, _last_times(out))
+    say(f"[reidbook course] {len(prep_jobs)} trainings and {len(paths)} chapters, {lanes} side by side …")
+    run_jobs(jobs, profile, data, seed, device, lanes=lanes, quiet=True, on_done=on_done)
+    for path in paths:  # a chapter whose job could not run at all (its worker died) is a failed chapter
+        if path.stem not in runs:
+            title, goals = chapter_info(path)
+            runs[path.stem] = ChapterRun(name=path.stem, title=title, goals=goals, notebook=path.name, ok=False,
+                                         error="the chapter did not run: its worker process failed (see the "
+                                               "messages above)", profile=profile)
+    ordered = [runs[p.stem] for p in paths]
     wall["total"] = time.perf_counter() - t0
-    index = write_index(runs, out, profile, data, prepared, wall)
-    print(f"[reidbook course] wrote {index.resolve()} in {wall['total'] / 60:.1f} min: "
-          f"{wall['prepare'] / 60:.1f} min of preparation, {wall['chapters'] / 60:.1f} min of chapters "
-          f"({lanes} at a time; {sum(r.seconds for r in runs) / 60:.1f} chapter-minutes)")
+    index = write_index(ordered, out, profile, data, prepared, wall)
+    print(f"[reidbook course] wrote {index.resolve()} in {wall['total'] / 60:.1f} min ({lanes} side by side; "
+          f"{sum(prepared.values()) / 60:.1f} min of preparation and {sum(r.seconds for r in ordered) / 60:.1f} min "
+          "of chapters, each item's own time)", flush=True)
     if timings:
-        print(format_timings(runs), flush=True)
-    failed = [r.name for r in runs if not r.ok]
+        print(format_timings(ordered), flush=True)
+    failed = [r.name for r in ordered if not r.ok]
     if failed:
         raise RuntimeError(f"chapters failed: {', '.join(failed)} — see {index} and the executed notebooks in {out}")
-    return runs
+    return ordered
 
 
 def _report(run: ChapterRun) -> None:
@@ -519,47 +540,9 @@ def _report(run: ChapterRun) -> None:
         say(f"[reidbook course] {run.name} trained what the preparation had not: {'; '.join(run.extra['trained'])}")
 
 
-def _chapter_order(paths: list[Path], out: Path) -> list[Path]:
-    """Longest first (by the last run's times in ``out/course.json``, if any), so lanes finish together."""
+def _last_times(out: Path) -> dict[str, float]:
+    """Seconds per chapter of the last run in ``out/course.json`` (longest first), or nothing."""
     try:
-        last = {c["name"]: c["seconds"] for c in json.loads((out / "course.json").read_text())["chapters"]}
+        return {c["name"]: float(c["seconds"]) for c in json.loads((out / "course.json").read_text())["chapters"]}
     except (OSError, ValueError, KeyError, TypeError):
-        return list(paths)
-    return sorted(paths, key=lambda p: -last.get(p.stem, 0.0))
-
-
-def _run_chapters(paths, out, profile, data, device, seed, html_export, lanes, prepared, wall) -> list[ChapterRun]:
-    """Every chapter, ``lanes`` at a time (one chapter per worker process, whose kernel inherits its threads)."""
-    done: dict[str, ChapterRun] = {}
-
-    def record(run: ChapterRun) -> None:
-        _report(run)
-        done[run.name] = run
-        write_index([done[p.stem] for p in paths if p.stem in done], out, profile, data, prepared, wall)
-
-    if lanes == 1 or len(paths) == 1:
-        for path in paths:
-            say(f"[reidbook course] {path.stem} ({profile}) …")
-            record(run_chapter(path, out, profile, data, device, seed, html_export=html_export))
-        return [done[p.stem] for p in paths]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    from .cli import threads_per_job
-    from .course_plan import _init_worker
-
-    order = _chapter_order(paths, out)
-    say(f"[reidbook course] chapters, {lanes} at a time: {', '.join(p.stem for p in order)}")
-    with ProcessPoolExecutor(lanes, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-                             initargs=(threads_per_job(lanes), False)) as pool:
-        futures = {pool.submit(run_chapter, p, out, profile, data, device, seed, None, html_export): p for p in order}
-        for fut in as_completed(futures):
-            path = futures[fut]
-            try:
-                record(fut.result())
-            except Exception as exc:  # noqa: BLE001 - the worker itself died: a failed chapter, not a lost course
-                title, goals = chapter_info(path)
-                record(ChapterRun(name=path.stem, title=title, goals=goals, notebook=path.name, ok=False,
-                                  error=f"the chapter's worker process failed: {type(exc).__name__}: {exc}",
-                                  profile=profile))
-    return [done[p.stem] for p in paths]
+        return {}

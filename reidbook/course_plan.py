@@ -29,7 +29,7 @@ from typing import Callable
 
 from .utils import say
 
-__all__ = ["Job", "course_jobs", "run_jobs", "lanes_for", "prepare_in_lanes"]
+__all__ = ["Job", "course_jobs", "chapter_jobs", "CHAPTER_NEEDS", "run_jobs", "lanes_for", "prepare_in_lanes"]
 
 
 @dataclass(frozen=True)
@@ -169,28 +169,45 @@ def lanes_for(device: str = "auto", lanes: int | None = None) -> int:
 
 
 def _init_worker(threads: int, quiet: bool) -> None:
-    """A lane's process: ``threads`` torch threads (and the libraries that read ``OMP_NUM_THREADS``)."""
+    """A lane's process: ``threads`` torch threads (and the libraries and chapter kernels that read
+    ``OMP_NUM_THREADS``)."""
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
     if quiet:
         os.environ["REIDBOOK_QUIET"] = "1"
+    else:
+        os.environ.pop("REIDBOOK_QUIET", None)
     import torch
 
     torch.set_num_threads(threads)
 
 
-def _run_one(job: Job, profile: str, data: str, seed: int, device: str) -> float:
+def _chapter(path, out, html_export, profile, data, seed, device):
+    """A chapter as a job: :func:`reidbook.course.run_chapter` (its kernel inherits this lane's threads)."""
+    from .course import run_chapter
+
+    return run_chapter(path, out, profile, data, device, seed, html_export=html_export)
+
+
+def _run_one(job: Job, profile: str, data: str, seed: int, device: str, threads: int | None = None):
+    """Run ``job`` (with ``threads`` torch threads, also for a chapter's kernel); ``(seconds, its result)``."""
+    if threads:
+        _init_worker(threads, quiet=os.environ.get("REIDBOOK_QUIET", "0") not in ("", "0"))
     t0 = time.perf_counter()
-    job.fn(**job.kwargs, profile=profile, data=data, seed=seed, device=device)
-    return time.perf_counter() - t0
+    result = job.fn(**job.kwargs, profile=profile, data=data, seed=seed, device=device)
+    return time.perf_counter() - t0, result
 
 
 def run_jobs(jobs: list[Job], profile: str, data: str = "synth", seed: int = 0, device: str = "auto",
-             lanes: int = 2, threads: int | None = None, quiet: bool = True) -> dict[str, float]:
+             lanes: int = 2, threads: int | None = None, quiet: bool = True,
+             on_done: Callable[[Job, float, object], None] | None = None) -> dict[str, float]:
     """Run ``jobs`` respecting their ``needs``, ``lanes`` at a time, longest (``cost``) first among the ready
-    ones; seconds per job (a cached job takes about a second: it is loaded). A job that fails is reported
-    with its error and its dependants are skipped (the chapters then train or fail on their own, visibly);
-    the others go on. ``lanes=1`` runs everything in this process, in order."""
-    from .cli import threads_per_job
+    ones; seconds per job (a cached job takes about a second: it is loaded). Each lane has ``threads``
+    torch threads (default cores / lanes); a job that starts with nothing else left to run or waiting
+    gets every core (chapter 08, last, would otherwise leave a core idle). ``on_done(job, seconds, result)`` is
+    called as each job finishes. A job that fails is reported with its error and its dependants are
+    skipped (the chapters then train or fail on their own, visibly); the others go on. ``lanes=1`` runs
+    everything in this process, in order."""
+    from .cli import available_cores, threads_per_job
 
     names = [j.name for j in jobs]
     unknown = {n for j in jobs for n in j.needs if n not in names}
@@ -198,13 +215,19 @@ def run_jobs(jobs: list[Job], profile: str, data: str = "synth", seed: int = 0, 
         raise ValueError(f"jobs need unknown jobs {sorted(unknown)}; known: {names}")
     spent: dict[str, float] = {}
     failed: dict[str, str] = {}
+
+    def finished(j: Job, seconds: float, result) -> None:
+        spent[j.name] = seconds
+        if on_done is not None:
+            on_done(j, seconds, result)
+
     if lanes == 1:
         for j in jobs:
             if any(n in failed for n in j.needs):
                 failed[j.name] = "skipped: " + ", ".join(n for n in j.needs if n in failed) + " failed"
                 continue
             try:
-                spent[j.name] = _run_one(j, profile, data, seed, device)
+                finished(j, *_run_one(j, profile, data, seed, device))
             except Exception as exc:  # noqa: BLE001 - reported, and the chapter will meet it again
                 failed[j.name] = f"{type(exc).__name__}: {exc}"
         _report_failed(failed)
@@ -224,16 +247,18 @@ def run_jobs(jobs: list[Job], profile: str, data: str = "synth", seed: int = 0, 
                 pending.remove(j)
             ready = sorted((j for j in pending if all(n in done_names for n in j.needs)), key=lambda j: -j.cost)
             for j in ready[: max(0, lanes - len(running))]:
-                running[pool.submit(_run_one, j, profile, data, seed, device)] = j
                 pending.remove(j)
+                alone = not pending and not running
+                running[pool.submit(_run_one, j, profile, data, seed, device,
+                                    available_cores() if alone else threads)] = j
             if not running:
                 break
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for fut in finished:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
                 j = running.pop(fut)
                 try:
-                    spent[j.name] = fut.result()
-                    say(f"[reidbook course] prepared {j.name} in {spent[j.name]:.0f} s "
+                    finished(j, *fut.result())
+                    say(f"[reidbook course] done: {j.name} in {spent[j.name]:.0f} s "
                         f"({len(spent) + len(failed)}/{len(jobs)}, {time.perf_counter() - t0:.0f} s so far)")
                 except Exception as exc:  # noqa: BLE001
                     failed[j.name] = f"{type(exc).__name__}: {exc}"
@@ -245,6 +270,39 @@ def _report_failed(failed: dict[str, str]) -> None:
     for name, why in failed.items():
         print(f"[reidbook course] preparing {name} failed: {why[-1500:]} — the chapter that needs it will "
               "train it itself (or fail with the same error, reported on the index page)", flush=True)
+
+
+# What each chapter loads from the preparation (job names); chapter 08 compares them all, so it comes last.
+CHAPTER_NEEDS: dict[str, tuple[str, ...]] = {
+    "00": (),
+    "01": ("baseline", "baseline softmax", "baseline triplet"),
+    "02": ("MGN", "MGN global", "MGN mgn_wo_tp", "baseline", "baseline, random erasing switched"),
+    "03": ("GraftedNet", "GraftedNet(-AL)", "GraftedNet no_mf", "GraftedNet no_pf", "baseline"),
+    "04": ("FD teacher *", "FD initial student", "FD student", "FD control (L_cls only)"),
+    "05": ("baseline",),
+    "06": ("baseline", "ResNet-18 (baseline recipe)", "ResNet-34 (baseline recipe)", "resnet50 *"),
+    "07": ("DaRe", "DaRe, fusion loss only", "sequential ensemble *"),
+}
+
+
+def chapter_jobs(paths, out, profile: str, html_export: bool = True, prepared: list[Job] = (),
+                 costs: dict[str, float] | None = None) -> list[Job]:
+    """One job per chapter, needing the ``prepared`` jobs it loads (:data:`CHAPTER_NEEDS`: names, or
+    ``"start *"`` for every name that starts so; names the profile lacks are ignored): a chapter starts as
+    soon as they are done, beside the rest of the preparation. A chapter not listed (08, the capstone)
+    needs every prepared job and every other chapter. ``costs``: seconds per chapter of the last run."""
+    names = [j.name for j in prepared]
+    jobs = []
+    for path in paths:
+        number = path.stem[:2]
+        if number in CHAPTER_NEEDS:
+            needs = tuple(n for n in names if any(n == w or (w.endswith(" *") and n.startswith(w[:-1]))
+                                                  for w in CHAPTER_NEEDS[number]))
+        else:
+            needs = tuple(names) + tuple(f"chapter {p.stem}" for p in paths if p != path)
+        jobs.append(Job(f"chapter {path.stem}", _chapter, {"path": path, "out": out, "html_export": html_export},
+                        needs, (costs or {}).get(path.stem, 60.0)))
+    return jobs
 
 
 def prepare_in_lanes(profile: str = "quick", data: str = "synth", seed: int = 0, device: str = "auto",

@@ -176,10 +176,12 @@ class SynthSettings:
         return self.train_ids + self.test_ids
 
 
+# quick: 12 training images per identity (was 16 until stop 18): every quick training's epoch is a quarter
+# shorter, what the course needed to fit its 15 minutes on 2 cores (issue 22); the test split keeps its size.
 SIZES: dict[str, SynthSettings] = {
     "smoke": SynthSettings(128, 64, train_ids=24, test_ids=24, train_images=7, query_per_id=2, gallery_images=7,
                            distractors=16, junk=8, source_train_ids=40, source_test_ids=0, source_images=6),
-    "quick": SynthSettings(128, 64, train_ids=200, test_ids=200, train_images=16, query_per_id=3,
+    "quick": SynthSettings(128, 64, train_ids=200, test_ids=200, train_images=12, query_per_id=3,
                            gallery_images=12, distractors=400, junk=150, source_train_ids=300, source_test_ids=60,
                            source_images=10),
     "full": SynthSettings(256, 128, train_ids=751, test_ids=750, train_images=17, query_per_id=6,
