@@ -33,7 +33,7 @@ LAYERS: list[tuple[tuple[str, ...], str]] = [
     (("reidbook.widgets", "reidbook.teach"),
      "ipywidgets shells over viz ; exercises' checks, hints, solutions, quizzes"),
     (("reidbook.zoo", "reidbook.compare", "reidbook.export", "reidbook.claims", "reidbook.cli",
-      "reidbook.commands", "reidbook.course", "reidbook.course_client"),
+      "reidbook.commands", "reidbook.course", "reidbook.course_client", "reidbook.course_plan"),
      "train-or-load ; comparison ; ONNX export ; claims ledger ; the `reidbook` command ; course"),
 ]
 

@@ -299,7 +299,8 @@ def test_histogram_distances_known_values():
 def test_quick_sizes(quick):
     c = json.loads((quick / "synthreid.json").read_text())["counts"]
     t, s = c["target"], c["source"]
-    assert t["train"]["ids"] == 200 and 2700 <= t["train"]["images"] <= 3500
+    # 12 images per training identity on average (SynthSettings "quick", cut from 16 for the course's time)
+    assert t["train"]["ids"] == 200 and 2100 <= t["train"]["images"] <= 2800
     assert t["query"]["ids"] == 200 and 450 <= t["query"]["images"] <= 650
     assert 2700 <= t["gallery"]["images"] <= 3300 and t["gallery"]["distractors"] > 0 and t["gallery"]["junk"] > 0
     assert s["train"]["ids"] == 300 and 2500 <= s["train"]["images"] <= 3500
