@@ -29,14 +29,16 @@ from typing import Callable
 
 from .utils import say
 
-__all__ = ["Job", "course_jobs", "chapter_jobs", "CHAPTER_NEEDS", "run_jobs", "lanes_for", "prepare_in_lanes"]
+__all__ = ["Job", "course_jobs", "chapter_jobs", "CHAPTER_NEEDS", "critical_path", "run_jobs", "lanes_for",
+           "prepare_in_lanes"]
 
 
 @dataclass(frozen=True)
 class Job:
     """One training the course prepares: ``name`` (shown on the index page), a module-level function
     ``fn(**kwargs)`` that trains or loads it through the store, the ``needs`` (names of jobs that must
-    finish first) and a rough ``cost`` in seconds (quick, 2 threads) so that long jobs start first."""
+    finish first) and a rough ``cost`` in seconds (quick, one lane of two on this 2-core CPU, measured at
+    stop 18) from which :func:`run_jobs` orders the ready jobs."""
 
     name: str
     fn: Callable
@@ -111,41 +113,43 @@ def course_jobs(profile: str = "quick") -> list[Job]:
     bb = {aw: f"{aw[0]} x{aw[1]:g} (source domain)" for aw in widths}
     r50, r18, r34 = bb[("resnet50", w)], bb[("resnet18", w)], bb[("resnet34", w)]
     r18_8 = bb.get(("resnet18", 0.125), r18)
-    jobs = [Job(name, _backbone, {"arch": a, "width": wd}, (), {"resnet50": 90, "resnet34": 65}.get(a, 25))
+    jobs = [Job(name, _backbone, {"arch": a, "width": wd}, (),
+                {"resnet50": 100, "resnet34": 73}.get(a, 43 if wd == w else 24))
             for (a, wd), name in bb.items()]
-    jobs += [Job(f"FD teacher {v}", _teacher, {"view": v}, (r18,), 70 if v == "mid1" else 45) for v in VIEW_NAMES]
+    jobs += [Job(f"FD teacher {v}", _teacher, {"view": v}, (r18,), {"holistic": 57, "mid1": 41}.get(v, 35))
+             for v in VIEW_NAMES]
     teachers = tuple(f"FD teacher {v}" for v in VIEW_NAMES)
     z = {  # name → (zoo name, overrides, needs, cost)
-        "baseline": ("baseline", {}, (r50,), 35),                                            # 01, 03, 05, 06, 08
-        "baseline softmax": ("baseline", {"losses": B.loss_specs("softmax")}, (r50,), 35),   # 01
-        "baseline triplet": ("baseline", {"losses": B.loss_specs("triplet")}, (r50,), 35),   # 01
-        "MGN": ("mgn", {}, (r50,), 50),                                                       # 02, 08
-        "baseline, random erasing switched": ("baseline", _erasing_overrides(profile), (r50,), 35),  # 02 §11
-        "GraftedNet": ("graftednet", {}, (r50,), 45),                                         # 03, 08
-        "GraftedNet(-AL)": ("graftednet", G.variant_overrides("no_al"), (r50,), 30),         # 03
-        "DaRe": ("dare", {}, (r50,), 30),                                                     # 07, 08
-        "DaRe, fusion loss only": ("dare", {"losses": D.loss_specs(deep_supervision=False)}, (r50,), 30),  # 07
+        "baseline": ("baseline", {}, (r50,), 46),                                            # 01, 03, 05, 06, 08
+        "baseline softmax": ("baseline", {"losses": B.loss_specs("softmax")}, (r50,), 46),   # 01
+        "baseline triplet": ("baseline", {"losses": B.loss_specs("triplet")}, (r50,), 46),   # 01
+        "MGN": ("mgn", {}, (r50,), 88),                                                       # 02, 08
+        "baseline, random erasing switched": ("baseline", _erasing_overrides(profile), (r50,), 47),  # 02 §11
+        "GraftedNet": ("graftednet", {}, (r50,), 55),                                         # 03, 08
+        "GraftedNet(-AL)": ("graftednet", G.variant_overrides("no_al"), (r50,), 35),         # 03
+        "DaRe": ("dare", {}, (r50,), 40),                                                     # 07, 08
+        "DaRe, fusion loss only": ("dare", {"losses": D.loss_specs(deep_supervision=False)}, (r50,), 39),  # 07
     }
     for v in ["global"] + (["mgn_wo_tp"] if profile == "smoke" else []):                     # 02's ablations
         vp = M.variant_preset(v, profile)
-        z[f"MGN {v}"] = ("mgn", {"model_options": vp.model_options, "losses": vp.losses}, (r50,), 30)
+        z[f"MGN {v}"] = ("mgn", {"model_options": vp.model_options, "losses": vp.losses}, (r50,), 36)
     if profile == "smoke":                                                                      # 03's Table 2
         for v in ("no_mf", "no_pf"):
             z[f"GraftedNet {v}"] = ("graftednet", G.variant_overrides(v), (r50,), 30)
     arch_bb = {"resnet18": r18, "resnet34": r34, "resnet50": r50}
     for a in ENSEMBLE_ARCHS:                                                                     # 07
         z[f"sequential ensemble {a}"] = ("seq_ensemble", {"model_options": {"arch": a}}, (arch_bb[a],),
-                                         {"resnet50": 25}.get(a, 12))
-    z["ResNet-18 (baseline recipe)"] = ("baseline", {"model_options": {"arch": "resnet18"}}, (r18,), 15)  # 06, 08
+                                         {"resnet50": 38, "resnet34": 25}.get(a, 17))
+    z["ResNet-18 (baseline recipe)"] = ("baseline", {"model_options": {"arch": "resnet18"}}, (r18,), 24)  # 06, 08
     if profile == "smoke":
         z["ResNet-34 (baseline recipe)"] = ("baseline", {"model_options": {"arch": "resnet34"}}, (r34,), 15)
     jobs += [Job(name, _zoo, {"name": n, "overrides": o}, needs, cost) for name, (n, o, needs, cost) in z.items()]
-    jobs += [Job("FD initial student", _fd, {"use": None}, (r18_8,), 20),                        # 04, 08
-             Job("FD student", _fd, {"use": LOSS_CHOICES}, teachers + ("FD initial student",), 60),
-             Job("FD control (L_cls only)", _fd, {"use": ()}, ("FD initial student",), 25)]
-    contenders = {"pcb": ((r50,), 25), "pruned_l1_c1": (("baseline",), 25), "pruned_l1_c2": (("baseline",), 25),
-                  "pcb_psfp_c1": (("chapter 08: pcb",), 25), "mgn_pruned_l1_c1": (("MGN",), 30),
-                  "mgn_kd_r18": (("MGN", "ResNet-18 (baseline recipe)"), 30), "dare_exit4": (("DaRe",), 10)}
+    jobs += [Job("FD initial student", _fd, {"use": None}, (r18_8,), 17),                        # 04, 08
+             Job("FD student", _fd, {"use": LOSS_CHOICES}, teachers + ("FD initial student",), 71),
+             Job("FD control (L_cls only)", _fd, {"use": ()}, ("FD initial student",), 21)]
+    contenders = {"pcb": ((r50,), 42), "pruned_l1_c1": (("baseline",), 16), "pruned_l1_c2": (("baseline",), 14),
+                  "pcb_psfp_c1": (("chapter 08: pcb",), 26), "mgn_pruned_l1_c1": (("MGN",), 22),
+                  "mgn_kd_r18": (("MGN", "ResNet-18 (baseline recipe)"), 47), "dare_exit4": (("DaRe",), 9)}
     jobs += [Job(f"chapter 08: {k}", _contender, {"key": k}, needs, cost) for k, (needs, cost) in contenders.items()]
     return jobs
 
@@ -197,15 +201,38 @@ def _run_one(job: Job, profile: str, data: str, seed: int, device: str, threads:
     return time.perf_counter() - t0, result
 
 
+def critical_path(jobs: list[Job]) -> dict[str, float]:
+    """Each job's upward rank: its ``cost`` plus the largest rank among the jobs that need it — the length
+    of the longest chain of work it holds up. Starting the ready job of highest rank first keeps the chains
+    that end the plan (the source backbone → FD teachers → student → chapter 04 → chapter 08) moving."""
+    needed_by: dict[str, list[str]] = {j.name: [] for j in jobs}
+    for j in jobs:
+        for n in j.needs:
+            needed_by.setdefault(n, []).append(j.name)
+    cost = {j.name: j.cost for j in jobs}
+    rank: dict[str, float] = {}
+
+    def up(name: str) -> float:
+        if name not in rank:
+            rank[name] = cost.get(name, 0.0) + max((up(m) for m in needed_by.get(name, ())), default=0.0)
+        return rank[name]
+
+    for j in jobs:
+        up(j.name)
+    return rank
+
+
 def run_jobs(jobs: list[Job], profile: str, data: str = "synth", seed: int = 0, device: str = "auto",
              lanes: int = 2, threads: int | None = None, quiet: bool = True,
              on_done: Callable[[Job, float, object], None] | None = None) -> dict[str, float]:
-    """Run ``jobs`` respecting their ``needs``, ``lanes`` at a time, longest (``cost``) first among the ready
-    ones; seconds per job (a cached job takes about a second: it is loaded). Each lane has ``threads``
-    torch threads (default cores / lanes); a job that starts with nothing else left to run or waiting
-    gets every core (chapter 08, last, would otherwise leave a core idle). ``on_done(job, seconds, result)`` is
-    called as each job finishes. A job that fails is reported with its error and its dependants are
-    skipped (the chapters then train or fail on their own, visibly); the others go on. ``lanes=1`` runs
+    """Run ``jobs`` respecting their ``needs``, ``lanes`` at a time, the ready job with the longest path to
+    the end first (:func:`critical_path`: list scheduling by upward rank, as HEFT orders tasks); seconds per
+    job (a cached job takes about a second: it is loaded). Each lane has ``threads`` torch threads (default
+    cores / lanes); a job that starts with nothing running beside it and no other job ready gets every core
+    (it runs alone until it ends: chapter 07 with 08 waiting for it, then 08, would otherwise leave a core idle).
+    ``on_done(job, seconds, result)`` is called as each job finishes. A job that fails is reported with its
+    error and its dependants are skipped (the chapters then train or fail on their own, visibly); the others
+    go on. ``lanes=1`` runs
     everything in this process, in order."""
     from .cli import available_cores, threads_per_job
 
@@ -235,6 +262,7 @@ def run_jobs(jobs: list[Job], profile: str, data: str = "synth", seed: int = 0, 
     import multiprocessing
 
     threads = threads or threads_per_job(lanes)
+    rank = critical_path(jobs)
     pending = list(jobs)
     running: dict = {}
     t0 = time.perf_counter()
@@ -245,10 +273,11 @@ def run_jobs(jobs: list[Job], profile: str, data: str = "synth", seed: int = 0, 
             for j in [j for j in pending if any(n in failed for n in j.needs)]:
                 failed[j.name] = "skipped: " + ", ".join(n for n in j.needs if n in failed) + " failed"
                 pending.remove(j)
-            ready = sorted((j for j in pending if all(n in done_names for n in j.needs)), key=lambda j: -j.cost)
+            ready = sorted((j for j in pending if all(n in done_names for n in j.needs)), key=lambda j: -rank[j.name])
             for j in ready[: max(0, lanes - len(running))]:
                 pending.remove(j)
-                alone = not pending and not running
+                # alone until it ends: nothing runs beside it and nothing else could start before it ends
+                alone = not running and len(ready) == 1
                 running[pool.submit(_run_one, j, profile, data, seed, device,
                                     available_cores() if alone else threads)] = j
             if not running:

@@ -11,8 +11,9 @@ import pytest
 from support.plan_jobs import build_once, stamp
 
 from reidbook import compare, zoo
+from reidbook.cli import available_cores
 from reidbook.course import trained_in
-from reidbook.course_plan import Job, _contender, _zoo, course_jobs, lanes_for, run_jobs
+from reidbook.course_plan import Job, _contender, _zoo, course_jobs, critical_path, lanes_for, run_jobs
 
 
 def test_two_processes_asking_for_one_entry_train_it_once(tmp_path):
@@ -43,6 +44,29 @@ def test_jobs_run_side_by_side_after_what_they_need_and_a_failure_skips_its_depe
     assert not (tmp_path / "after_broken.json").exists()
     out = capsys.readouterr().out
     assert "preparing broken failed" in out and "fails on purpose" in out and "after broken" in out
+
+
+def test_critical_path_is_the_longest_chain_of_work_a_job_holds_up():
+    jobs = [Job("head", stamp, cost=5), Job("tail", stamp, needs=("head",), cost=20),
+            Job("lone", stamp, cost=10), Job("last", stamp, needs=("tail", "lone"), cost=1)]
+    assert critical_path(jobs) == {"last": 1, "tail": 21, "lone": 11, "head": 26}
+
+
+def test_the_job_that_holds_up_most_starts_first_and_a_job_alone_gets_every_core(tmp_path):
+    f = str(tmp_path)
+    # by cost alone "lone" and "other" would start first; "head" holds up a 20-unit chain, so it goes first
+    jobs = [Job("lone", stamp, {"folder": f, "label": "lone", "seconds": 0.6}, cost=10),
+            Job("other", stamp, {"folder": f, "label": "other", "seconds": 0.1}, cost=8),
+            Job("head", stamp, {"folder": f, "label": "head", "seconds": 0.6}, cost=5),
+            Job("tail", stamp, {"folder": f, "label": "tail", "seconds": 0.1}, needs=("head",), cost=20),
+            Job("end", stamp, {"folder": f, "label": "end", "seconds": 0.1}, needs=("tail", "lone", "other"), cost=1)]
+    run_jobs(jobs, "smoke", lanes=2, threads=1)
+    t = {k: _times(tmp_path, k) for k in ("lone", "other", "head", "tail", "end")}
+    assert t["other"]["start"] >= min(t["head"]["end"], t["lone"]["end"])  # third in line
+    assert t["head"]["start"] < t["other"]["start"]
+    assert t["head"]["threads"] == "1" and t["lone"]["threads"] == "1"
+    # "end" starts with nothing beside it and nothing else to start: it has every core
+    assert t["end"]["threads"] == str(available_cores())
 
 
 def test_one_lane_runs_in_order_here(tmp_path):

@@ -77,7 +77,9 @@ def extract_features(model: nn.Module, loader, device: str | torch.device = "aut
         normalize: L2-normalise the (flip-averaged) embeddings.
         channels_last: run in ``torch.channels_last`` memory format (NHWC): the same embeddings up to float
             rounding, 1.4-1.6x faster on this CPU for a width-¼ ResNet-50 (720-840 → 1180-1200 images/s,
-            batch 128); the model is returned in the default format.
+            batch 128); the model is returned in the default format. The pass runs on a copy with its
+            ResNet conv → BatchNorm pairs folded (:mod:`reidbook.models.fold`; 1.2-1.3× faster, differences
+            ~1e-6 relative); ``model`` itself is not changed.
         cache: read/keep the features in the store when the model is an unchanged stored model and the
             loader an in-order ``ImageDataset`` (module docstring); ``False`` (or
             ``REIDBOOK_FEATURE_CACHE=0``) always runs the model.
@@ -94,14 +96,27 @@ def extract_features(model: nn.Module, loader, device: str | torch.device = "aut
     return _extract(model, loader, device, flip, normalize, desc, channels_last)
 
 
+def _folded(model: nn.Module) -> nn.Module:
+    """``model`` with its ResNet conv → BN pairs folded (:func:`reidbook.models.fold.fold_batchnorm`, a copy:
+    1.2-1.3× faster extraction on this CPU), or ``model`` itself when it has none or cannot be copied."""
+    from ..models.fold import fold_batchnorm
+
+    try:
+        folded, n = fold_batchnorm(model)
+    except Exception:  # noqa: BLE001 - a model that cannot be deep-copied is run as it is
+        return model
+    return folded if n else model
+
+
 def _extract(model: nn.Module, loader, device, flip: bool, normalize: bool, desc: str, channels_last: bool):
     """The extraction loop of :func:`extract_features` (no cache)."""
     device = resolve_device(device)
     was_training = model.training
     model.to(device)
     model.eval()
+    net = _folded(model)  # the same embeddings up to float rounding, without the BatchNorm passes
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model.to(memory_format=fmt)
+    net.to(memory_format=fmt)
     feats, pids, camids, indices = [], [], [], []
     try:
         with torch.no_grad():
@@ -112,9 +127,9 @@ def _extract(model: nn.Module, loader, device, flip: bool, normalize: bool, desc
                 img = batch[0].to(device, non_blocking=True)
                 if img.dim() == 4:
                     img = img.contiguous(memory_format=fmt)
-                f = _embed(model, img).float()
+                f = _embed(net, img).float()
                 if flip:
-                    f = (f + _embed(model, torch.flip(img, dims=[3])).float()) / 2
+                    f = (f + _embed(net, torch.flip(img, dims=[3])).float()) / 2
                 if normalize:
                     f = torch.nn.functional.normalize(f, dim=1)
                 feats.append(f.cpu())
@@ -123,7 +138,7 @@ def _extract(model: nn.Module, loader, device, flip: bool, normalize: bool, desc
                 if len(batch) > 3:
                     indices.append(np.asarray(batch[3]).reshape(-1))
     finally:
-        model.to(memory_format=torch.contiguous_format)
+        net.to(memory_format=torch.contiguous_format)
         model.train(was_training)
     if not feats:
         raise ValueError("extract_features: the loader yielded no batches (empty query or gallery split?)")
