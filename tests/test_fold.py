@@ -53,3 +53,13 @@ def test_extraction_runs_the_folded_copy_and_matches_the_model():
     with torch.no_grad():
         torch.testing.assert_close(feats, model(x), rtol=1e-4, atol=1e-5)
     assert list(pids) == list(range(6)) and _bn_count(model) == 53  # still the unfolded model
+
+
+def test_a_hooked_model_is_extracted_as_it_is():
+    model = _with_running_stats(build_model("baseline", 10, profile="smoke"), seed=2)
+    seen = []
+    model.backbone.bn1.register_forward_hook(lambda m, i, o: seen.append(o.shape[0]))
+    x = torch.randn(3, 3, 64, 32)
+    extract_features(model, [(x, torch.arange(3), torch.zeros(3, dtype=torch.long), torch.arange(3))],
+                     device="cpu", flip=False, cache=False)
+    assert seen == [3]  # the hook on a BatchNorm saw the pass: nothing was folded away

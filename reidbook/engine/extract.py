@@ -98,9 +98,12 @@ def extract_features(model: nn.Module, loader, device: str | torch.device = "aut
 
 def _folded(model: nn.Module) -> nn.Module:
     """``model`` with its ResNet conv → BN pairs folded (:func:`reidbook.models.fold.fold_batchnorm`, a copy:
-    1.2-1.3× faster extraction on this CPU), or ``model`` itself when it has none or cannot be copied."""
+    1.2-1.3× faster extraction on this CPU), or ``model`` itself when it has none, cannot be copied, or has
+    hooks (a hook on a BatchNorm or a convolution would not see the folded pass)."""
     from ..models.fold import fold_batchnorm
 
+    if any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks for m in model.modules()):
+        return model
     try:
         folded, n = fold_batchnorm(model)
     except Exception:  # noqa: BLE001 - a model that cannot be deep-copied is run as it is
