@@ -83,6 +83,23 @@ def course_times_figure(course: dict, path: Path) -> Path:
     return path
 
 
+def claims_section(profile: str) -> str:
+    """The claims ledger's table (``reidbook claims --table``), or a sentence saying why there is none."""
+    from reidbook.claims import CLAIMS, claims_table_markdown, is_stale, load_ledger
+
+    ledger = load_ledger(profile, missing_ok=True)
+    head = f"### The papers' claims over seeds, at equal budgets (`assets/claims/{profile}.json`)"
+    if ledger is None:
+        return f"{head}\n\nNot run yet: `make claims` writes it."
+    if is_stale(ledger):
+        return f"{head}\n\nThe ledger was made with other presets (stale): run `make claims`."
+    runnable = [c.id for c in CLAIMS if c.runnable]
+    missing = [c for c in runnable if c not in ledger.claims]
+    note = (f"{len(runnable) - len(missing)} of the {len(runnable)} runnable claims are in the ledger"
+            + (f"; not yet run: {', '.join(f'`{c}`' for c in missing)} (`make claims` adds them)." if missing else "."))
+    return f"{head}\n\n{note}\n\n{claims_table_markdown(ledger).strip()}"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="quick")
@@ -134,7 +151,7 @@ def main(argv=None) -> int:
     if course:
         parts += [f"![Chapter run times]({rel(made[2])})", ""]
     parts += ["**Which compression for which budget** (computed from the table above):", "",
-              VC.budget_guide(table, reference="baseline")]
+              VC.budget_guide(table, reference="baseline"), "", claims_section(args.profile)]
     atomic_write_text(readme, replace_between_markers(text, "\n".join(parts)))
     print(f"updated {readme} ({len(table)} models); figures: {', '.join(str(p) for p in made)}")
     return 0
