@@ -75,7 +75,8 @@ def course_times_figure(course: dict, path: Path) -> Path:
         title = (f"make course ({course['profile']}): {wall / 60:.1f} min wall clock, {lanes} items side by side\n"
                  f"(the bars, each item's own time, sum to {items:.1f} min)")
     else:
-        title = f"make course: {items:.1f} min in all,\n{prep / 60:.1f} of them preparation (profile {course['profile']})"
+        title = (f"make course: {items:.1f} min in all,\n{prep / 60:.1f} of them preparation "
+                 f"(profile {course['profile']})")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
