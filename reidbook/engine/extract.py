@@ -98,11 +98,15 @@ def extract_features(model: nn.Module, loader, device: str | torch.device = "aut
 
 def _folded(model: nn.Module) -> nn.Module:
     """``model`` with its ResNet conv → BN pairs folded (:func:`reidbook.models.fold.fold_batchnorm`, a copy:
-    1.2-1.3× faster extraction on this CPU), or ``model`` itself when it has none, cannot be copied, or has
-    hooks (a hook on a BatchNorm or a convolution would not see the folded pass)."""
+    1.2-1.3× faster extraction on this CPU), or ``model`` itself when it has none, cannot be copied, has hooks
+    (a hook on a BatchNorm or a convolution would not see the folded pass) or non-finite weights."""
     from ..models.fold import fold_batchnorm
 
     if any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks for m in model.modules()):
+        return model
+    # a diverged model (inf/NaN weights or BN statistics) must show its non-finite embeddings; folding an
+    # infinite running variance would turn the weights into zeros and hide it
+    if not all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point()):
         return model
     try:
         folded, n = fold_batchnorm(model)
@@ -131,6 +135,14 @@ def _extract(model: nn.Module, loader, device, flip: bool, normalize: bool, desc
                 if img.dim() == 4:
                     img = img.contiguous(memory_format=fmt)
                 f = _embed(net, img).float()
+                if net is not model and not feats:
+                    # the first batch through the model itself too: folding is kept only where it reproduces
+                    # the model (an exploded network overflows unfolded and must show it: zoo._diverged)
+                    ref = _embed(model, img.contiguous()).float()
+                    if not torch.allclose(f, ref, rtol=1e-3, atol=1e-4 * float(ref.abs().max().nan_to_num(1.0)) + 1e-6):
+                        net.to(memory_format=torch.contiguous_format)
+                        net = model
+                        f = ref
                 if flip:
                     f = (f + _embed(net, torch.flip(img, dims=[3])).float()) / 2
                 if normalize:
