@@ -232,8 +232,7 @@ def run_jobs(jobs: list[Job], profile: str, data: str = "synth", seed: int = 0, 
     (it runs alone until it ends: chapter 07 with 08 waiting for it, then 08, would otherwise leave a core idle).
     ``on_done(job, seconds, result)`` is called as each job finishes. A job that fails is reported with its
     error and its dependants are skipped (the chapters then train or fail on their own, visibly); the others
-    go on. ``lanes=1`` runs
-    everything in this process, in order."""
+    go on. ``lanes=1`` runs everything in this process, in order."""
     from .cli import available_cores, threads_per_job
 
     names = [j.name for j in jobs]

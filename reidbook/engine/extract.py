@@ -98,15 +98,12 @@ def extract_features(model: nn.Module, loader, device: str | torch.device = "aut
 
 def _folded(model: nn.Module) -> nn.Module:
     """``model`` with its ResNet conv → BN pairs folded (:func:`reidbook.models.fold.fold_batchnorm`, a copy:
-    1.2-1.3× faster extraction on this CPU), or ``model`` itself when it has none, cannot be copied, has hooks
-    (a hook on a BatchNorm or a convolution would not see the folded pass) or non-finite weights."""
+    1.2-1.3× faster extraction on this CPU), or ``model`` itself when it has none, cannot be copied, or has
+    hooks (a hook on a BatchNorm or a convolution would not see the folded pass). :func:`_extract` keeps the
+    copy only if it reproduces the model on the first batch."""
     from ..models.fold import fold_batchnorm
 
     if any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks for m in model.modules()):
-        return model
-    # a diverged model (inf/NaN weights or BN statistics) must show its non-finite embeddings; folding an
-    # infinite running variance would turn the weights into zeros and hide it
-    if not all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point()):
         return model
     try:
         folded, n = fold_batchnorm(model)
