@@ -41,6 +41,7 @@ from .export import deployed_model, inference_params
 from .presets.finetune import FINETUNE
 from .profile import count_macs, measure_latency
 from .prune.strategies import C1, C2
+from .store import tag_model
 from .utils import atomic_write_json, say
 
 __all__ = ["Contender", "PAPER", "collect", "is_cached", "pruned", "dare_exits", "inference_params", "measure",
@@ -155,7 +156,7 @@ def pruned(base: str = "baseline", method: str = "l1", target: float = 0.5, stra
         else:
             net, rep = prune_once(entry.model, method, target, ds, preset, epochs=epochs, input_size=size,
                                   device=device, seed=seed, max_iters_per_epoch=iters)
-        net = net.cpu().eval()
+        net = tag_model(net.cpu().eval(), zoo.entry_dir("pruned", config))  # this evaluation's features are kept
         res = evaluate_model(net, ds, *size, device=device)  # the model's own metric (reidbook.eval.model_metric)
         return {"model": net, "metrics": {k: float(v) for k, v in res.items() if isinstance(v, (int, float))},
                 "report": rep.to_dict()}
@@ -172,6 +173,7 @@ def pruned(base: str = "baseline", method: str = "l1", target: float = 0.5, stra
         return {"model": net, "metrics": saved["metrics"], "report": saved["report"]}
 
     obj = zoo.cached("pruned", config, train, load_fn=load, save_fn=save)
+    tag_model(obj["model"], zoo.entry_dir("pruned", config))  # loaded: its test features are read, not recomputed
     tuned = (max(epochs, 2) if strategy == "psfp" else epochs) * _epoch_images(zoo.dataset(profile, data, seed).train,
                                                                               preset, iters)
     return Contender(f"{base}:{strategy}:{method}:{target:.3f}", f"{base} pruned {method} → {target:.2f}", "pruning",

@@ -42,6 +42,7 @@ from torch import nn
 from .models.base import deployed
 from .models.dare import DaRe
 from .profile import count_macs, measure_latency, run_once
+from .store import tag_derived
 from .utils import say
 
 __all__ = ["TOLERANCE", "ExportError", "DaReExit", "deployed_model", "inference_params", "export_onnx", "onnx_session",
@@ -147,7 +148,8 @@ def deployed_model(model: nn.Module, exit: int | None = None) -> nn.Module:
     net = _harden_if_soft(net.eval())
     if exit is not None:
         net = DaReExit(net, exit)
-    return net.eval()
+    # a stored model's deployed form keeps its entry (as a variant), so its test features are cached too
+    return tag_derived(net.eval(), model, "deployed" if exit is None else f"deployed:exit{exit}")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -49,7 +49,8 @@ from .utils import atomic_torch_save, atomic_write_json, cache_dir, file_sha256,
 __all__ = ["StoreError", "STORE_VERSION", "SYNTH_NAMES", "synthreid", "dataset", "data_key", "data_fingerprint",
            "config_key", "cache_root", "entry_dir", "check_entry", "commit", "invalidate", "cached", "check_writable",
            "is_main_process", "save_model", "load_model", "SavedModel", "MARKER", "weights_digest", "tag_model",
-           "entry_tag", "items_digest", "cached_features", "feature_cache_enabled", "features_config", "building"]
+           "tag_derived", "entry_tag", "items_digest", "cached_features", "feature_cache_enabled", "features_config",
+           "building"]
 
 STORE_VERSION = 1  # bump when the on-disk format or the training procedure changes meaning (was ZOO_VERSION)
 MARKER = "entry.json"
@@ -430,6 +431,28 @@ def tag_model(model: nn.Module, folder: Path) -> nn.Module:
 
     set_feature_cache(cached_features)  # the engine, below the store, reads the cache through this hook
     return model
+
+
+def tag_derived(derived: nn.Module, source: nn.Module, variant: str) -> nn.Module:
+    """Mark ``derived`` — a network computed deterministically from ``source``'s weights (its deployed form,
+    one of DaRe's exits) — as ``variant`` of ``source``'s store entry, with ``derived``'s own class and weight
+    digest, so that its test features are cached like a stored model's (:func:`cached_features`). Nothing
+    happens when ``source`` is not an unchanged stored model, or when ``derived`` already carries a valid tag
+    (a deep copy of a tagged model does). Returns ``derived``."""
+    tag = entry_tag(source)
+    if tag is None or entry_tag(derived) is not None:
+        return derived
+    try:
+        digest = weights_digest(derived)
+    except (RuntimeError, TypeError):
+        return derived
+    variant = f"{tag['variant']}/{variant}" if tag.get("variant") else variant
+    object.__setattr__(derived, ENTRY_ATTR, {**tag, "class": type(derived).__qualname__, "weights": digest,
+                                             "variant": variant})
+    from .engine.extract import set_feature_cache
+
+    set_feature_cache(cached_features)
+    return derived
 
 
 def entry_tag(model: nn.Module) -> dict | None:

@@ -90,7 +90,8 @@ def test_course_jobs_name_real_entries_and_their_needs(profile):
     paths = {zoo.entry_path(j.kwargs["name"], profile, "synth", 0, **j.kwargs["overrides"]) for j in zoo_jobs}
     assert len(paths) == len(zoo_jobs)
     assert zoo.entry_path("baseline", profile) in paths  # the default baseline, which five chapters load
-    assert {j.kwargs["key"] for j in jobs if j.fn is _contender} <= set(compare.CONTENDERS)
+    contender_keys = [k for j in jobs if j.fn is _contender for k in j.kwargs["keys"]]
+    assert sorted(contender_keys) == sorted(compare.CONTENDERS)  # each of chapter 08's models, once
     assert sum(j.name.startswith("FD teacher") for j in jobs) == 7
     assert course_jobs("full") == []
 
@@ -137,3 +138,13 @@ def test_chapters_wait_only_for_what_they_load_and_the_capstone_for_everything(t
     capstone = jobs["chapter 08_capstone"]
     assert set(capstone.needs) == {j.name for j in prep} | {f"chapter {p.stem}" for p in paths[:-1]}
     assert capstone.cost == 99.0
+
+
+def test_a_contender_job_measures_background_reliance_for_chapter_08(smoke_dataset, monkeypatch):
+    """Chapter 08's background table is measured by the preparation (one job per model), so the chapter loads
+    it: after the job, the table is read without running background_reliance."""
+    _contender(("resnet18",), "smoke", "synth", 0, "cpu")
+    monkeypatch.setattr("reidbook.eval.background.background_reliance",
+                        lambda *a, **k: pytest.fail("measured again in the chapter"))
+    table = compare.background_table(compare.collect("smoke", include=["resnet18"], device="cpu"), "smoke")
+    assert list(table.index) == ["resnet18"] and {"mAP", "mAP_swap", "drop"} <= set(table.columns)

@@ -305,6 +305,39 @@ def test_teacher_ensemble_of_one_is_the_teacher(smoke_dataset):
         evaluate_ensemble({"up1": t}, smoke_dataset, [hol], device="cpu")
 
 
+def test_teachers_train_on_the_tensor_path(smoke_dataset, monkeypatch):
+    """A teacher's batches are cropped to its band and augmented as whole tensors (issue 22), not per sample."""
+    from reidbook.data.tensorstore import TensorBatchLoader
+    from reidbook.distill.pipeline import views_for
+    from reidbook.distill.teachers import train_view_model
+    from reidbook.presets.fd import teacher_preset
+
+    monkeypatch.delenv("REIDBOOK_LOADER", raising=False)
+    seen = {}
+    monkeypatch.setattr("reidbook.engine.fit_preset", lambda model, items, preset, **kw: seen.update(kw))
+    for name in ("up1", "holistic"):
+        (view,) = views_for("smoke", [name])
+        train_view_model(torch.nn.Identity(), smoke_dataset.train, view, teacher_preset(name, "smoke"), device="cpu")
+        loader = seen["loader"]
+        assert isinstance(loader, TensorBatchLoader)
+        x = next(iter(loader))[0]
+        assert tuple(x.shape[-2:]) == (view.height, view.width)
+
+
+def test_teachers_view_features_are_kept_for_the_ensemble(smoke_dataset, monkeypatch):
+    """Each teacher's first evaluation (on its view, at training time) keeps its view features in the store, so
+    chapter 04's ensemble of all seven reads them instead of running seven networks again."""
+    from reidbook.distill import pipeline as pl
+    from reidbook.distill.teachers import evaluate_ensemble
+    from reidbook.engine import extract
+
+    teachers = pl.train_teachers(profile="smoke", device="cpu")
+    monkeypatch.setattr(extract, "_extract", lambda *a, **k: pytest.fail("a teacher ran again"))
+    res = evaluate_ensemble({v: t.model for v, t in teachers.items()}, smoke_dataset, pl.views_for("smoke"),
+                            device="cpu")
+    assert 0 <= res["mAP"] <= 1
+
+
 # ----------------------------------------------------------------------------------------------
 # issue 18 item 8: Eq. (1)'s sum, stabilised GMP on small maps, conv4_1
 # ----------------------------------------------------------------------------------------------

@@ -157,3 +157,49 @@ def test_evaluate_model_reuses_the_features_of_a_stored_model(tmp_path, split):
     second = evaluate_model(model, ds, H, W, device="cpu")
     assert model.calls == n and second["mAP"] == first["mAP"]
     assert np.array_equal(second["distmat"], first["distmat"])
+
+
+class Halved(nn.Module):
+    """A network derived from another (as a deployed form or an exit is): its embedding, halved."""
+
+    def __init__(self, inner: nn.Module, scale: float = 0.5):
+        super().__init__()
+        self.inner, self.scale = inner, scale
+
+    def forward(self, x):
+        return self.inner(x) * self.scale
+
+
+def test_a_derived_network_of_a_stored_model_is_cached_per_variant(tmp_path, split):
+    from reidbook.store import tag_derived
+
+    model = _stored(tmp_path)
+    a = tag_derived(Halved(model), model, "half")
+    tag = entry_tag(a)
+    assert tag["variant"] == "half" and tag["class"] == "Halved" and tag["key"] == "0123abcd"
+    fa, _, _ = extract_features(a, _loader(split), device="cpu")
+    n = model.calls
+    again, _, _ = extract_features(tag_derived(Halved(model), model, "half"), _loader(split), device="cpu")
+    assert model.calls == n and torch.equal(fa, again)  # the same derivation elsewhere reads the features
+    # another variant with the same weights (DaRe's exits share them) is another key
+    b = tag_derived(Halved(model, scale=0.25), model, "quarter")
+    fb, _, _ = extract_features(b, _loader(split), device="cpu")
+    assert model.calls == n + 4 and torch.allclose(fb, fa / 2, atol=1e-6)
+    # nothing is tagged when the source is not an unchanged stored model
+    assert entry_tag(tag_derived(Halved(CountingNet()), CountingNet(), "half")) is None
+    with torch.no_grad():
+        model.conv.weight.mul_(-1)
+    assert entry_tag(tag_derived(Halved(model), model, "half")) is None
+
+
+def test_fd_view_features_of_a_stored_model_are_cached_per_view(tmp_path, split):
+    from reidbook.data.views import ViewDataset, make_views
+
+    model = _stored(tmp_path)
+    up1, dn1 = make_views((H, W), (H, H), names=["up1", "dn1"])
+    loader = lambda v: DataLoader(ViewDataset(split, v), batch_size=4)  # noqa: E731
+    f_up, _, _ = extract_features(model, loader(up1), device="cpu")
+    n = model.calls
+    assert torch.equal(extract_features(model, loader(up1), device="cpu")[0], f_up) and model.calls == n
+    f_dn, _, _ = extract_features(model, loader(dn1), device="cpu")  # another band: another key
+    assert model.calls == n + 4 and not torch.allclose(f_dn, f_up)

@@ -35,7 +35,17 @@ from torch import nn
 from ..data.views import VIEW_NAMES, View, make_views
 from ..presets.fd import distill_preset, fd_settings, student_preset, teacher_preset
 from ..pretrain import resolve_pretrained
-from ..store import cached, data_fingerprint, data_key, dataset, entry_dir, load_model, save_model
+from ..store import (
+    cached,
+    data_fingerprint,
+    data_key,
+    dataset,
+    entry_dir,
+    load_model,
+    save_model,
+    tag_derived,
+    tag_model,
+)
 from ..utils import resolve_device, say, seed_everything
 from .store import SRStore, dataset_fingerprint, extract_srs, load_store, model_fingerprint, write_store
 from .student import LOSS_CHOICES, distill_student
@@ -121,7 +131,8 @@ def _cached_model(kind: str, config: dict, build, train) -> Trained:
     obj = cached(kind, config, train, load_fn=_loader(build), save_fn=lambda o, f: _save(f, o))
     model = obj["model"].cpu().eval()
     if getattr(model, "has_branches", False):  # keep the branches for Fig. 4; the model is the deployed one
-        return Trained(model.deploy().eval(), obj["metrics"], obj["history"], entry_dir(kind, config), config,
+        deployed = tag_derived(model.deploy().eval(), model, "deployed")  # test features cached like the entry's
+        return Trained(deployed, obj["metrics"], obj["history"], entry_dir(kind, config), config,
                        trained=model, warmup=obj.get("warmup") or [])
     return Trained(model, obj["metrics"], obj["history"], entry_dir(kind, config), config)
 
@@ -131,7 +142,7 @@ def _train_and_score(model: nn.Module, ds, view: View, preset, device, seed: int
     t0 = time.perf_counter()
     history = train_view_model(model, ds.train, view, preset, device=device, seed=seed,
                                checkpoint_dir=folder / "train", desc=desc)
-    model = model.cpu().eval()
+    model = tag_model(model.cpu().eval(), folder)  # so this first evaluation's view features are kept (store)
     metrics = evaluate_view(model, ds, view, device=device)
     metrics["train_seconds"] = time.perf_counter() - t0
     return {"model": model.cpu().eval(), "metrics": metrics, "history": history.records}

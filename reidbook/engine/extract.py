@@ -44,13 +44,17 @@ def _embed(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def _split_of(loader):
-    """``(items, transform description)`` when ``loader`` reads an :class:`~reidbook.data.ImageDataset` in
-    its own order with a transform whose description is stable (the cacheable case), else ``None``."""
+    """``(items, transform description)`` when ``loader`` reads an :class:`~reidbook.data.ImageDataset` (or an FD
+    :class:`~reidbook.data.views.ViewDataset`) in its own order with a transform whose description is stable
+    (the cacheable case), else ``None``."""
     from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
     from ..data import ImageDataset
+    from ..data.views import ViewDataset
 
-    if not isinstance(loader, DataLoader) or type(loader.dataset) is not ImageDataset:
+    # exact types: a subclass may change what an item is; a ViewDataset only changes the transform (its crop
+    # is in the transform's description, so each view is its own key)
+    if not isinstance(loader, DataLoader) or type(loader.dataset) not in (ImageDataset, ViewDataset):
         return None
     batches = loader.batch_sampler
     if (not isinstance(loader.sampler, SequentialSampler) or type(batches) is not BatchSampler
