@@ -446,6 +446,9 @@ def tag_derived(derived: nn.Module, source: nn.Module, variant: str) -> nn.Modul
         digest = weights_digest(derived)
     except (RuntimeError, TypeError):
         return derived
+    if type(derived) is type(source) and digest == tag["weights"]:  # the same network again (a deployed model's
+        object.__setattr__(derived, ENTRY_ATTR, dict(tag))            # deploy()): the same features
+        return derived
     variant = f"{tag['variant']}/{variant}" if tag.get("variant") else variant
     object.__setattr__(derived, ENTRY_ATTR, {**tag, "class": type(derived).__qualname__, "weights": digest,
                                              "variant": variant})

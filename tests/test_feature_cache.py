@@ -185,6 +185,11 @@ def test_a_derived_network_of_a_stored_model_is_cached_per_variant(tmp_path, spl
     b = tag_derived(Halved(model, scale=0.25), model, "quarter")
     fb, _, _ = extract_features(b, _loader(split), device="cpu")
     assert model.calls == n + 4 and torch.allclose(fb, fa / 2, atol=1e-6)
+    # deriving the same network again (a deployed model deployed again) keeps the source's key
+    twin = _stored(tmp_path)
+    copy = CountingNet().eval()
+    copy.load_state_dict(twin.state_dict())
+    assert entry_tag(tag_derived(copy, twin, "deployed")) == entry_tag(twin)
     # nothing is tagged when the source is not an unchanged stored model
     assert entry_tag(tag_derived(Halved(CountingNet()), CountingNet(), "half")) is None
     with torch.no_grad():
@@ -203,3 +208,19 @@ def test_fd_view_features_of_a_stored_model_are_cached_per_view(tmp_path, split)
     assert torch.equal(extract_features(model, loader(up1), device="cpu")[0], f_up) and model.calls == n
     f_dn, _, _ = extract_features(model, loader(dn1), device="cpu")  # another band: another key
     assert model.calls == n + 4 and not torch.allclose(f_dn, f_up)
+
+
+def test_every_exit_of_a_stored_anytime_model_is_extracted_once(tmp_path, split, monkeypatch):
+    """AnytimeEval's features of a stored DaRe (chapter 07, and chapter 08's exits) come from the store the
+    second time."""
+    from reidbook.engine import extract
+    from reidbook.eval.anytime import exit_features
+    from reidbook.models import build_model
+
+    torch.manual_seed(0)
+    dare = build_model("dare", 2, profile="smoke").eval()
+    save_model(tmp_path / "zoo" / "dare" / "0123abcd", dare, {}, [])
+    first = exit_features(dare, split, 64, 32, device="cpu")
+    monkeypatch.setattr(extract, "_extract", lambda *a, **k: pytest.fail("the model ran again"))
+    again = exit_features(dare, split, 64, 32, device="cpu")
+    assert torch.equal(first, again) and first.shape[:2] == (5, len(split))

@@ -158,13 +158,15 @@ class ExitEmbeddings(nn.Module):
 def exit_features(model: nn.Module, items: Sequence[tuple], height: int, width: int, device="auto",
                   flip: bool = True, batch_size: int = 128) -> torch.Tensor:
     """Every embedding of ``model.all_embeddings`` for data set ``items`` ``(path, pid, camid)``:
-    a tensor ``[E, N, D]`` (DaRe: E = 5, the four stages and the fusion)."""
+    a tensor ``[E, N, D]`` (DaRe: E = 5, the four stages and the fusion). For a stored model the features are
+    kept in the store (:func:`reidbook.store.tag_derived`): chapter 07 and chapter 08's exits share them."""
     from torch.utils.data import DataLoader
 
     from ..data import ImageDataset, build_transforms
     from ..engine import extract_features
+    from ..store import tag_derived
 
-    wrapper = ExitEmbeddings(model)
+    wrapper = tag_derived(ExitEmbeddings(model), model, "all_embeddings")
     loader = DataLoader(ImageDataset(list(items), build_transforms(height, width, is_train=False)),
                         batch_size=batch_size, shuffle=False, num_workers=0)
     feats = extract_features(wrapper, loader, device=device, flip=flip)[0].float().cpu()
