@@ -214,8 +214,9 @@ def claims_table_markdown(ledger: Ledger) -> str:
         else:
             ours, verdict = "–", "not run"
         labels = " vs ".join(x["label"] for x in cfgs)
-        lines.append(f"| `{cid}`: {c['statement']} ({labels}) | {c['paper']}, {c['where']} | {paper} | {ours} | "
-                     f"{verdict} |")
+        departure = f" **Declared departure**: {c['departure']}." if c.get("departure") else ""
+        lines.append(f"| `{cid}`: {c['statement']} ({labels}){departure} | {c['paper']}, {c['where']} | {paper} | "
+                     f"{ours} | {verdict} |")
     return "\n".join(lines) + "\n"
 
 
@@ -237,6 +238,8 @@ def describe_claim(ledger: Ledger | None, claim_id: str, stale: bool | None = No
     if stale is None:
         stale = is_stale(ledger)
     prefix = "stale ledger (made with other presets; run `make claims`): " if stale else ""
+    if c.get("departure"):
+        prefix += f"[declared departure: {c['departure']}] "
     pn = c.get("paper_numbers") or {}
     vals = pn.get("values") or [None, None]
     paper = (f" The paper: {_fmt(vals[0], 1)} vs {_fmt(vals[1], 1)} ({pn.get('source', '')})."

@@ -100,10 +100,25 @@ def _budget(claim: Claim, profile: str) -> dict:
     return {f: getattr(p, f) for f in BUDGET_FIELDS}
 
 
+def _scaled(cfg, claim: Claim, profile: str, over: dict) -> dict:
+    """A claim's declared departure: ``cfg`` trained ``claim.train_scale`` times as long (its epochs, after the
+    claim's budget, and its schedule's times together; :func:`reidbook.presets.scaling.scaled_training`)."""
+    import dataclasses
+
+    from ..presets import get_preset
+    from ..presets.scaling import scaled_training
+
+    base = get_preset(cfg.model, profile)
+    base = dataclasses.replace(base, **{k: over[k] for k in ("epochs", "schedule") if k in over})
+    return scaled_training(base, claim.train_scale)
+
+
 def _config_run(cfg, claim: Claim, profile: str) -> dict:
     over = dict(cfg.overrides)
     if cfg.measure in _TRAINING_MEASURES:
         over.update(_budget(claim, profile))
+        if claim.train_scale != 1.0:
+            over.update(_scaled(cfg, claim, profile, over))
     return {"measure": cfg.measure, "model": cfg.model, "overrides": json.loads(json.dumps(over, default=list)),
             "options": dict(cfg.options)}
 
