@@ -46,7 +46,8 @@ from .utils import atomic_write_json, say
 
 __all__ = ["Contender", "PAPER", "collect", "is_cached", "pruned", "dare_exits", "inference_params", "measure",
            "paper_rows", "with_paper", "FINETUNE", "CONTENDERS", "resnet18", "mgn_student", "STUDENT_OVERRIDES",
-           "background_table", "LEDGER_MODELS", "ledger_state", "budget_matched", "claims_summary", "departures_of",
+           "background_table", "LEDGER_MODELS", "ledger_state", "budget_matched", "HEADLINE_CLAIMS",
+           "budget_matched_headline", "claims_summary", "departures_of",
            "mgn_compression", "attention_and_background", "describe_attention"]
 
 # Fine-tuning after one-shot pruning (and PSFP's soft-pruning epochs): a per-profile budget, kept with the
@@ -522,6 +523,46 @@ def budget_matched(ledger) -> "object":
                          "cpu_seconds": x.get("cpu_seconds"),
                          "verdict": (c.get("verdict") or {}).get("verdict", "not run")})
     return pd.DataFrame(rows)
+
+
+#: The ledger's claims that answer the comparison's question at equal budgets — does a compression beat, or stay
+#: near, what it compresses when both are trained on the same images? (MGN is the strong model compressed.)
+HEADLINE_CLAIMS = ("mgn.vs_baseline", "graftednet.vs_resnet50_accuracy", "fd.vs_control", "survey.pruned_near_r50",
+                   "survey.pruned_r50_vs_r18")
+
+
+def budget_matched_headline(ledger, claims=HEADLINE_CLAIMS) -> str:
+    """The README's headline, at equal budgets: one line per claim of ``claims`` that the ledger measured with
+    equal training budgets — both sides' mean ± std over seeds, the images each run saw, its training time per
+    seed (measured), the verdict and what the claim says. Generated from the ledger; a claim missing from it,
+    or not measured at equal budgets, is left out and counted at the end."""
+    seeds = len(ledger.data.get("settings", {}).get("seeds", []))
+    lines = [f"**At equal training budgets** (the claims ledger, {seeds} seeds; both sides of each line trained on "
+             "the same number of images from the same initialisation):", ""]
+    left_out = []
+    for cid in claims:
+        c = ledger.claims.get(cid)
+        cfgs = (c or {}).get("configs") or []
+        if (c is None or not (c.get("budget") or {}).get("equal") or len(cfgs) != 2
+                or any(x.get("mean") is None for x in cfgs)):
+            left_out.append(cid)
+            continue
+        sides = []
+        for x in cfgs:
+            metric = x.get("metric") or c["metric"]
+            scale = 100.0 if metric.split("/")[-1] in ("mAP", "rank1") else 1.0
+            std = f" ± {x['std'] * scale:.1f}" if x.get("std") is not None else ""
+            secs = [t for t in x.get("train_seconds") or [] if t is not None]
+            time = f", {statistics.mean(secs):.0f} s of training a seed" if secs else ""
+            seen = [n for n in x.get("images_seen") or [] if n is not None]
+            images = f"{seen[0]:,} images" if seen else "images not recorded"
+            sides.append(f"{x['label']} {x['mean'] * scale:.1f}{std} % {metric.split('/')[-1]} ({images}{time})")
+        verdict = (c.get("verdict") or {}).get("verdict", "not run")
+        lines.append(f"- {sides[0]} vs {sides[1]}: **{verdict}** — “{c['statement']}” (`{cid}`)")
+    if left_out:
+        missing = ", ".join(f"`{x}`" for x in left_out)
+        lines += ["", f"Not in the ledger at equal budgets yet: {missing} (`make claims`)."]
+    return "\n".join(lines)
 
 
 def claims_summary(ledger) -> tuple[str, "object"]:

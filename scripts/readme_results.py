@@ -84,6 +84,15 @@ def course_times_figure(course: dict, path: Path) -> Path:
     return path
 
 
+def headline(profile: str) -> str:
+    """The budget-matched headline from the claims ledger (:func:`reidbook.compare.budget_matched_headline`),
+    or the sentence saying why there is none (not run yet, stale)."""
+    from reidbook import compare
+
+    ledger, note = compare.ledger_state(profile)
+    return note if ledger is None else compare.budget_matched_headline(ledger)
+
+
 def claims_section(profile: str) -> str:
     """The claims ledger's table (``reidbook claims --table``), or a sentence saying why there is none."""
     from reidbook.claims import CLAIMS, claims_table_markdown, is_stale, load_ledger
@@ -147,11 +156,14 @@ def main(argv=None) -> int:
              f"`{args.profile}` run on `{args.data}`: every model on the same test split, costs measured in one run "
              f"(batch 1, {args.threads} CPU thread{'s' if args.threads > 1 else ''}). Ours are narrow models "
              "on SynthReID; the **paper** columns are the papers' own Market-1501 numbers, for reference.", "",
+             headline(args.profile), "",
+             "**Per-chapter runs** (a second view: one seed, each model on its own chapter's budget, so a model "
+             "that trained longer may win by the training, not the compression):", "",
              results_table(full), "", f"![Pareto fronts, mAP]({rel(made[0])})", "",
              f"![Pareto fronts, Rank-1]({rel(made[1])})", ""]
     if course:
         parts += [f"![Chapter run times]({rel(made[2])})", ""]
-    parts += ["**Which compression for which budget** (computed from the table above):", "",
+    parts += ["**Which compression for which budget** (computed from the per-chapter table above):", "",
               VC.budget_guide(table, reference="baseline"), "", claims_section(args.profile)]
     atomic_write_text(readme, replace_between_markers(text, "\n".join(parts)))
     print(f"updated {readme} ({len(table)} models); figures: {', '.join(str(p) for p in made)}")

@@ -254,6 +254,9 @@ def test_budget_matched_and_claims_summary_from_a_ledger():
     assert bm["mean"].tolist() == pytest.approx([50.0, 45.0]) and bm["images_seen"].tolist() == [4096, 4096]
     sentence, df = C.claims_summary(ledger)
     assert sentence == "3 claims in the ledger: 1 reproduced, 1 inconclusive, 1 not runnable."
+    head = C.budget_matched_headline(ledger, claims=("mgn.vs_baseline", "x.unequal", "z.missing"))
+    assert "- MGN 50.0 ± 1.0 % mAP (4,096 images) vs baseline 45.0 ± 1.0 % mAP (4,096 images): **reproduced**" in head
+    assert "3 seeds" in head and "Not in the ledger at equal budgets yet: `x.unequal`, `z.missing`" in head
     assert list(df["verdict"]) == ["reproduced", "inconclusive", "not runnable"]
 
 
