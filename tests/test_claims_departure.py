@@ -73,3 +73,11 @@ def test_a_declared_departure_is_said_in_the_sentence_and_the_table(tmp_path, mo
     ledger = load_ledger("smoke", out)
     assert "[declared departure: trained twice as long]" in describe_claim(ledger, "t.x2")
     assert "**Declared departure**: trained twice as long." in claims_table_markdown(ledger)
+
+
+def test_a_departure_is_not_run_in_full():
+    longer = get_claim("dare.fusion_vs_best_stage_x3")
+    assert runner._for_profile(longer, "quick") is longer
+    full = runner._for_profile(longer, "full")
+    assert not full.runnable and "declared departure" in full.status and full.id == longer.id
+    assert runner._for_profile(get_claim("dare.fusion_vs_best_stage"), "full").runnable

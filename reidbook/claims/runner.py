@@ -113,6 +113,17 @@ def _scaled(cfg, claim: Claim, profile: str, over: dict) -> dict:
     return scaled_training(base, claim.train_scale)
 
 
+def _for_profile(claim: Claim, profile: str) -> Claim:
+    """``claim`` as ``profile`` runs it: ``full`` is the papers' settings, so a declared departure of the laptop
+    profiles (``train_scale ≠ 1``) is not run there (it stays in the ledger, marked not runnable)."""
+    import dataclasses
+
+    if profile == "full" and claim.train_scale != 1.0 and claim.runnable:
+        return dataclasses.replace(claim, status="not runnable: a declared departure of the laptop profiles; full "
+                                                 "trains with the paper's settings")
+    return claim
+
+
 def _config_run(cfg, claim: Claim, profile: str) -> dict:
     over = dict(cfg.overrides)
     if cfg.measure in _TRAINING_MEASURES:
@@ -392,7 +403,7 @@ def run_claims(profile: str = "quick", seeds: int | Sequence[int] = 3, only: Seq
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list or len(set(seed_list)) != len(seed_list):
         raise ValueError(f"seeds must be a positive count or distinct integers, got {seeds!r}")
-    pool = list(CLAIMS if claims is None else claims)
+    pool = [_for_profile(c, profile) for c in (CLAIMS if claims is None else claims)]
     chosen = select_claims(only, pool)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
