@@ -177,20 +177,25 @@ def _wait_for_new_figure(page, cell, old: str, timeout: int = 120_000) -> str:
     return _figure_src(cell)
 
 
-def _move_slider_and_wait(page, cell, value: str, old: str) -> str:
-    """Type ``value`` into the cell's slider and wait for its figure to change; the typing is repeated (up to
-    three times) when the figure stays the same for 40 s — in about one run in four the first entry into the
-    capstone's log slider was not taken while the kernel was still drawing the other sliders."""
+def _until_new_figure(page, cell, old: str, act) -> str:
+    """``act()`` (a user's input to the cell's widget), then wait for the cell's figure to change; ``act`` is
+    repeated (up to three times) when the figure stays the same for 40 s — in about one run in four the first
+    entry into the capstone's log slider was not taken while the kernel was still drawing the other sliders."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     for attempt in range(3):
-        _set_slider(page, cell, value)
+        act()
         try:
             return _wait_for_new_figure(page, cell, old, timeout=40_000)
         except PlaywrightTimeout:
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
+
+
+def _move_slider_and_wait(page, cell, value: str, old: str) -> str:
+    """Type ``value`` into the cell's slider and wait for its figure to change (:func:`_until_new_figure`)."""
+    return _until_new_figure(page, cell, old, lambda: _set_slider(page, cell, value))
 
 
 def _open_and_run_all(browser, lab: str, name: str):
@@ -214,18 +219,8 @@ def _wait_until_all_ran(page, cells, timeout: int = 180_000) -> None:
 
 
 def _select_and_wait(page, cell, label: str, old: str) -> str:
-    """Pick ``label`` in the cell's first dropdown and wait for its figure to change (the pick is repeated up to
-    three times, like :func:`_move_slider_and_wait`'s typing)."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    for attempt in range(3):
-        cell.locator("select").first.select_option(label=label)
-        try:
-            return _wait_for_new_figure(page, cell, old, timeout=40_000)
-        except PlaywrightTimeout:
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+    """Pick ``label`` in the cell's first dropdown and wait for its figure to change (:func:`_until_new_figure`)."""
+    return _until_new_figure(page, cell, old, lambda: cell.locator("select").first.select_option(label=label))
 
 
 def _slider_test(lab, names, moves):

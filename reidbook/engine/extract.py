@@ -141,9 +141,7 @@ def _extract(model: nn.Module, loader, device, flip: bool, normalize: bool, desc
                     # the model (an exploded network overflows unfolded and must show it: zoo._diverged)
                     ref = _embed(model, img.contiguous()).float()
                     if not torch.allclose(f, ref, rtol=1e-3, atol=1e-4 * float(ref.abs().max().nan_to_num(1.0)) + 1e-6):
-                        net.to(memory_format=torch.contiguous_format)
-                        net = model
-                        f = ref
+                        net, f = model.to(memory_format=fmt), ref  # the folded copy is dropped
                 if flip:
                     f = (f + _embed(net, torch.flip(img, dims=[3])).float()) / 2
                 if normalize:
